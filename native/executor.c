@@ -1,0 +1,1033 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The program executor.
+ *
+ * fdr_run() forks a target: its own process group, PR_SET_PDEATHSIG(SIGKILL),
+ * no_new_privs and a seccomp filter that traps one syscall (ioctl with a magic
+ * request number) with SECCOMP_RET_USER_NOTIF.  The target executes the
+ * program's steps in order; whenever a step needs the driver (hand a pipe's
+ * write end over, inject a token through a peer, replace a file by ADDFD) it
+ * makes the trapped syscall, and the calling thread, acting as supervisor,
+ * answers the notification.  Every step's outcome lands in shared memory and
+ * is copied out for the caller.  No filter is ever installed in the caller.
+ *
+ * Everything after fork() in the child uses only syscalls and stack buffers:
+ * the caller is a multi-threaded Python process.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>		/* before linux/seccomp.h, which uses _IOWR */
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "executor.h"
+
+/* Fallbacks for headers older than the kernels we run on. */
+#ifndef SECCOMP_RET_USER_NOTIF
+#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
+#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
+#endif
+#ifndef SECCOMP_ADDFD_FLAG_SETFD
+#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
+#endif
+#ifndef SECCOMP_ADDFD_FLAG_SEND
+#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_ADDFD
+struct seccomp_notif_addfd {
+	__u64 id;
+	__u32 flags;
+	__u32 srcfd;
+	__u32 newfd;
+	__u32 newfd_flags;
+};
+#define SECCOMP_IOCTL_NOTIF_ADDFD SECCOMP_IOW(3, struct seccomp_notif_addfd)
+#endif
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
+#endif
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
+#ifndef KCMP_EPOLL_TFD
+#define KCMP_EPOLL_TFD 7
+#endif
+
+/* The audit architecture of this build, checked by the filter. */
+#if defined(__x86_64__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_I386
+#elif defined(__riscv) && __riscv_xlen == 64
+#define FDR_AUDIT_ARCH AUDIT_ARCH_RISCV64
+#elif defined(__s390x__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_S390X
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64LE
+#elif defined(__powerpc64__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64
+#elif defined(__arm__)
+#define FDR_AUDIT_ARCH AUDIT_ARCH_ARM
+#else
+#error "unknown architecture: add its AUDIT_ARCH_* here"
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]))
+#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]) + 4)
+#else
+#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]) + 4)
+#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]))
+#endif
+
+#define FDR_MAGIC 0x46445251U		/* "FDRQ": the trapped ioctl request */
+#define TOKEN_MAGIC 0x544f4b454e000000ULL	/* "TOKEN" in the top five bytes */
+#define TOKEN_FILE_MASK 0xffffffULL
+#define EFD_COUNT_BITS 20
+#define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
+
+/* What a trapped call asks the supervisor for (args[3]). */
+enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC };
+
+struct fdr_file {
+	int32_t kind;
+	int32_t signo;		/* signalfd: the signal that is its token */
+	int32_t peer;		/* supervisor's fd of the peer end, or -1 */
+	int32_t known;		/* dev/ino recorded */
+	uint64_t dev;
+	uint64_t ino;
+};
+
+/* Shared between supervisor and target (MAP_SHARED, set up before fork). */
+struct shared {
+	volatile int32_t step;
+	volatile int32_t finished;
+	int32_t setup_err;
+	char setup_where[64];
+	int32_t nfiles;
+	struct fdr_file files[FDR_MAX_FILES];
+	struct fdr_outcome out[];
+};
+
+struct target {
+	const struct fdr_step *steps;
+	int nsteps;
+	int nhandles;
+	int hfd[FDR_MAX_HANDLES];	/* fd number while open, else -1 */
+	int hnum[FDR_MAX_HANDLES];	/* last number held, while it is free */
+	struct shared *sh;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long trap(int fd, int step, int action, int extra)
+{
+	return syscall(__NR_ioctl, fd, FDR_MAGIC, step, action, extra, 0);
+}
+
+static uint64_t token_of(int file)
+{
+	return TOKEN_MAGIC | (uint64_t)file;
+}
+
+static uint64_t efd_unit(int file)
+{
+	return ((uint64_t)(file + 1) << EFD_COUNT_BITS) | 1;
+}
+
+/* ---- target side ------------------------------------------------------ */
+
+static int num(struct target *t, int h)
+{
+	if (h < 0 || h >= t->nhandles)
+		return -1;
+	return t->hfd[h] >= 0 ? t->hfd[h] : t->hnum[h];
+}
+
+/* A number was (re)allocated: closed handles that remembered it lose it. */
+static void claim(struct target *t, int fd)
+{
+	for (int j = 0; j < t->nhandles; j++)
+		if (t->hfd[j] < 0 && t->hnum[j] == fd)
+			t->hnum[j] = -1;
+}
+
+static void set_handle(struct target *t, int h, int fd)
+{
+	claim(t, fd);
+	/* dup2 onto a number another open handle holds makes them aliases. */
+	t->hfd[h] = t->hnum[h] = fd;
+}
+
+static int handle_of(struct target *t, int fd)
+{
+	for (int j = 0; j < t->nhandles; j++)
+		if (t->hfd[j] == fd)
+			return j;
+	return FDR_NO_HANDLE;
+}
+
+static void record_inode(struct shared *sh, int file, int fd)
+{
+	struct stat st;
+
+	if (file < 0 || file >= sh->nfiles || sh->files[file].known)
+		return;
+	if (fstat(fd, &st) == 0) {
+		sh->files[file].dev = st.st_dev;
+		sh->files[file].ino = st.st_ino;
+		sh->files[file].known = 1;
+	}
+}
+
+/* Make a new file of a kind; the caller owns the returned fd.  peer gets
+ * the other end for pipes and sockets (-1 otherwise). */
+static int make_file(struct shared *sh, int kind, int file, int *peer)
+{
+	int p[2], fd = -1;
+	sigset_t set;
+
+	*peer = -1;
+	switch (kind) {
+	case FDR_KIND_PIPE:
+		if (pipe2(p, O_NONBLOCK) < 0)
+			return -1;
+		fd = p[0];
+		*peer = p[1];
+		break;
+	case FDR_KIND_SOCKET:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) < 0)
+			return -1;
+		fd = p[0];
+		*peer = p[1];
+		break;
+	case FDR_KIND_EVENTFD:
+		fd = eventfd(0, EFD_NONBLOCK);
+		break;
+	case FDR_KIND_EPOLL:
+		fd = epoll_create1(0);
+		break;
+	case FDR_KIND_SIGNALFD:
+		sigemptyset(&set);
+		sigaddset(&set, sh->files[file].signo);
+		fd = signalfd(-1, &set, SFD_NONBLOCK);
+		break;
+	case FDR_KIND_TIMERFD:
+		fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+/* Create a file in the target; its peer end is handed to the supervisor. */
+static int target_make_file(struct target *t, int step, int kind, int file)
+{
+	int peer, fd, err;
+
+	fd = make_file(t->sh, kind, file, &peer);
+	if (fd < 0 || peer < 0)
+		return fd;
+	if (trap(peer, step, ACT_HANDOFF, -1) < 0) {
+		err = errno;
+		close(peer);
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	close(peer);
+	return fd;
+}
+
+/* Which file did these bytes come from?  Sets o->reached and o->count. */
+static void decode(struct target *t, int fd, const unsigned char *buf, long n,
+		   struct fdr_outcome *o)
+{
+	struct shared *sh = t->sh;
+	struct itimerspec its;
+	uint64_t v;
+
+	o->reached = FDR_NO_HANDLE;
+	o->count = 0;
+	if (n <= 0)
+		return;
+	if (n % sizeof(struct signalfd_siginfo) == 0 && n >= (long)sizeof(struct signalfd_siginfo)) {
+		const struct signalfd_siginfo *si = (const void *)buf;
+
+		for (int f = 0; f < sh->nfiles; f++)
+			if (sh->files[f].kind == FDR_KIND_SIGNALFD &&
+			    (int)si->ssi_signo == sh->files[f].signo)
+				o->reached = f;
+		o->count = n / sizeof(struct signalfd_siginfo);
+		return;
+	}
+	if (n % 8)
+		return;
+	memcpy(&v, buf, 8);
+	if ((v & ~TOKEN_FILE_MASK) == TOKEN_MAGIC) {
+		int f = v & TOKEN_FILE_MASK;
+
+		for (long i = 8; i < n; i += 8) {
+			uint64_t w;
+
+			memcpy(&w, buf + i, 8);
+			if (w != v)
+				return;		/* tokens of two files: undecodable */
+		}
+		if (f < sh->nfiles) {
+			o->reached = f;
+			o->count = n / 8;
+		}
+		return;
+	}
+	if (n != 8)
+		return;
+	if (timerfd_gettime(fd, &its) == 0) {
+		int f = its.it_interval.tv_sec / 3600 - 1;
+
+		if (f >= 0 && f < sh->nfiles && sh->files[f].kind == FDR_KIND_TIMERFD) {
+			o->reached = f;
+			o->count = 1;
+		}
+		return;
+	}
+	/* An eventfd counter: count injections of ((file+1) << 20 | 1). */
+	uint64_t count = v & ((1ULL << EFD_COUNT_BITS) - 1), q = v >> EFD_COUNT_BITS;
+
+	if (count && q % count == 0) {
+		uint64_t f = q / count - 1;
+
+		if (f < (uint64_t)sh->nfiles && sh->files[f].kind == FDR_KIND_EVENTFD) {
+			o->reached = f;
+			o->count = count;
+		}
+	}
+}
+
+static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
+{
+	unsigned char buf[4096], all[4096];
+	long total = 0, n;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EAGAIN && drain && total)
+				break;
+			if (errno == EAGAIN && drain) {
+				o->ret = 0;
+				o->reached = FDR_NO_HANDLE;
+				return;
+			}
+			o->ret = -1;
+			o->err = errno;
+			return;
+		}
+		if (total + n <= (long)sizeof(all))
+			memcpy(all + total, buf, n);
+		total += n;
+		if (!drain || n == 0)
+			break;
+	}
+	o->ret = total;
+	decode(t, fd, all, total < (long)sizeof(all) ? total : (long)sizeof(all), o);
+}
+
+static void do_inject(struct target *t, int i, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	struct shared *sh = t->sh;
+	int kind = sh->files[s->file].kind, fd = num(t, s->h);
+	long r;
+
+	if (kind == FDR_KIND_PIPE || kind == FDR_KIND_SOCKET) {
+		r = trap(-1, i, ACT_INJECT, -1);
+	} else if (kind == FDR_KIND_EVENTFD) {
+		uint64_t v = efd_unit(s->file);
+
+		r = write(fd, &v, sizeof(v));
+	} else if (kind == FDR_KIND_TIMERFD) {
+		/* Expired at once (an absolute time in the past); the interval is its token. */
+		struct itimerspec its = { .it_interval = { (time_t)(s->file + 1) * 3600, 0 },
+					  .it_value = { 0, 1 } };
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		r = timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL);
+		if (r == 0) {
+			r = poll(&pfd, 1, 5000);
+			if (r == 1)
+				r = 0;
+			else if (r == 0) {
+				r = -1;
+				errno = ETIMEDOUT;
+			}
+		}
+	} else if (kind == FDR_KIND_SIGNALFD) {
+		r = kill(getpid(), sh->files[s->file].signo);
+	} else {
+		r = -1;
+		errno = EINVAL;
+	}
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+}
+
+static void do_fdinfo(struct target *t, int fd, struct fdr_outcome *o)
+{
+	struct shared *sh = t->sh;
+	char path[64], buf[16384];
+	long n = 0, r;
+	int pfd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0) {
+		o->ret = -1;
+		o->err = errno;
+		return;
+	}
+	while (n < (long)sizeof(buf) - 1 && (r = read(pfd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += r;
+	close(pfd);
+	buf[n] = 0;
+	o->nlines = 0;
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		struct fdr_line *l = &o->line[o->nlines];
+		unsigned long long data = 0, ino = 0;
+		long long pos = 0;
+		unsigned int events = 0, sdev = 0;
+		int tfd, got;
+
+		if (strncmp(line, "tfd:", 4) != 0)
+			continue;
+		if (o->nlines == FDR_MAX_LINES)
+			break;
+		/* "tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x";
+		 * ino became %llx in 2026; kernels before 3.18 print three fields. */
+		got = sscanf(line, "tfd: %d events: %x data: %llx pos:%lli ino:%llx sdev:%x",
+			     &tfd, &events, &data, &pos, &ino, &sdev);
+		if (got < 3)
+			continue;
+		l->tfd = tfd;
+		l->tfd_handle = handle_of(t, tfd);
+		l->events = events;
+		l->data = data;
+		l->pos = pos;
+		l->ino = ino;
+		l->sdev = sdev;
+		l->fields = got;
+		l->ino_file = FDR_NO_HANDLE;
+		if (got == 6) {
+			int matches = 0;
+
+			for (int f = 0; f < sh->nfiles; f++) {
+				struct fdr_file *ff = &sh->files[f];
+
+				if (ff->known && ff->ino == ino && major(ff->dev) == (sdev >> 20) &&
+				    minor(ff->dev) == (sdev & 0xfffff)) {
+					matches++;
+					l->ino_file = f;
+				}
+			}
+			if (matches > 1)
+				l->ino_file = FDR_ANON;
+		}
+		o->nlines++;
+	}
+	o->ret = o->nlines;
+}
+
+static void do_replace(struct target *t, int i, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	int dst = num(t, s->h);
+
+	if (s->arg == FDR_VIA_ADDFD_SETFD || s->arg == FDR_VIA_ADDFD_SETFD_SEND) {
+		/* The supervisor fills o->ret/err with its ADDFD's result, and with
+		 * SEND may do so only after we are running again: never read them
+		 * here.  The trapped syscall's answer is ours. */
+		long r = trap(dst, i, ACT_REPLACE, s->h2 >= 0 ? num(t, s->h2) : -1);
+
+		o->sysret = r;
+		o->syserr = r < 0 ? errno : 0;
+		o->target_fd = dst;
+		if (r >= 0) {
+			set_handle(t, s->h, dst);
+			record_inode(t->sh, s->file, dst);
+			o->sysret_handle = handle_of(t, r);
+		}
+		/* With SEND we run again while the supervisor still holds its copy
+		 * of the new file (and the kernel its ADDFD reference): wait until
+		 * it has let go, so no later step sees an extra reference. */
+		if (s->arg == FDR_VIA_ADDFD_SETFD_SEND)
+			trap(-1, i, ACT_SYNC, -1);
+		return;
+	}
+	/* dup2/dup3: the target installs the file itself. */
+	int src = s->h2 >= 0 ? num(t, s->h2) : target_make_file(t, i, s->kind, s->file);
+	long r;
+
+	if (src < 0) {
+		o->ret = -1;
+		o->err = errno;
+		return;
+	}
+	if (s->h2 < 0)
+		record_inode(t->sh, s->file, src);
+	if (s->arg == FDR_VIA_DUP2)
+		r = dup2(src, dst);
+	else
+		r = dup3(src, dst, (s->flags & FDR_F_CLOEXEC) ? O_CLOEXEC : 0);
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+	if (r >= 0) {
+		set_handle(t, s->h, r);
+		o->ret_handle = handle_of(t, r);
+	}
+	if (s->h2 < 0) {
+		if (s->flags & FDR_F_KEEP)
+			claim(t, src);		/* a hidden reference, kept to the end */
+		else
+			close(src);
+	}
+}
+
+static void run_step(struct target *t, int i)
+{
+	const struct fdr_step *s = &t->steps[i];
+	struct fdr_outcome *o = &t->sh->out[i];
+	struct epoll_event ev[FDR_MAX_EVENTS];
+	long r = 0;
+	int fd;
+
+	o->ret_handle = o->sysret_handle = o->reached = FDR_NO_HANDLE;
+	switch (s->op) {
+	case FDR_OP_PIPE: case FDR_OP_SOCKETPAIR: case FDR_OP_EVENTFD:
+	case FDR_OP_EPOLL: case FDR_OP_SIGNALFD: case FDR_OP_TIMERFD:
+		r = fd = target_make_file(t, i, s->kind, s->file);
+		if (fd >= 0) {
+			set_handle(t, s->h, fd);
+			record_inode(t->sh, s->file, fd);
+		}
+		break;
+	case FDR_OP_DUP:
+		r = dup(num(t, s->h2));
+		if (r >= 0)
+			set_handle(t, s->h, r);
+		break;
+	case FDR_OP_DUP2:
+		r = dup2(num(t, s->h2), num(t, s->h));
+		if (r >= 0)
+			set_handle(t, s->h, r);
+		break;
+	case FDR_OP_DUP3:
+		r = dup3(num(t, s->h2), num(t, s->h), (s->flags & FDR_F_CLOEXEC) ? O_CLOEXEC : 0);
+		if (r >= 0)
+			set_handle(t, s->h, r);
+		break;
+	case FDR_OP_CLOSE:
+		r = close(num(t, s->h));
+		if (r == 0)
+			t->hfd[s->h] = -1;
+		break;
+	case FDR_OP_CTL: {
+		struct epoll_event e = { .events = s->events, .data.u64 = s->data };
+
+		r = epoll_ctl(num(t, s->ep), s->arg, num(t, s->h), &e);
+		break;
+	}
+	case FDR_OP_WAIT:
+		r = epoll_wait(num(t, s->ep), ev, s->arg, s->timeout_ms);
+		for (int k = 0; k < r; k++) {
+			o->ev[k].events = ev[k].events;
+			o->ev[k].data = ev[k].data.u64;
+		}
+		o->nevents = r > 0 ? r : 0;
+		break;
+	case FDR_OP_INJECT:
+		do_inject(t, i, s, o);
+		return;
+	case FDR_OP_READ:
+	case FDR_OP_DRAIN:
+		do_read(t, num(t, s->h), o, s->op == FDR_OP_DRAIN);
+		return;
+	case FDR_OP_FDINFO:
+		do_fdinfo(t, num(t, s->ep), o);
+		return;
+	case FDR_OP_KCMP_TFD: {
+		struct kcmp_epoll_slot { uint32_t efd, tfd, toff; } slot = {
+			num(t, s->ep), num(t, s->h), s->arg };
+
+		r = syscall(__NR_kcmp, getpid(), getpid(), KCMP_EPOLL_TFD, num(t, s->h2), &slot);
+		if (r > 0)
+			r = 1;	/* kcmp orders by obfuscated pointers: only "differs" is stable */
+		break;
+	}
+	case FDR_OP_REPLACE:
+		do_replace(t, i, s, o);
+		return;
+	default:
+		r = -1;
+		errno = EINVAL;
+	}
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+	if (r >= 0 && s->op <= FDR_OP_DUP3)
+		o->ret_handle = handle_of(t, r);
+}
+
+static void setup_failed(struct shared *sh, const char *where)
+{
+	sh->setup_err = errno;
+	snprintf(sh->setup_where, sizeof(sh->setup_where), "%s", where);
+	_exit(3);
+}
+
+static int send_fd(int sock, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char byte = 'L';
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS) {
+		errno = EPROTO;
+		return -1;
+	}
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+static void close_other_fds(int keep)
+{
+	if (syscall(__NR_close_range, 3, keep - 1, 0) == 0 &&
+	    syscall(__NR_close_range, keep + 1, ~0U, 0) == 0)
+		return;
+	for (int fd = 3; fd < 65536; fd++)
+		if (fd != keep)
+			close(fd);
+}
+
+static void __attribute__((noreturn))
+target_main(struct target *t, int ctl, pid_t supervisor)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_AUDIT_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_MAGIC, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_HI(1)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+	};
+	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+	struct shared *sh = t->sh;
+	sigset_t set;
+	int listener;
+
+	setpgid(0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		setup_failed(sh, "prctl(PR_SET_PDEATHSIG)");
+	if (getppid() != supervisor)
+		_exit(3);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&set);
+	for (int f = 0; f < sh->nfiles; f++)
+		if (sh->files[f].kind == FDR_KIND_SIGNALFD)
+			sigaddset(&set, sh->files[f].signo);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	close_other_fds(ctl);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		setup_failed(sh, "prctl(PR_SET_NO_NEW_PRIVS)");
+	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (listener < 0)
+		setup_failed(sh, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
+	if (send_fd(ctl, listener) < 0)
+		setup_failed(sh, "sendmsg(listener)");
+	close(listener);
+	close(ctl);
+
+	for (int i = 0; i < t->nsteps; i++) {
+		sh->step = i;
+		run_step(t, i);
+		sh->out[i].done = 1;
+	}
+	sh->finished = 1;
+	_exit(0);
+}
+
+/* ---- supervisor side -------------------------------------------------- */
+
+struct supervisor {
+	const struct fdr_step *steps;
+	int nsteps;
+	struct shared *sh;
+	int listener;
+	int pidfd;
+	int kept[FDR_MAX_STEPS];
+	int nkept;
+};
+
+static void respond(struct supervisor *s, uint64_t id, long val, int err)
+{
+	struct seccomp_notif_resp resp = { .id = id, .val = val, .error = err ? -err : 0 };
+
+	/* ENOENT: the target died meanwhile; nothing waits for the answer. */
+	ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+static void consume_sigpipe(void)
+{
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+
+	int saved = errno;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	errno = saved;
+}
+
+static void supervise_replace(struct supervisor *s, const struct seccomp_notif *n, int i)
+{
+	const struct fdr_step *st = &s->steps[i];
+	struct fdr_outcome *o = &s->sh->out[i];
+	struct seccomp_notif_addfd addfd = { .id = n->id };
+	int src, peer = -1, send = st->arg == FDR_VIA_ADDFD_SETFD_SEND;
+	long r;
+
+	if (st->h2 >= 0)
+		src = syscall(__NR_pidfd_getfd, s->pidfd, (int)n->data.args[4], 0);
+	else
+		src = make_file(s->sh, st->kind, st->file, &peer);
+	if (src < 0) {
+		o->ret = -1;
+		o->err = errno;
+		respond(s, n->id, 0, o->err);
+		return;
+	}
+	if (peer >= 0)
+		s->sh->files[st->file].peer = peer;
+	addfd.flags = SECCOMP_ADDFD_FLAG_SETFD | (send ? SECCOMP_ADDFD_FLAG_SEND : 0);
+	addfd.srcfd = src;
+	addfd.newfd = (uint32_t)n->data.args[0];
+	addfd.newfd_flags = (st->flags & FDR_F_CLOEXEC) ? O_CLOEXEC : 0;
+	r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+	if (st->flags & FDR_F_KEEP)
+		s->kept[s->nkept++] = src;
+	else
+		close(src);
+	if (r < 0)
+		respond(s, n->id, 0, o->err);	/* relay the failure to the target */
+	else if (!send)
+		respond(s, n->id, 0, 0);
+}
+
+static void supervise(struct supervisor *s, const struct seccomp_notif *n)
+{
+	int i = (int)n->data.args[2], action = (int)n->data.args[3];
+	const struct fdr_step *st;
+	struct fdr_file *f;
+	long r;
+	int err;
+
+	if (i < 0 || i >= s->nsteps) {
+		respond(s, n->id, 0, EINVAL);
+		return;
+	}
+	st = &s->steps[i];
+	f = (st->file >= 0 && st->file < s->sh->nfiles) ? &s->sh->files[st->file] : NULL;
+	switch (action) {
+	case ACT_HANDOFF:
+		r = syscall(__NR_pidfd_getfd, s->pidfd, (int)n->data.args[0], 0);
+		if (r >= 0 && f)
+			f->peer = r;
+		respond(s, n->id, r < 0 ? -1 : 0, r < 0 ? errno : 0);
+		break;
+	case ACT_INJECT: {
+		uint64_t tok = token_of(st->file);
+
+		if (!f || f->peer < 0) {
+			respond(s, n->id, -1, EBADF);
+			break;
+		}
+		if (f->kind == FDR_KIND_SOCKET)
+			r = send(f->peer, &tok, sizeof(tok), MSG_NOSIGNAL | MSG_DONTWAIT);
+		else
+			r = write(f->peer, &tok, sizeof(tok));
+		err = r < 0 ? errno : 0;
+		if (err == EPIPE)
+			consume_sigpipe();
+		respond(s, n->id, r, err);
+		break;
+	}
+	case ACT_REPLACE:
+		supervise_replace(s, n, i);
+		break;
+	case ACT_SYNC:
+		respond(s, n->id, 0, 0);
+		break;
+	default:
+		respond(s, n->id, -1, EINVAL);
+	}
+}
+
+static void read_stack(pid_t pid, char *out, size_t len)
+{
+	char path[64];
+	long n;
+	int fd;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(out, len, "(%s unreadable: %s)", path, strerror(errno));
+		return;
+	}
+	n = read(fd, out, len - 1);
+	out[n > 0 ? n : 0] = 0;
+	close(fd);
+}
+
+int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+	    const int32_t *file_kinds, int timeout_ms,
+	    struct fdr_outcome *out, struct fdr_result *res)
+{
+	size_t size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome);
+	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1 };
+	sigset_t pipeset, oldset;
+	struct shared *sh;
+	int ctl[2], status = 0, nsig = 0;
+	int64_t deadline;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	if (nsteps < 0 || nsteps > FDR_MAX_STEPS || nhandles < 0 || nhandles > FDR_MAX_HANDLES ||
+	    nfiles < 0 || nfiles > FDR_MAX_FILES || timeout_ms <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return -1;
+	sh->step = -1;
+	sh->nfiles = nfiles;
+	for (int f = 0; f < nfiles; f++) {
+		sh->files[f].kind = file_kinds[f];
+		sh->files[f].peer = -1;
+		if (file_kinds[f] == FDR_KIND_SIGNALFD)
+			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
+	}
+	if (SIGRTMIN + SIGNO_BASE_OFFSET + nsig > SIGRTMAX + 1) {
+		munmap(sh, size);
+		errno = E2BIG;
+		return -1;
+	}
+	for (int i = 0; i < nsteps; i++)
+		sh->out[i].reached = sh->out[i].ret_handle = sh->out[i].sysret_handle = FDR_NO_HANDLE;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
+		munmap(sh, size);
+		return -1;
+	}
+	sup.sh = sh;
+
+	/* Writes to a peer whose subject file is gone raise SIGPIPE in this thread. */
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &oldset);
+
+	pid_t self = getpid();
+
+	pid = fork();
+	if (pid == 0) {
+		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
+
+		for (int h = 0; h < FDR_MAX_HANDLES; h++)
+			t.hfd[h] = t.hnum[h] = -1;
+		close(ctl[0]);
+		target_main(&t, ctl[1], self);
+	}
+	close(ctl[1]);
+	if (pid < 0) {
+		close(ctl[0]);
+		pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+		munmap(sh, size);
+		return -1;
+	}
+	setpgid(pid, pid);
+	deadline = now_ms() + timeout_ms;
+	sup.pidfd = syscall(__NR_pidfd_open, pid, 0);
+
+	/* The listener arrives over ctl, or the target's setup fails and ctl closes. */
+	struct pollfd cp = { .fd = ctl[0], .events = POLLIN };
+
+	if (poll(&cp, 1, timeout_ms) == 1)
+		sup.listener = recv_fd(ctl[0]);
+	close(ctl[0]);
+
+	if (sup.listener >= 0 && sup.pidfd >= 0) {
+		for (;;) {
+			struct pollfd pf[2] = { { .fd = sup.listener, .events = POLLIN },
+						{ .fd = sup.pidfd, .events = POLLIN } };
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0 || poll(pf, 2, left) == 0) {
+				res->status = FDR_RUN_TIMEOUT;
+				break;
+			}
+			if (pf[0].revents & POLLIN) {
+				struct seccomp_notif n;
+
+				memset(&n, 0, sizeof(n));
+				if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, &n) == 0)
+					supervise(&sup, &n);
+				continue;
+			}
+			if (pf[1].revents || (pf[0].revents & (POLLHUP | POLLERR)))
+				break;
+		}
+	} else if (sup.pidfd < 0) {
+		res->status = FDR_RUN_SETUP;
+		res->err = errno;
+		snprintf(res->where, sizeof(res->where), "pidfd_open");
+	}
+	if (res->status == FDR_RUN_TIMEOUT)
+		read_stack(pid, res->stack, sizeof(res->stack));
+	if (res->status != FDR_RUN_OK || !sh->finished) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (res->status == FDR_RUN_OK && !sh->finished) {
+		if (sh->setup_where[0]) {
+			res->status = FDR_RUN_SETUP;
+			res->err = sh->setup_err;
+			snprintf(res->where, sizeof(res->where), "%s", sh->setup_where);
+		} else {
+			res->status = FDR_RUN_CRASHED;
+		}
+	}
+	if (WIFSIGNALED(status))
+		res->signal = WTERMSIG(status);
+	else if (WIFEXITED(status))
+		res->exit_code = WEXITSTATUS(status);
+	res->step = sh->step;
+
+	for (int f = 0; f < nfiles; f++)
+		if (sh->files[f].peer >= 0)
+			close(sh->files[f].peer);
+	for (int k = 0; k < sup.nkept; k++)
+		close(sup.kept[k]);
+	if (sup.listener >= 0)
+		close(sup.listener);
+	if (sup.pidfd >= 0)
+		close(sup.pidfd);
+	consume_sigpipe();
+	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+	memcpy(out, sh->out, (size_t)nsteps * sizeof(struct fdr_outcome));
+	munmap(sh, size);
+	return 0;
+}
+
+/* ---- feature probes (syscall numbers from this build's headers) ------- */
+
+int fdr_probe_user_notif(void)
+{
+	uint32_t action = SECCOMP_RET_USER_NOTIF;
+
+	return syscall(__NR_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+}
+
+int fdr_probe_kcmp(void)
+{
+	pid_t pid = getpid();
+
+	return syscall(__NR_kcmp, pid, pid, 0 /* KCMP_FILE */, 0, 0) >= 0 || errno != ENOSYS;
+}
+
+int fdr_probe_io_uring(void)
+{
+#ifdef __NR_io_uring_setup
+	/* NULL params: EFAULT where io_uring exists; ENOSYS or EPERM where it is off. */
+	return syscall(__NR_io_uring_setup, 1, NULL) < 0 && errno == EFAULT;
+#else
+	return 0;
+#endif
+}

@@ -1,0 +1,126 @@
+/* The program executor's interface, shared by the C source and the cffi cdef.
+ * Keep this file free of preprocessor directives other than the #defines below:
+ * cffi parses it as the cdef. */
+
+#define FDR_MAX_EVENTS 32
+#define FDR_MAX_LINES 32
+#define FDR_MAX_HANDLES 64
+#define FDR_MAX_FILES 64
+#define FDR_MAX_STEPS 512
+
+/* Operations. */
+#define FDR_OP_PIPE 1
+#define FDR_OP_SOCKETPAIR 2
+#define FDR_OP_EVENTFD 3
+#define FDR_OP_EPOLL 4
+#define FDR_OP_SIGNALFD 5
+#define FDR_OP_TIMERFD 6
+#define FDR_OP_DUP 7
+#define FDR_OP_DUP2 8
+#define FDR_OP_DUP3 9
+#define FDR_OP_CLOSE 10
+#define FDR_OP_CTL 11
+#define FDR_OP_INJECT 12
+#define FDR_OP_DRAIN 13
+#define FDR_OP_WAIT 14
+#define FDR_OP_READ 15
+#define FDR_OP_REPLACE 16
+#define FDR_OP_FDINFO 17
+#define FDR_OP_KCMP_TFD 18
+
+/* File kinds (a replace's "by" kind, a file's kind). */
+#define FDR_KIND_PIPE 1
+#define FDR_KIND_SOCKET 2
+#define FDR_KIND_EVENTFD 3
+#define FDR_KIND_EPOLL 4
+#define FDR_KIND_SIGNALFD 5
+#define FDR_KIND_TIMERFD 6
+
+/* How a replace is carried out. */
+#define FDR_VIA_ADDFD_SETFD 1
+#define FDR_VIA_ADDFD_SETFD_SEND 2
+#define FDR_VIA_DUP2 3
+#define FDR_VIA_DUP3 4
+
+/* Step flags. */
+#define FDR_F_KEEP 1
+#define FDR_F_CLOEXEC 2
+
+/* How a run ended. */
+#define FDR_RUN_OK 0
+#define FDR_RUN_TIMEOUT 1
+#define FDR_RUN_CRASHED 2
+#define FDR_RUN_SETUP 3
+
+#define FDR_NO_HANDLE -1
+#define FDR_ANON -2
+
+struct fdr_step {
+	int32_t op;
+	int32_t h;          /* subject handle */
+	int32_t h2;         /* second handle: dup source, ctl target, by, against */
+	int32_t ep;         /* epoll handle */
+	int32_t file;       /* file created / injected / installed */
+	int32_t kind;       /* kind of a new file */
+	int32_t arg;        /* ctl op (EPOLL_CTL_*), via, maxevents, toff */
+	int32_t flags;      /* FDR_F_*; dup3: O_CLOEXEC as FDR_F_CLOEXEC */
+	int32_t timeout_ms;
+	uint32_t events;
+	uint64_t data;
+};
+
+struct fdr_event {
+	uint32_t events;
+	uint64_t data;
+};
+
+struct fdr_line {
+	int32_t tfd;        /* raw fd number */
+	int32_t tfd_handle; /* handle holding that number now, or FDR_NO_HANDLE */
+	uint32_t events;
+	uint64_t data;
+	int64_t pos;
+	uint64_t ino;
+	uint32_t sdev;
+	int32_t ino_file;   /* file with that inode, FDR_ANON if shared, FDR_NO_HANDLE if none */
+	int32_t fields;     /* how many fields the kernel printed (3 on old kernels) */
+};
+
+struct fdr_outcome {
+	int32_t done;
+	int32_t err;
+	int64_t ret;
+	int32_t ret_handle; /* handle whose number equals ret, or FDR_NO_HANDLE */
+	int32_t target_fd;  /* replace via ADDFD: the number the target asked for */
+	int32_t sysret;     /* replace via ADDFD: the trapped syscall's return */
+	int32_t syserr;
+	int32_t sysret_handle;
+	int32_t nevents;
+	struct fdr_event ev[FDR_MAX_EVENTS];
+	int32_t reached;    /* file index, or FDR_NO_HANDLE */
+	int32_t count;
+	int32_t nlines;
+	struct fdr_line line[FDR_MAX_LINES];
+};
+
+struct fdr_result {
+	int32_t status;     /* FDR_RUN_* */
+	int32_t step;       /* the step being executed when the run ended early */
+	int32_t err;        /* errno of a failed setup call */
+	int32_t signal;     /* the signal that ended the target */
+	int32_t exit_code;
+	char where[64];     /* which setup call failed */
+	char stack[1536];   /* /proc/<pid>/stack of a hung target, when readable */
+};
+
+/* Run nsteps steps in a fresh target under a user-notification supervisor.
+ * out must hold nsteps outcomes.  Returns 0 when the run was carried out
+ * (res->status says how it ended), -1 with errno on a bad argument. */
+int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+	    const int32_t *file_kinds, int timeout_ms,
+	    struct fdr_outcome *out, struct fdr_result *res);
+
+/* Feature probes: 1 when the running kernel has the feature. */
+int fdr_probe_user_notif(void);
+int fdr_probe_kcmp(void);
+int fdr_probe_io_uring(void);

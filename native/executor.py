@@ -1,0 +1,171 @@
+"""Run a Program for real and return its Trace, in handle and file names.
+
+    from native.executor import run
+    trace = run(program)          # Trace(outcomes=[Outcome, ...], failure=None)
+
+The heavy lifting is native/executor.c (built by `python -m native.build`);
+this module serialises the program and names what came back.
+"""
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+
+from native import program as P
+from native.trace import FdinfoLine, Outcome, RunFailure, Trace
+
+try:
+    from native._executor import ffi, lib
+except ImportError as exc:  # pragma: no cover - reported by the harness as a clear error
+    raise ImportError(f"the native executor is not built ({exc}); run ci/test or "
+                      "`python -m native.build`") from exc
+
+OPCODES = {
+    "pipe": lib.FDR_OP_PIPE, "socketpair": lib.FDR_OP_SOCKETPAIR, "eventfd": lib.FDR_OP_EVENTFD,
+    "epoll_create": lib.FDR_OP_EPOLL, "signalfd": lib.FDR_OP_SIGNALFD, "timerfd": lib.FDR_OP_TIMERFD,
+    "dup": lib.FDR_OP_DUP, "dup2": lib.FDR_OP_DUP2, "dup3": lib.FDR_OP_DUP3,
+    "close": lib.FDR_OP_CLOSE, "epoll_ctl": lib.FDR_OP_CTL, "inject": lib.FDR_OP_INJECT,
+    "drain": lib.FDR_OP_DRAIN, "wait": lib.FDR_OP_WAIT, "read": lib.FDR_OP_READ,
+    "replace": lib.FDR_OP_REPLACE, "fdinfo": lib.FDR_OP_FDINFO,
+    "kcmp_epoll_tfd": lib.FDR_OP_KCMP_TFD,
+}
+KIND_CODES = {
+    P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
+    P.EPOLL: lib.FDR_KIND_EPOLL, P.SIGNALFD: lib.FDR_KIND_SIGNALFD, P.TIMERFD: lib.FDR_KIND_TIMERFD,
+}
+VIA_CODES = {
+    P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
+    P.DUP2: lib.FDR_VIA_DUP2, P.DUP3: lib.FDR_VIA_DUP3,
+}
+CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
+FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs"}
+FAILURE_KINDS = {lib.FDR_RUN_TIMEOUT: "timeout", lib.FDR_RUN_CRASHED: "crashed",
+                 lib.FDR_RUN_SETUP: "setup"}
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+def timeout_scale() -> float:
+    """FDR_TIMEOUT_SCALE (set by the gate for slow machines) stretches every timeout."""
+    try:
+        return max(1.0, float(os.environ.get("FDR_TIMEOUT_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+def errname(err: int) -> str:
+    return errno_mod.errorcode.get(err, f"E{err}")
+
+
+def serialize(program: P.Program):
+    """The program as the C executor's step array, plus its files' kinds."""
+    if len(program.steps) > lib.FDR_MAX_STEPS:
+        raise P.ProgramError(f"{len(program.steps)} steps; the executor runs at most {lib.FDR_MAX_STEPS}")
+    if len(program.handles) > lib.FDR_MAX_HANDLES or len(program.files) > lib.FDR_MAX_FILES:
+        raise P.ProgramError("too many handles or files for the executor")
+    hidx = {h: i for i, h in enumerate(program.handles)}
+    fidx = {f: i for i, f in enumerate(program.files)}
+    steps = ffi.new("struct fdr_step[]", max(1, len(program.steps)))
+    for c, s in zip(steps, program.steps):
+        c.op = OPCODES[s.op]
+        c.h = hidx[s.h] if s.h is not None else -1
+        c.h2 = hidx[s.h2] if s.h2 is not None else -1
+        c.ep = hidx[s.ep] if s.ep is not None else -1
+        c.file = fidx[s.file] if s.file is not None else -1
+        c.kind = KIND_CODES[s.file.kind] if s.file is not None else 0
+        c.flags = (lib.FDR_F_KEEP if s.keep else 0) | (lib.FDR_F_CLOEXEC if s.flags & P.O_CLOEXEC else 0)
+        c.timeout_ms = s.timeout_ms
+        c.events = s.events & 0xFFFFFFFF
+        c.data = s.data
+        if s.op == "epoll_ctl":
+            c.arg = CTL_CODES[s.ctl]
+        elif s.op == "replace":
+            c.arg = VIA_CODES[s.via]
+        elif s.op == "wait":
+            c.arg = s.maxevents
+        elif s.op == "kcmp_epoll_tfd":
+            c.arg = s.toff
+    kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] for f in program.files] or [0])
+    return steps, kinds
+
+
+def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
+    """Execute the program in a fresh target under a supervisor; return its Trace."""
+    steps, kinds = serialize(program)
+    n = len(program.steps)
+    out = ffi.new("struct fdr_outcome[]", max(1, n))
+    res = ffi.new("struct fdr_result *")
+    timeout = int((timeout_ms or DEFAULT_TIMEOUT_MS) * timeout_scale())
+    if lib.fdr_run(steps, n, len(program.handles), len(program.files), kinds, timeout, out, res) < 0:
+        err = ffi.errno
+        raise OSError(err, f"fdr_run: {os.strerror(err)}")
+    outcomes = []
+    for i, step in enumerate(program.steps):
+        if not out[i].done:
+            break
+        outcomes.append(_outcome(program, step, out[i]))
+    failure = None
+    if res.status != lib.FDR_RUN_OK:
+        failure = _failure(res)
+    return Trace(outcomes, failure)
+
+
+def _failure(res) -> RunFailure:
+    kind = FAILURE_KINDS.get(res.status, f"status {res.status}")
+    if res.status == lib.FDR_RUN_SETUP:
+        detail = f"{ffi.string(res.where).decode()} failed: {errname(res.err)}"
+    elif res.status == lib.FDR_RUN_CRASHED:
+        detail = (f"killed by signal {res.signal}" if res.signal else f"exit code {res.exit_code}")
+    else:
+        detail = "stack:\n" + ffi.string(res.stack).decode(errors="replace")
+    return RunFailure(kind, res.step, detail)
+
+
+def _handle_name(program: P.Program, idx: int):
+    return program.handles[idx].name if idx >= 0 else None
+
+
+def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
+    op = step.op
+    sysret = None
+    if op == "replace" and step.via in P.ADDFD_VIAS:
+        if o.sysret < 0:
+            sysret = f"-1 {errname(o.syserr)}"
+        elif step.via == P.ADDFD_SETFD_SEND and o.sysret_handle >= 0:
+            sysret = _handle_name(program, o.sysret_handle)
+        else:
+            sysret = o.sysret
+    if o.ret < 0:
+        return Outcome(ret=o.ret, errno=errname(o.err), sysret=sysret)
+    ret = o.ret
+    if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:
+        ret = _handle_name(program, o.ret_handle)
+    elif op == "replace" and step.via in P.ADDFD_VIAS and o.ret == o.target_fd:
+        ret = step.h.name     # ADDFD returned the number the target asked for
+    if op == "wait":
+        events = tuple((o.ev[k].events, o.ev[k].data) for k in range(o.nevents))
+        return Outcome(ret=ret, events=events)
+    if op in ("read", "drain"):
+        if o.ret == 0:
+            return Outcome(ret=0)
+        reached = program.files[o.reached].name if o.reached >= 0 else "?"
+        return Outcome(ret=ret, reached=reached, count=o.count)
+    if op == "fdinfo":
+        lines = sorted((_fdinfo_line(program, o.line[k]) for k in range(o.nlines)),
+                       key=lambda line: (line.tfd, line.ino, line.data))
+        return Outcome(ret=ret, fdinfo=tuple(lines))
+    return Outcome(ret=ret, sysret=sysret)
+
+
+def _fdinfo_line(program: P.Program, line) -> FdinfoLine:
+    tfd = _handle_name(program, line.tfd_handle) or str(line.tfd)
+    if line.fields < 6:
+        return FdinfoLine(tfd=tfd, events=line.events, data=line.data)
+    if line.ino_file == lib.FDR_ANON:
+        ino, sdev = "anon_inode", "anon_inodefs"
+    elif line.ino_file >= 0:
+        f = program.files[line.ino_file]
+        ino = f.name
+        sdev = FS_OF_KIND.get(f.kind, "anon_inodefs")
+    else:
+        ino, sdev = "?", "?"
+    return FdinfoLine(tfd=tfd, events=line.events, data=line.data, pos=line.pos, ino=ino, sdev=sdev)

@@ -1,0 +1,446 @@
+"""The program IR: a short sequence of fd/epoll steps over symbolic handles.
+
+A program never names fd numbers.  It names *handles* (slots in the target's
+fd table, mapped to real numbers by the executor) and *files* (open file
+descriptions, identified at run time by the token each injection writes).
+The same Program object is executed (native.executor), predicted (fuzz.model)
+and written out as C (fuzz.reproducer).
+
+Each step carries its expected outcome, per semantics profile.  A step built
+without .expect() expects plain success, so setup steps are checked too.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from native.trace import Outcome, FdinfoLine, mask_value
+
+# File kinds.
+PIPE = "pipe"
+SOCKET = "socket"
+EVENTFD = "eventfd"
+EPOLL = "epoll"
+SIGNALFD = "signalfd"
+TIMERFD = "timerfd"
+KINDS = (PIPE, SOCKET, EVENTFD, EPOLL, SIGNALFD, TIMERFD)
+# Kinds whose readiness is injected by the driver through a peer end it holds.
+PEER_KINDS = (PIPE, SOCKET)
+# Kinds injected through a handle of the program (no peer exists).
+HANDLE_INJECT_KINDS = (EVENTFD, TIMERFD)
+# Kinds that live on the shared anonymous inode (fdinfo's ino cannot tell them apart).
+ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD)
+FILE_PREFIX = {PIPE: "pipe", SOCKET: "sock", EVENTFD: "efd", EPOLL: "ep",
+               SIGNALFD: "sfd", TIMERFD: "tfd"}
+
+# Ways to replace the file behind a descriptor.
+ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
+ADDFD_SETFD_SEND = "addfd_setfd_send"  # one ADDFD(SETFD|SEND) answers the notification
+DUP2 = "dup2"
+DUP3 = "dup3"
+VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
+ADDFD_VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND)
+
+# epoll_ctl operations.
+ADD = "ADD"
+MOD = "MOD"
+DEL = "DEL"
+CTL_OPS = (ADD, MOD, DEL)
+
+# epoll event bits, as names; Outcome and steps carry masks as ints.
+IN = mask_value("IN")
+OUT = mask_value("OUT")
+PRI = mask_value("PRI")
+ERR = mask_value("ERR")
+HUP = mask_value("HUP")
+RDHUP = mask_value("RDHUP")
+EXCLUSIVE = mask_value("EXCLUSIVE")
+ONESHOT = mask_value("ONESHOT")
+ET = mask_value("ET")
+
+O_CLOEXEC = 0o2000000
+
+PROFILES = ("stock", "follow")
+
+# Step operations, and which of them return a descriptor (rendered as a handle).
+CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd")
+FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace")
+OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
+                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd")
+OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
+           "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD}
+
+
+class ProgramError(ValueError):
+    """A program that cannot be built as asked (an unknown handle, a bad argument)."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A slot in the target's fd table; the executor maps it to a real number."""
+    name: str
+
+    def __str__(self):
+        return self.name
+
+
+@dataclass(frozen=True)
+class File:
+    """An open file description, recognised at run time by its token."""
+    name: str
+    kind: str
+
+    def __str__(self):
+        return self.name
+
+
+@dataclass
+class Step:
+    """One operation.  Fields not used by an op stay None."""
+    op: str
+    h: Handle | None = None          # subject handle (the fd operated on / created)
+    h2: Handle | None = None         # second handle: dup source, ctl target, by, against
+    ep: Handle | None = None         # epoll handle for epoll_ctl, wait, fdinfo, kcmp
+    file: File | None = None         # file created, injected, or installed by a replace
+    ctl: str | None = None           # ADD / MOD / DEL
+    events: int = 0
+    data: int = 0
+    via: str | None = None
+    keep: bool = False               # replace: the driver keeps its copy of the new file
+    flags: int = 0                   # dup3 / replace: O_CLOEXEC
+    maxevents: int = 16
+    timeout_ms: int = 0
+    toff: int = 0
+    expected: dict = field(default_factory=dict)   # profile name -> Outcome
+
+    def expect(self, *args, stock=None, follow=None, **kw):
+        """State the exact outcome of this step.
+
+        expect(ret, errno=..., events=..., reached=..., count=..., fdinfo=...) holds for
+        every profile; stock=E(...) and follow=E(...) state per-profile outcomes.
+        Derived fields (wait's ret from its events, read's ret from its count) are
+        computed from the expectation, never from a run.
+        """
+        if args or kw:
+            if stock is not None or follow is not None:
+                raise ProgramError("give either a profile-independent outcome or stock=/follow=")
+            out = self._outcome(*args, **kw)
+            self.expected = {p: out for p in PROFILES}
+        else:
+            if stock is None or follow is None:
+                raise ProgramError("a profile-dependent step states both stock= and follow=")
+            self.expected = {"stock": self._outcome(*stock.args, **stock.kw),
+                             "follow": self._outcome(*follow.args, **follow.kw)}
+        return self
+
+    def _outcome(self, ret=None, errno=None, events=None, reached=None, count=None,
+                 fdinfo=None, sysret=None):
+        return expected_outcome(self, ret=ret, errno=errno, events=events, reached=reached,
+                                count=count, fdinfo=fdinfo, sysret=sysret)
+
+    def describe(self) -> str:
+        """The step as a person reads it: wait(ep), replace(r, by=sock2, via=dup2)."""
+        op = self.op
+        if op in CREATE_OPS:
+            return f"{self.h} = {op}()  [{self.file}]"
+        if op == "dup":
+            return f"{self.h} = dup({self.h2})"
+        if op in ("dup2", "dup3"):
+            extra = ", O_CLOEXEC" if self.flags & O_CLOEXEC else (", 0" if op == "dup3" else "")
+            return f"{op}({self.h2}, {self.h}{extra})"
+        if op == "close":
+            return f"close({self.h})"
+        if op == "epoll_ctl":
+            from native.trace import mask_names
+            tail = "" if self.ctl == DEL else f", {mask_names(self.events)}, data={self.data:#x}"
+            return f"epoll_ctl({self.ep}, {self.ctl}, {self.h}{tail})"
+        if op == "inject":
+            through = f" through {self.h}" if self.h is not None else ""
+            return f"inject({self.file}{through})"
+        if op in ("drain", "read"):
+            return f"{op}({self.h})"
+        if op == "wait":
+            return f"wait({self.ep}, maxevents={self.maxevents}, timeout={self.timeout_ms})"
+        if op == "replace":
+            by = self.h2 if self.h2 is not None else f"new {self.file.kind}"
+            extra = ", keep" if self.keep else ""
+            extra += ", O_CLOEXEC" if self.flags & O_CLOEXEC else ""
+            return f"replace({self.h}, by={by} [{self.file}], via={self.via}{extra})"
+        if op == "fdinfo":
+            return f"fdinfo({self.ep})"
+        if op == "kcmp_epoll_tfd":
+            return f"kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
+        return op
+
+
+@dataclass(frozen=True)
+class E:
+    """A per-profile expectation: E(events=[(IN, 0xd5)]) or E(-1, errno='ENOENT')."""
+    args: tuple
+    kw: dict
+
+    def __init__(self, *args, **kw):
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kw", kw)
+
+
+def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=None,
+                     count=None, fdinfo=None, sysret=None) -> Outcome:
+    """The Outcome a step is expected to have, with derived fields filled in."""
+    op = step.op
+    if errno is not None:
+        return Outcome(ret=-1 if ret is None else ret, errno=errno,
+                       sysret=sysret if op == "replace" and step.via in ADDFD_VIAS else None)
+    if op == "wait":
+        evs = tuple((int(m), int(d)) for m, d in (events or ()))
+        return Outcome(ret=len(evs) if ret is None else ret, events=evs)
+    if op in ("read", "drain"):
+        n = count if count is not None else (1 if reached is not None else 0)
+        size = _token_size(step, reached)
+        return Outcome(ret=n * size if ret is None else ret, reached=reached,
+                       count=n if reached is not None else None)
+    if op == "fdinfo":
+        lines = tuple(fdinfo or ())
+        for line in lines:
+            if not isinstance(line, FdinfoLine):
+                raise ProgramError(f"fdinfo expects FdinfoLine entries, got {line!r}")
+        return Outcome(ret=len(lines) if ret is None else ret, fdinfo=lines)
+    if op == "replace":
+        if ret is None:
+            ret = step.h.name
+        if step.via == ADDFD_SETFD:
+            sysret = 0 if sysret is None else sysret
+        elif step.via == ADDFD_SETFD_SEND:
+            sysret = step.h.name if sysret is None else sysret
+        return Outcome(ret=ret, sysret=sysret)
+    if op in FD_RETURNING_OPS:
+        return Outcome(ret=step.h.name if ret is None else ret)
+    if op == "inject":
+        return Outcome(ret=_inject_size(step) if ret is None else ret)
+    return Outcome(ret=0 if ret is None else ret)
+
+
+def _inject_size(step: Step) -> int:
+    # Tokens are 8 bytes; eventfd writes an 8-byte counter; timerfd/signalfd return 0.
+    return 8 if step.file.kind in (PIPE, SOCKET, EVENTFD) else 0
+
+
+def _token_size(step: Step, reached) -> int:
+    # A signalfd read returns one 128-byte siginfo per signal; every other token is 8 bytes.
+    if reached is not None and reached.startswith(FILE_PREFIX[SIGNALFD]):
+        return 128
+    return 8
+
+
+class Program:
+    """A builder for programs.  Every method appends one Step and returns it (or its handle)."""
+
+    def __init__(self, name: str = "program"):
+        self.name = name
+        self.steps: list[Step] = []
+        self.handles: list[Handle] = []
+        self.files: list[File] = []
+        self._current: dict[str, File | None] = {}   # handle -> file at build time (static view)
+        self._counts: dict[str, int] = {}
+
+    # -- naming ---------------------------------------------------------------
+    def _new_handle(self, name: str | None) -> Handle:
+        """Handles are named by the program's author, or fd1, fd2, ... by default."""
+        if name is None:
+            n = len(self.handles) + 1
+            while any(h.name == f"fd{n}" for h in self.handles):
+                n += 1
+            name = f"fd{n}"
+        if any(h.name == name for h in self.handles) or any(f.name == name for f in self.files):
+            raise ProgramError(f"name {name!r} already used")
+        h = Handle(name)
+        self.handles.append(h)
+        self._current[name] = None
+        return h
+
+    def _new_file(self, kind: str, name: str | None) -> File:
+        prefix = FILE_PREFIX[kind]
+        if name is None:
+            n = self._counts[prefix] = self._counts.get(prefix, 0) + 1
+            name = f"{prefix}{n}"
+            while any(f.name == name for f in self.files):
+                n = self._counts[prefix] = n + 1
+                name = f"{prefix}{n}"
+        if any(f.name == name for f in self.files) or any(h.name == name for h in self.handles):
+            raise ProgramError(f"name {name!r} already used")
+        f = File(name, kind)
+        self.files.append(f)
+        return f
+
+    def _known(self, h: Handle) -> Handle:
+        if not isinstance(h, Handle) or h not in self.handles:
+            raise ProgramError(f"unknown handle {h!r}")
+        return h
+
+    def file_of(self, h: Handle) -> File | None:
+        """The file a handle refers to at this point of the program, as built."""
+        return self._current[self._known(h).name]
+
+    def _add(self, step: Step) -> Step:
+        self.steps.append(step)
+        step.expected = {p: expected_outcome(step) for p in PROFILES}
+        return step
+
+    # -- creating files -------------------------------------------------------
+    def _create(self, op: str, name, file) -> Handle:
+        kind = OP_KIND[op]
+        h = self._new_handle(name)
+        f = self._new_file(kind, file)
+        self._add(Step(op, h=h, file=f))
+        self._current[h.name] = f
+        return h
+
+    def pipe(self, name=None, file=None) -> Handle:
+        """The read end of a new pipe; the driver holds the write end (the peer)."""
+        return self._create("pipe", name, file)
+
+    def socketpair(self, name=None, file=None) -> Handle:
+        """One end of a new AF_UNIX stream socketpair; the driver holds the other."""
+        return self._create("socketpair", name, file)
+
+    def eventfd(self, name=None, file=None) -> Handle:
+        return self._create("eventfd", name, file)
+
+    def epoll_create(self, name=None, file=None) -> Handle:
+        return self._create("epoll_create", name, file)
+
+    def signalfd(self, name=None, file=None) -> Handle:
+        """A signalfd for a signal of its own (its token), blocked in the target."""
+        return self._create("signalfd", name, file)
+
+    def timerfd(self, name=None, file=None) -> Handle:
+        return self._create("timerfd", name, file)
+
+    # -- descriptor table -----------------------------------------------------
+    def dup(self, old: Handle, name=None) -> Handle:
+        self._known(old)
+        h = self._new_handle(name)
+        self._add(Step("dup", h=h, h2=old))
+        self._current[h.name] = self._current[old.name]
+        return h
+
+    def dup2(self, old: Handle, new: Handle) -> Step:
+        """dup2(old, new): new must be a handle that has had a number."""
+        self._known(old), self._known(new)
+        step = self._add(Step("dup2", h=new, h2=old))
+        if old != new:
+            self._current[new.name] = self._current[old.name]
+        return step
+
+    def dup3(self, old: Handle, new: Handle, flags: int = 0) -> Step:
+        self._known(old), self._known(new)
+        step = self._add(Step("dup3", h=new, h2=old, flags=flags))
+        if old != new:
+            self._current[new.name] = self._current[old.name]
+        return step
+
+    def close(self, h: Handle) -> Step:
+        step = self._add(Step("close", h=self._known(h)))
+        self._current[h.name] = None
+        return step
+
+    # -- epoll ----------------------------------------------------------------
+    def epoll_ctl(self, ep: Handle, op: str, h: Handle, events: int = 0, data: int = 0) -> Step:
+        if op not in CTL_OPS:
+            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS}, not {op!r}")
+        if not 0 <= data < 1 << 64:
+            raise ProgramError("epoll data is an unsigned 64-bit value")
+        return self._add(Step("epoll_ctl", ep=self._known(ep), h=self._known(h), ctl=op,
+                              events=int(events), data=int(data)))
+
+    def wait(self, ep: Handle, maxevents: int = 16, timeout_ms: int = 0) -> Step:
+        if not 1 <= maxevents <= 32:
+            raise ProgramError("maxevents must be 1..32")
+        return self._add(Step("wait", ep=self._known(ep), maxevents=maxevents,
+                              timeout_ms=timeout_ms))
+
+    def fdinfo(self, ep: Handle) -> Step:
+        return self._add(Step("fdinfo", ep=self._known(ep)))
+
+    def kcmp_epoll_tfd(self, ep: Handle, tfd: Handle, against: Handle, toff: int = 0) -> Step:
+        """Is the file registered in ep under tfd's number (toff-th entry) the file at against?"""
+        return self._add(Step("kcmp_epoll_tfd", ep=self._known(ep), h=self._known(tfd),
+                              h2=self._known(against), toff=toff))
+
+    # -- readiness and reading ------------------------------------------------
+    def inject(self, file: File, through: Handle | None = None) -> Step:
+        """Make a file readable with its token.
+
+        Pipes and sockets are written through the peer the driver holds (no handle,
+        no reference to the subject file).  eventfd and timerfd have no peer and are
+        injected through a handle the program names; a signalfd's signal is raised
+        in the target.
+        """
+        if file not in self.files:
+            raise ProgramError(f"unknown file {file!r}")
+        if file.kind in PEER_KINDS and through is not None:
+            raise ProgramError(f"{file.kind} files are injected through the driver's peer")
+        if file.kind in HANDLE_INJECT_KINDS and through is None:
+            raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
+        if file.kind == EPOLL:
+            raise ProgramError("an epoll file cannot be injected; inject a file it watches")
+        return self._add(Step("inject", file=file,
+                              h=self._known(through) if through is not None else None))
+
+    def drain(self, h: Handle) -> Step:
+        """Read until EAGAIN; the outcome says whose tokens were consumed."""
+        return self._add(Step("drain", h=self._known(h)))
+
+    def read(self, h: Handle) -> Step:
+        """One read(); the outcome names the file reached, by token, or the errno."""
+        return self._add(Step("read", h=self._known(h)))
+
+    # -- replacing ------------------------------------------------------------
+    def replace(self, h: Handle, by, via: str, keep: bool = False, flags: int = 0,
+                file: str | None = None) -> Step:
+        """Replace the file at h's number.
+
+        by is a file kind (a new file is made: by the supervisor for ADDFD, by the
+        target for dup2/dup3) or an existing handle (ADDFD: the supervisor takes its
+        own copy with pidfd_getfd).  The driver's copy is closed right after the
+        install unless keep is set.
+        """
+        self._known(h)
+        if via not in VIAS:
+            raise ProgramError(f"via must be one of {VIAS}, not {via!r}")
+        if isinstance(by, Handle):
+            self._known(by)
+            if file is not None:
+                raise ProgramError("file= names a new file; by=<handle> installs an existing one")
+            new = self._current[by.name]
+            step = Step("replace", h=h, h2=by, file=new, via=via, keep=keep, flags=flags)
+        elif by in KINDS:
+            new = self._new_file(by, file)
+            step = Step("replace", h=h, file=new, via=via, keep=keep, flags=flags)
+        else:
+            raise ProgramError(f"by must be a handle or one of {KINDS}, not {by!r}")
+        self._add(step)
+        self._current[h.name] = new
+        return step
+
+    # -- results --------------------------------------------------------------
+    def expected_trace(self, profile: str = "stock") -> list[Outcome]:
+        if profile not in PROFILES:
+            raise ProgramError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        return [s.expected[profile] for s in self.steps]
+
+    def file_named(self, name: str) -> File:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise ProgramError(f"unknown file {name!r}")
+
+    def copy(self) -> "Program":
+        """A deep enough copy for mutation (steps and their expectations are new objects)."""
+        p = Program(self.name)
+        p.handles = list(self.handles)
+        p.files = list(self.files)
+        p._current = dict(self._current)
+        p._counts = dict(self._counts)
+        p.steps = [dataclasses.replace(s, expected=dict(s.expected)) for s in self.steps]
+        return p
