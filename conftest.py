@@ -116,5 +116,8 @@ def no_leaks(request):
                     f"{sorted(leaked_kids) or '[]'}", pytrace=False)
 
 
+pytest_plugins = ["pytester"]
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "allow_leaks: the test manages processes itself")
