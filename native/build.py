@@ -37,8 +37,11 @@ def make_builder() -> cffi.FFI:
 
 def build() -> pathlib.Path:
     """Compile native/_executor*.so next to this file and return its path."""
+    import warnings
     ffi = make_builder()
-    out = ffi.compile(tmpdir=str(HERE.parent), verbose=False)
+    with warnings.catch_warnings():   # setuptools reads our pyproject.toml and chats about it
+        warnings.simplefilter("ignore")
+        out = ffi.compile(tmpdir=str(HERE.parent), verbose=False)
     return pathlib.Path(out)
 
 
