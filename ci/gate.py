@@ -1,0 +1,356 @@
+"""The gate: conformance cases, fuzz smoke and kernel health in one run (`python -m ci.gate`).
+
+stdout carries KTAP: a header, one block per case family written as each family
+completes (by ci.ktap_plugin inside pytest), then the gate's own families
+`fuzz` (the smoke run), `gate` (profile detection, pytest itself) and
+`kernel_health` (taint, kernel log), then kselftest's `# Totals:` line.
+The results directory gets junit.xml, results.txt, summary.md, results.jsonl
+and pytest.log, written under temporary names and renamed only at the end.
+
+Exit status (--exit-convention): pass 0, fail 1, all skipped 4 (kselftest),
+3 (fedora) or 77 (automake); 2 for a usage error, with nothing written (pytest's
+own usage error and "no tests" count as such).  "All skipped" means no case and
+no fuzz smoke passed; the `gate` and `kernel_health` checks can only fail it.
+pytest ending any other way than 0/1 (crash, interrupt, ci/settings timeout)
+fails the `gate.pytest` check.
+A known failure (--known-failures) that fails is XFAIL and counts as a pass; one
+that passes is XPASS and fails the gate, so a stale list gets noticed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from ci import exitcodes, health, ktap, results
+from ci.outcomes import ERROR, FAIL, PASS, SKIP, Result, parse_known_failures, read_jsonl
+
+SUITE_VERSION = "0.1"
+REPO = Path(__file__).resolve().parent.parent
+SETTINGS = REPO / "ci" / "settings"
+GATE_FAMILY = "gate"
+SYNTHETIC_FAMILIES = ("fuzz", GATE_FAMILY, health.FAMILY)    # written after the case families
+CHECK_FAMILIES = (GATE_FAMILY, health.FAMILY)                # do not count towards "something ran"
+SLOW_SCALE = 5                                               # FDR_TIMEOUT_SCALE under KSFT_MACHINE_SLOW=yes
+OUTPUT_FILES = ("junit.xml", "results.txt", "summary.md", "results.jsonl", "pytest.log")
+
+
+class UsageError(Exception):
+    """A bad invocation: reported as one line on stderr, exit 2, nothing written."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+_count.__name__ = "non-negative integer"      # argparse names the type in its error message
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ci/gate", description=__doc__.split("\n")[0])
+    p.add_argument("--list", action="store_true", help="list the cases by family and exit")
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="select cases (pytest -k)")
+    p.add_argument("--known-failures", metavar="FILE",
+                   help="'family.test_name  reason' lines: such failures are XFAIL, passes XPASS")
+    p.add_argument("--profile", choices=("stock", "follow"),
+                   help="force the semantics profile instead of probing the kernel")
+    p.add_argument("--seed", type=_count, metavar="N", help="seed (default: random, printed)")
+    p.add_argument("--results", default="results", metavar="DIR", help="output directory (default ./results)")
+    p.add_argument("--fuzz-seconds", type=_count, default=5, metavar="N",
+                   help="length of the fuzz smoke run (default 5, 0 to skip)")
+    p.add_argument("--exit-convention", choices=tuple(exitcodes.CONVENTIONS), default="kselftest",
+                   help="exit codes: kselftest (skip 4, default), fedora (skip 3), automake (skip 77)")
+    p.add_argument("--cases-dir", default=str(REPO / "cases"), help=argparse.SUPPRESS)
+    return p
+
+
+def read_settings(path: Path = SETTINGS) -> dict[str, str]:
+    """kselftest `settings`: `key=value` lines (timeout=NNN)."""
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def timeout_scale(env) -> int:
+    """FDR_TIMEOUT_SCALE for the executor: SLOW_SCALE under KSFT_MACHINE_SLOW=yes, else as set, else 1."""
+    if env.get("KSFT_MACHINE_SLOW") == "yes":
+        return SLOW_SCALE
+    return int(env.get("FDR_TIMEOUT_SCALE", "1"))
+
+
+def validate(args) -> None:
+    """Check everything that can be checked before running anything (raises UsageError);
+    sets args.timeout, the pytest run's limit in seconds from ci/settings."""
+    if not Path(args.cases_dir).is_dir():
+        raise UsageError(f"cases directory {args.cases_dir} does not exist")
+    if args.known_failures:
+        try:
+            parse_known_failures(Path(args.known_failures).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--known-failures {args.known_failures}: cannot read: {exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"--known-failures {args.known_failures}: {exc}") from None
+    if args.keyword:
+        try:
+            from _pytest.mark.expression import Expression
+            Expression.compile(args.keyword)
+        except ImportError:
+            pass                                  # pytest itself will complain (exit 4 -> usage error)
+        except SyntaxError as exc:
+            raise UsageError(f"-k {args.keyword!r}: {exc.msg}") from None
+    try:
+        timeout = int(read_settings().get("timeout", "300"))
+        timeout_scale(os.environ)
+    except ValueError as exc:
+        raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
+    if not args.list:
+        check_writable(Path(args.results))
+    args.timeout = timeout
+
+
+def check_writable(directory: Path) -> None:
+    """The results directory exists (created if missing) and a file can be made in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".gate-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"results directory {directory} is not writable: {exc.strerror or exc}") from None
+
+
+class Outputs:
+    """Output files written under temporary names in DIR; commit() renames them all."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.tag = f".partial-{os.getpid()}"
+
+    def tmp(self, name: str) -> Path:
+        return self.directory / f".{name}{self.tag}"
+
+    def write(self, name: str, text: str) -> None:
+        self.tmp(name).write_text(text)
+
+    def commit(self) -> None:
+        for name in OUTPUT_FILES:
+            if self.tmp(name).exists():
+                os.replace(self.tmp(name), self.directory / name)
+
+    def discard(self) -> None:
+        for name in OUTPUT_FILES:
+            self.tmp(name).unlink(missing_ok=True)
+
+
+def child_env(seed: int) -> dict[str, str]:
+    """The environment of pytest and the fuzzer: ci importable, seed and timeout scale exported."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+    env["FDR_SEED"] = str(seed)
+    env["FDR_TIMEOUT_SCALE"] = str(timeout_scale(os.environ))
+    return env
+
+
+def pytest_base(args) -> list[str]:
+    """The pytest command line shared by --list and the run."""
+    cmd = [sys.executable, "-m", "pytest", str(Path(args.cases_dir).resolve()), "-p", "no:cacheprovider"]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    if args.profile:
+        cmd += [f"--fdr-profile={args.profile}"]
+    return cmd
+
+
+def pytest_error(rc: int, log: str) -> str:
+    """pytest's usage error (exit 4) or empty selection (exit 5) as one line."""
+    if rc == 5:
+        return "no case selected (empty cases directory, or -k matched nothing)"
+    lines = [line for line in log.splitlines() if "error" in line.lower()]
+    return "pytest: " + (lines[-1].strip() if lines else f"usage error (exit {rc})")
+
+
+def list_cases(args, env) -> int:
+    """--list: the collected cases, grouped by family."""
+    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode == 5:                        # nothing to list
+        return 0
+    if proc.returncode != 0:
+        print(f"gate: error: {pytest_error(proc.returncode, proc.stdout + proc.stderr)}", file=sys.stderr)
+        return exitcodes.USAGE if proc.returncode == 4 else 1
+    from ci.ktap_plugin import identify
+    families: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        if "::" in line:
+            family, name = identify(line.strip())
+            families.setdefault(family, []).append(name)
+    for family, names in families.items():
+        print(family)
+        print("".join(f"  {name}\n" for name in names), end="")
+    return 0
+
+
+def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
+    """pytest over the cases, KTAP blocks going straight to our stdout; its exit code,
+    or None if it outran the settings timeout (then its process group is killed)."""
+    cmd = pytest_base(args) + [
+        "-p", "ci.ktap_plugin", "--continue-on-collection-errors", "-rfEX", "-o", "junit_suite_name=cases",
+        "--ktap-jsonl", str(out.tmp("results.jsonl")), "--junitxml", str(out.tmp("junit-pytest.xml")),
+        "--ktap-extra-families", str(extra_families)]
+    if args.known_failures:
+        cmd += ["--ktap-known-failures", str(Path(args.known_failures).resolve())]
+    if importlib.util.find_spec("xdist"):
+        cmd += ["-n", "auto", "--dist", "loadfile"]
+    sys.stdout.flush()
+    ktap_fd = os.dup(sys.stdout.fileno())
+    cmd += ["--ktap-fd", str(ktap_fd)]
+    with open(out.tmp("pytest.log"), "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                pass_fds=(ktap_fd,), start_new_session=True)
+        os.close(ktap_fd)
+        try:
+            return proc.wait(timeout=args.timeout * int(env["FDR_TIMEOUT_SCALE"]))
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if proc.poll() is None:                 # timeout or KeyboardInterrupt
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def run_fuzz(seconds: int, seed: int, profile: str | None, env, repo: Path = REPO,
+             out_dir: Path | None = None) -> Result:
+    """The fuzz smoke: `python -m fuzz --seconds N --seed S [--profile P] [--out DIR]`; exit 0 passes, 4 skips."""
+    if seconds == 0:
+        return Result("fuzz", "smoke", SKIP, "disabled")
+    if not (repo / "fuzz" / "__main__.py").exists():
+        return Result("fuzz", "smoke", SKIP, "no_fuzzer")
+    cmd = [sys.executable, "-m", "fuzz", "--seconds", str(seconds), "--seed", str(seed)]
+    cmd += ["--profile", profile] if profile else []
+    cmd += ["--out", str(out_dir)] if out_dir else []
+    limit = (seconds + 60) * int(env.get("FDR_TIMEOUT_SCALE", "1"))
+    try:
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return Result("fuzz", "smoke", ERROR, "timeout", details=f"no exit within {limit} s: {cmd}")
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
+    if proc.returncode == 0:
+        return Result("fuzz", "smoke", PASS)
+    if proc.returncode == 4:
+        return Result("fuzz", "smoke", SKIP, (proc.stdout.split() or ["fuzz_skipped"])[-1])
+    return Result("fuzz", "smoke", FAIL, details=f"exit {proc.returncode}\n{tail}")
+
+
+def detect_profile(forced: str | None) -> tuple[str, Result]:
+    """The semantics profile to report, and the gate.profile result.
+
+    Forced: not probed.  native.probes missing: 'unknown', skipped.  A kernel
+    without user notification or ADDFD: skipped with the feature's skip token.
+    A kernel matching neither profile fails, with the probe's trace attached."""
+    if forced:
+        return f"{forced} (forced)", Result(GATE_FAMILY, "profile", SKIP, "forced")
+    try:
+        probes = importlib.import_module("native.probes")
+    except ImportError as exc:
+        return f"unknown ({exc})", Result(GATE_FAMILY, "profile", SKIP, "no_probe")
+    try:
+        lacking = probes.missing(("user_notif", "addfd")) if hasattr(probes, "missing") else None
+        if lacking:
+            return f"none ({lacking})", Result(GATE_FAMILY, "profile", SKIP, lacking)
+        name, trace = probes.detect_profile()
+    except Exception:
+        return "error", Result(GATE_FAMILY, "profile", ERROR, "probe_failed", details=traceback.format_exc())
+    if name is None:
+        return "none", Result(GATE_FAMILY, "profile", FAIL, "no_profile_matches",
+                              details=f"the kernel matches neither profile\n{trace}")
+    return f"{name} (detected)", Result(GATE_FAMILY, "profile", PASS)
+
+
+def pytest_result(rc: int | None, timeout: int) -> Result:
+    """gate.pytest: did pytest run to its end (exit 0 or 1)?"""
+    if rc in (0, 1):
+        return Result(GATE_FAMILY, "pytest", PASS)
+    what = f"killed after the {timeout} s timeout (ci/settings)" if rc is None else f"exited {rc}"
+    return Result(GATE_FAMILY, "pytest", ERROR, "timeout" if rc is None else f"exit_{rc}",
+                  details=f"pytest {what}; see pytest.log")
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        validate(args)
+    except UsageError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    except SystemExit as exc:                       # --help
+        return int(exc.code or 0)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
+    env = child_env(seed)
+    if args.list:
+        return list_cases(args, env)
+
+    klog, taint_before = health.KernelLog(), health.read_taint()
+    profile, profile_res = detect_profile(args.profile)
+    info = {"suite": f"fd-replacement gate {SUITE_VERSION}", "seed": seed, "kernel": platform.release(),
+            "profile": profile, "timeout scale": env["FDR_TIMEOUT_SCALE"]}
+    out = Outputs(Path(args.results))
+    try:
+        print(ktap.header(info), end="", flush=True)
+        if klog.error:
+            print(ktap.comment(f"kernel log not checked: {klog.error}"), end="")
+        rc = run_cases(args, env, out, len(SYNTHETIC_FAMILIES))
+        if rc in (4, 5):
+            raise UsageError(pytest_error(rc, out.tmp("pytest.log").read_text()))
+        cases = read_jsonl(out.tmp("results.jsonl"))
+        detected = profile.split()[0]
+        fuzz = run_fuzz(args.fuzz_seconds, seed, detected if detected in ("stock", "follow") else None,
+                        env, out_dir=Path(args.results) / "fuzz")
+        kernel = health.health_results(taint_before, health.read_taint(), klog.read_new(), klog.error)
+        synthetic = [fuzz, profile_res, pytest_result(rc, args.timeout)] + kernel
+        emitter = ktap.FamilyEmitter(sys.stdout, first=len({r.family for r in cases}) + 1)
+        for family, group in results.by_family(synthetic).items():
+            emitter.family(family, group)
+        everything = cases + synthetic
+        print(ktap.totals_line(everything), end="", flush=True)
+
+        verdict = exitcodes.verdict(everything, CHECK_FAMILIES)
+        code = exitcodes.exit_code(verdict, args.exit_convention)
+        info["verdict"] = f"{verdict} (exit {code}, {args.exit_convention} convention)"
+        junit_tmp = out.tmp("junit-pytest.xml")
+        pytest_xml = junit_tmp.read_text() if junit_tmp.exists() else None
+        junit_tmp.unlink(missing_ok=True)
+        props = {"kernel_release": info["kernel"], "profile": profile, "seed": seed}
+        out.write("junit.xml", results.junit_xml_text(pytest_xml, synthetic, props))
+        out.write("results.txt", results.results_txt(everything))
+        notes = [f"kernel log not checked: {klog.error}"] if klog.error else []
+        out.write("summary.md", results.summary_md(everything, info, verdict, notes))
+        out.commit()
+        return code
+    except UsageError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    finally:
+        out.discard()
+        out.tmp("junit-pytest.xml").unlink(missing_ok=True)
+        klog.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
