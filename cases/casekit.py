@@ -78,7 +78,8 @@ def case(params: list[dict] | None = None):
         test.case = c
         if params:
             test = pytest.mark.parametrize(
-                ",".join(names), [tuple(kw.values()) for kw in params],
+                ",".join(names),
+                [tuple(kw.values()) if len(names) > 1 else kw[names[0]] for kw in params],
                 ids=[param_id(kw) for kw in params])(test)
         return test
     return deco

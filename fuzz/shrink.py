@@ -38,6 +38,8 @@ def without(program: P.Program, drop: set[int]) -> P.Program:
     used = set().union(*(_uses(s) | _defines(s) for s in kept)) if kept else set()
     p.handles = [h for h in program.handles if h in used]
     p.files = [f for f in program.files if f in used]
+    for step in kept:
+        step.program = p
     p.steps = kept
     return p
 

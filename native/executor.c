@@ -122,7 +122,7 @@ struct seccomp_notif_addfd {
 #define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
 
 /* What a trapped call asks the supervisor for (args[3]). */
-enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC };
+enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP };
 
 struct fdr_file {
 	int32_t kind;
@@ -256,6 +256,17 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	case FDR_KIND_TIMERFD:
 		fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 		break;
+	case FDR_KIND_MEMFD: {
+		/* A regular file: not pollable; its token is its content. */
+		uint64_t tok = token_of(file);
+
+		fd = memfd_create("fdr", 0);
+		if (fd >= 0 && pwrite(fd, &tok, sizeof(tok), 0) != sizeof(tok)) {
+			close(fd);
+			fd = -1;
+		}
+		break;
+	}
 	default:
 		errno = EINVAL;
 		return -1;
@@ -544,7 +555,7 @@ static void run_step(struct target *t, int i)
 	o->ret_handle = o->sysret_handle = o->reached = FDR_NO_HANDLE;
 	switch (s->op) {
 	case FDR_OP_PIPE: case FDR_OP_SOCKETPAIR: case FDR_OP_EVENTFD:
-	case FDR_OP_EPOLL: case FDR_OP_SIGNALFD: case FDR_OP_TIMERFD:
+	case FDR_OP_EPOLL: case FDR_OP_SIGNALFD: case FDR_OP_TIMERFD: case FDR_OP_MEMFD:
 		r = fd = target_make_file(t, i, s->kind, s->file);
 		if (fd >= 0) {
 			set_handle(t, s->h, fd);
@@ -607,13 +618,16 @@ static void run_step(struct target *t, int i)
 	case FDR_OP_REPLACE:
 		do_replace(t, i, s, o);
 		return;
+	case FDR_OP_HANGUP:
+		r = trap(-1, i, ACT_HANGUP, -1);
+		break;
 	default:
 		r = -1;
 		errno = EINVAL;
 	}
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
-	if (r >= 0 && s->op <= FDR_OP_DUP3)
+	if (r >= 0 && (s->op <= FDR_OP_DUP3 || s->op == FDR_OP_MEMFD))
 		o->ret_handle = handle_of(t, r);
 }
 
@@ -840,6 +854,16 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 		supervise_replace(s, n, i);
 		break;
 	case ACT_SYNC:
+		respond(s, n->id, 0, 0);
+		break;
+	case ACT_HANGUP:
+		/* The driver closes its peer: the pipe reader sees HUP, the socket RDHUP. */
+		if (!f || f->peer < 0) {
+			respond(s, n->id, -1, EBADF);
+			break;
+		}
+		close(f->peer);
+		f->peer = -1;
 		respond(s, n->id, 0, 0);
 		break;
 	default:

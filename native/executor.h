@@ -27,6 +27,8 @@
 #define FDR_OP_REPLACE 16
 #define FDR_OP_FDINFO 17
 #define FDR_OP_KCMP_TFD 18
+#define FDR_OP_HANGUP 19
+#define FDR_OP_MEMFD 20
 
 /* File kinds (a replace's "by" kind, a file's kind). */
 #define FDR_KIND_PIPE 1
@@ -35,6 +37,7 @@
 #define FDR_KIND_EPOLL 4
 #define FDR_KIND_SIGNALFD 5
 #define FDR_KIND_TIMERFD 6
+#define FDR_KIND_MEMFD 7
 
 /* How a replace is carried out. */
 #define FDR_VIA_ADDFD_SETFD 1

@@ -27,18 +27,19 @@ OPCODES = {
     "close": lib.FDR_OP_CLOSE, "epoll_ctl": lib.FDR_OP_CTL, "inject": lib.FDR_OP_INJECT,
     "drain": lib.FDR_OP_DRAIN, "wait": lib.FDR_OP_WAIT, "read": lib.FDR_OP_READ,
     "replace": lib.FDR_OP_REPLACE, "fdinfo": lib.FDR_OP_FDINFO,
-    "kcmp_epoll_tfd": lib.FDR_OP_KCMP_TFD,
+    "kcmp_epoll_tfd": lib.FDR_OP_KCMP_TFD, "hangup": lib.FDR_OP_HANGUP, "memfd": lib.FDR_OP_MEMFD,
 }
 KIND_CODES = {
     P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
     P.EPOLL: lib.FDR_KIND_EPOLL, P.SIGNALFD: lib.FDR_KIND_SIGNALFD, P.TIMERFD: lib.FDR_KIND_TIMERFD,
+    P.MEMFD: lib.FDR_KIND_MEMFD,
 }
 VIA_CODES = {
     P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
     P.DUP2: lib.FDR_VIA_DUP2, P.DUP3: lib.FDR_VIA_DUP3,
 }
 CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
-FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs"}
+FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}
 FAILURE_KINDS = {lib.FDR_RUN_TIMEOUT: "timeout", lib.FDR_RUN_CRASHED: "crashed",
                  lib.FDR_RUN_SETUP: "setup"}
 DEFAULT_TIMEOUT_MS = 10_000
@@ -151,7 +152,7 @@ def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
         return Outcome(ret=ret, reached=reached, count=o.count)
     if op == "fdinfo":
         lines = sorted((_fdinfo_line(program, o.line[k]) for k in range(o.nlines)),
-                       key=lambda line: (line.tfd, line.ino, line.data))
+                       key=FdinfoLine.sort_key)
         return Outcome(ret=ret, fdinfo=tuple(lines))
     return Outcome(ret=ret, sysret=sysret)
 

@@ -23,7 +23,8 @@ EVENTFD = "eventfd"
 EPOLL = "epoll"
 SIGNALFD = "signalfd"
 TIMERFD = "timerfd"
-KINDS = (PIPE, SOCKET, EVENTFD, EPOLL, SIGNALFD, TIMERFD)
+MEMFD = "memfd"          # a regular file: not pollable; its token is its content
+KINDS = (PIPE, SOCKET, EVENTFD, EPOLL, SIGNALFD, TIMERFD, MEMFD)
 # Kinds whose readiness is injected by the driver through a peer end it holds.
 PEER_KINDS = (PIPE, SOCKET)
 # Kinds injected through a handle of the program (no peer exists).
@@ -31,7 +32,7 @@ HANDLE_INJECT_KINDS = (EVENTFD, TIMERFD)
 # Kinds that live on the shared anonymous inode (fdinfo's ino cannot tell them apart).
 ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD)
 FILE_PREFIX = {PIPE: "pipe", SOCKET: "sock", EVENTFD: "efd", EPOLL: "ep",
-               SIGNALFD: "sfd", TIMERFD: "tfd"}
+               SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem"}
 
 # Ways to replace the file behind a descriptor.
 ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
@@ -63,12 +64,12 @@ O_CLOEXEC = 0o2000000
 PROFILES = ("stock", "follow")
 
 # Step operations, and which of them return a descriptor (rendered as a handle).
-CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd")
+CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd", "memfd")
 FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace")
 OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
-                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd")
+                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd", "hangup")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
-           "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD}
+           "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
 
 
 class ProgramError(ValueError):
@@ -112,6 +113,7 @@ class Step:
     timeout_ms: int = 0
     toff: int = 0
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
+    program: object = field(default=None, repr=False, compare=False)  # for file look-ups
 
     def expect(self, *args, stock=None, follow=None, **kw):
         """State the exact outcome of this step.
@@ -168,6 +170,8 @@ class Step:
             return f"replace({self.h}, by={by} [{self.file}], via={self.via}{extra})"
         if op == "fdinfo":
             return f"fdinfo({self.ep})"
+        if op == "hangup":
+            return f"hangup({self.file})"
         if op == "kcmp_epoll_tfd":
             return f"kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
         return op
@@ -196,11 +200,12 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
         return Outcome(ret=len(evs) if ret is None else ret, events=evs)
     if op in ("read", "drain"):
         n = count if count is not None else (1 if reached is not None else 0)
-        size = _token_size(step, reached)
-        return Outcome(ret=n * size if ret is None else ret, reached=reached,
+        if ret is None:
+            ret = _bytes_read(step, reached, n)
+        return Outcome(ret=ret, reached=reached,
                        count=n if reached is not None else None)
     if op == "fdinfo":
-        lines = tuple(fdinfo or ())
+        lines = tuple(sorted(fdinfo or (), key=FdinfoLine.sort_key))
         for line in lines:
             if not isinstance(line, FdinfoLine):
                 raise ProgramError(f"fdinfo expects FdinfoLine entries, got {line!r}")
@@ -225,11 +230,16 @@ def _inject_size(step: Step) -> int:
     return 8 if step.file.kind in (PIPE, SOCKET, EVENTFD) else 0
 
 
-def _token_size(step: Step, reached) -> int:
-    # A signalfd read returns one 128-byte siginfo per signal; every other token is 8 bytes.
-    if reached is not None and reached.startswith(FILE_PREFIX[SIGNALFD]):
-        return 128
-    return 8
+def _bytes_read(step: Step, reached, n: int) -> int:
+    """What read() returns for n tokens of the named file."""
+    if reached is None:
+        return 0
+    kind = step.program.file_named(reached).kind if step.program is not None else PIPE
+    if kind in (EVENTFD, TIMERFD):
+        return 8            # one counter, however many injections it sums
+    if kind == SIGNALFD:
+        return 128 * n      # one siginfo per signal
+    return 8 * n
 
 
 class Program:
@@ -251,8 +261,8 @@ class Program:
             while any(h.name == f"fd{n}" for h in self.handles):
                 n += 1
             name = f"fd{n}"
-        if any(h.name == name for h in self.handles) or any(f.name == name for f in self.files):
-            raise ProgramError(f"name {name!r} already used")
+        if any(h.name == name for h in self.handles):
+            raise ProgramError(f"handle name {name!r} already used")
         h = Handle(name)
         self.handles.append(h)
         self._current[name] = None
@@ -266,8 +276,8 @@ class Program:
             while any(f.name == name for f in self.files):
                 n = self._counts[prefix] = n + 1
                 name = f"{prefix}{n}"
-        if any(f.name == name for f in self.files) or any(h.name == name for h in self.handles):
-            raise ProgramError(f"name {name!r} already used")
+        if any(f.name == name for f in self.files):
+            raise ProgramError(f"file name {name!r} already used")
         f = File(name, kind)
         self.files.append(f)
         return f
@@ -282,6 +292,7 @@ class Program:
         return self._current[self._known(h).name]
 
     def _add(self, step: Step) -> Step:
+        step.program = self
         self.steps.append(step)
         step.expected = {p: expected_outcome(step) for p in PROFILES}
         return step
@@ -315,6 +326,10 @@ class Program:
 
     def timerfd(self, name=None, file=None) -> Handle:
         return self._create("timerfd", name, file)
+
+    def memfd(self, name=None, file=None) -> Handle:
+        """A memfd holding its token: a regular file, which epoll refuses (EPERM)."""
+        return self._create("memfd", name, file)
 
     # -- descriptor table -----------------------------------------------------
     def dup(self, old: Handle, name=None) -> Handle:
@@ -382,10 +397,16 @@ class Program:
             raise ProgramError(f"{file.kind} files are injected through the driver's peer")
         if file.kind in HANDLE_INJECT_KINDS and through is None:
             raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
-        if file.kind == EPOLL:
-            raise ProgramError("an epoll file cannot be injected; inject a file it watches")
+        if file.kind in (EPOLL, MEMFD):
+            raise ProgramError(f"a {file.kind} file cannot be injected")
         return self._add(Step("inject", file=file,
                               h=self._known(through) if through is not None else None))
+
+    def hangup(self, file: File) -> Step:
+        """The driver closes its peer of a pipe or socket (the reader sees HUP / RDHUP)."""
+        if file not in self.files or file.kind not in PEER_KINDS:
+            raise ProgramError(f"hangup needs a pipe or socket file, not {file!r}")
+        return self._add(Step("hangup", file=file))
 
     def drain(self, h: Handle) -> Step:
         """Read until EAGAIN; the outcome says whose tokens were consumed."""
@@ -442,5 +463,5 @@ class Program:
         p.files = list(self.files)
         p._current = dict(self._current)
         p._counts = dict(self._counts)
-        p.steps = [dataclasses.replace(s, expected=dict(s.expected)) for s in self.steps]
+        p.steps = [dataclasses.replace(s, expected=dict(s.expected), program=p) for s in self.steps]
         return p

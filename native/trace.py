@@ -47,6 +47,10 @@ class FdinfoLine:
     ino: str = "?"
     sdev: str = "?"
 
+    def sort_key(self):
+        """fdinfo lists entries in rbtree order, by kernel pointer: traces sort them by this."""
+        return (self.tfd, self.ino, self.data, self.events)
+
     def __str__(self):
         return (f"tfd={self.tfd} events={mask_names(self.events)} data={self.data:#x} "
                 f"pos={self.pos} ino={self.ino} sdev={self.sdev}")
