@@ -1,0 +1,82 @@
+"""Unusual replacements: a non-pollable new file, the same file, an epoll file,
+and the very epoll the fd is registered in.
+
+Under the follow profile an entry follows the new file only where that file
+could be added to the epoll itself (it is pollable and is not that epoll);
+otherwise it stays with the old file, as on a stock kernel (the rule of the
+RFC v7 eventpoll_replace_file() patch).
+"""
+from cases.casekit import E, case, expect_after_replace, matrix
+from native.program import (ADD, ADDFD_SETFD, DEL, DUP2, ERR, HUP, IN, MEMFD, Program)
+from native.trace import FdinfoLine
+
+VIAS = (ADDFD_SETFD, DUP2)
+REG = IN | ERR | HUP
+
+
+def watched():
+    """ep watches r (file "old", kept alive by a dup) with data 9."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    keep = p.dup(r, "keep")
+    p.epoll_ctl(ep, ADD, r, IN, data=9)
+    return p, ep, r, keep
+
+
+@case(params=matrix(via=VIAS))
+def test_replace_by_non_pollable_file(via):
+    """Replaced by a regular file, the fd keeps its stale entry in every profile; epoll_ctl on it fails with EPERM whatever the op."""
+    p, ep, r, keep = watched()
+    p.replace(r, by=MEMFD, via=via, file="new")
+    p.inject(p.file_named("old"))
+    p.wait(ep).expect(events=[(IN, 9)])
+    p.epoll_ctl(ep, ADD, r, IN, data=1).expect(-1, errno="EPERM")
+    p.epoll_ctl(ep, DEL, r).expect(-1, errno="EPERM")
+    p.read(r).expect(reached="new")
+    p.fdinfo(ep).expect(fdinfo=[FdinfoLine("r", REG, 9, ino="old", sdev="pipefs")])
+    return p
+
+
+@case(params=matrix(via=VIAS, refs=("single", "multi")))
+def test_replace_by_the_same_file(via, refs):
+    """Replacing a file by itself changes nothing epoll can see: the entry stays, reports, and DEL finds it."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    if refs == "multi":
+        p.dup(r, "keep")
+    p.epoll_ctl(ep, ADD, r, IN, data=9)
+    p.replace(r, by=r, via=via)
+    p.inject(p.file_named("old"))
+    p.wait(ep).expect(events=[(IN, 9)])
+    p.read(r).expect(reached="old")
+    p.epoll_ctl(ep, DEL, r)
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_replace_by_another_epoll(via):
+    """Replaced by another epoll file, the fd's stale entry still reports the old file; a re-ADD nests the new epoll."""
+    p, ep, r, keep = watched()
+    inner = p.epoll_create("inner")
+    p.replace(r, by=inner, via=via)
+    p.inject(p.file_named("old"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 9)]), follow=E(events=[]))
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=1), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    p.read(r).expect(-1, errno="EINVAL")
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_replace_by_the_epoll_it_is_registered_in(via):
+    """Replaced by the very epoll it is registered in, the fd keeps its stale entry in every profile, and every epoll_ctl on it is EINVAL."""
+    p, ep, r, keep = watched()
+    p.replace(r, by=ep, via=via)
+    p.inject(p.file_named("old"))
+    p.wait(ep).expect(events=[(IN, 9)])
+    p.epoll_ctl(ep, ADD, r, IN, data=1).expect(-1, errno="EINVAL")
+    p.epoll_ctl(ep, DEL, r).expect(-1, errno="EINVAL")
+    p.fdinfo(ep).expect(fdinfo=[FdinfoLine("r", REG, 9, ino="old", sdev="pipefs")])
+    return p
