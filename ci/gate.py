@@ -122,6 +122,7 @@ def validate(args) -> None:
         raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
     if not args.list:
         check_writable(Path(args.results))
+    args.results = os.path.abspath(args.results)   # pytest and the fuzzer run in the suite's directory
     args.timeout = timeout
 
 

@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>		/* before linux/seccomp.h, which uses _IOWR */
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,9 @@
 #include "executor.h"
 
 /* Fallbacks for headers older than the kernels we run on. */
+#ifndef SECCOMP_IOC_MAGIC
+#define SECCOMP_IOC_MAGIC '!'
+#endif
 #ifndef SECCOMP_RET_USER_NOTIF
 #define SECCOMP_RET_USER_NOTIF 0x7fc00000U
 #endif
@@ -122,7 +126,7 @@ struct seccomp_notif_addfd {
 #define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
 
 /* What a trapped call asks the supervisor for (args[3]). */
-enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP };
+enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY };
 
 struct fdr_file {
 	int32_t kind;
@@ -137,10 +141,14 @@ struct fdr_file {
 struct shared {
 	volatile int32_t step;
 	volatile int32_t finished;
+	volatile int32_t killed;	/* by a kill step: the run is not a crash */
 	int32_t setup_err;
 	char setup_where[64];
 	int32_t nfiles;
 	struct fdr_file files[FDR_MAX_FILES];
+	/* The target's handle table; the supervisor reads and, in a hold, writes it. */
+	int32_t hfd[FDR_MAX_HANDLES];	/* fd number while open, else -1 */
+	int32_t hnum[FDR_MAX_HANDLES];	/* last number held, while it is free */
 	struct fdr_outcome out[];
 };
 
@@ -148,8 +156,8 @@ struct target {
 	const struct fdr_step *steps;
 	int nsteps;
 	int nhandles;
-	int hfd[FDR_MAX_HANDLES];	/* fd number while open, else -1 */
-	int hnum[FDR_MAX_HANDLES];	/* last number held, while it is free */
+	int32_t *hfd;
+	int32_t *hnum;
 	struct shared *sh;
 };
 
@@ -425,14 +433,17 @@ static void do_inject(struct target *t, int i, const struct fdr_step *s, struct 
 	o->err = r < 0 ? errno : 0;
 }
 
-static void do_fdinfo(struct target *t, int fd, struct fdr_outcome *o)
+static void do_fdinfo(struct target *t, pid_t pid, int fd, struct fdr_outcome *o)
 {
 	struct shared *sh = t->sh;
 	char path[64], buf[16384];
 	long n = 0, r;
 	int pfd;
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	pfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (pfd < 0) {
 		o->ret = -1;
@@ -604,8 +615,25 @@ static void run_step(struct target *t, int i)
 		do_read(t, num(t, s->h), o, s->op == FDR_OP_DRAIN);
 		return;
 	case FDR_OP_FDINFO:
-		do_fdinfo(t, num(t, s->ep), o);
+		do_fdinfo(t, 0, num(t, s->ep), o);
 		return;
+	case FDR_OP_NOTIFY:
+		/* The intercepted syscall: the supervisor runs the hold's steps, then
+		 * answers.  The sync trap keeps us here until the hold is over, even
+		 * when an ADDFD with SEND answered early. */
+		r = trap(num(t, s->h), i, ACT_NOTIFY, -1);
+		o->ret = r;
+		o->err = r < 0 ? errno : 0;
+		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
+		trap(-1, i, ACT_SYNC, -1);
+		return;
+	case FDR_OP_EXIT:
+		o->done = 1;
+		t->sh->finished = 1;
+		_exit(0);
+	case FDR_OP_GETFD:
+		r = fcntl(num(t, s->h), F_GETFD);
+		break;
 	case FDR_OP_KCMP_TFD: {
 		struct kcmp_epoll_slot { uint32_t efd, tfd, toff; } slot = {
 			num(t, s->ep), num(t, s->h), s->arg };
@@ -733,6 +761,8 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	close(ctl);
 
 	for (int i = 0; i < t->nsteps; i++) {
+		if (t->steps[i].flags & FDR_F_SUP)
+			continue;	/* the supervisor's, run during a hold or after us */
 		sh->step = i;
 		run_step(t, i);
 		sh->out[i].done = 1;
@@ -747,8 +777,13 @@ struct supervisor {
 	const struct fdr_step *steps;
 	int nsteps;
 	struct shared *sh;
+	struct target view;		/* the target's handle table, seen from here */
+	pid_t pid;
 	int listener;
 	int pidfd;
+	uint64_t last_id;		/* the previous notification's id */
+	int64_t deadline;
+	int target_gone;		/* a kill step ended the target */
 	int kept[FDR_MAX_STEPS];
 	int nkept;
 };
@@ -812,6 +847,221 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 		respond(s, n->id, 0, 0);
 }
 
+/* Write a token through the peer the driver holds. */
+static long inject_peer(struct fdr_file *f, int file, int *err)
+{
+	uint64_t tok = token_of(file);
+	long r;
+
+	if (!f || f->peer < 0) {
+		*err = EBADF;
+		return -1;
+	}
+	if (f->kind == FDR_KIND_SOCKET)
+		r = send(f->peer, &tok, sizeof(tok), MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		r = write(f->peer, &tok, sizeof(tok));
+	*err = r < 0 ? errno : 0;
+	if (*err == EPIPE)
+		consume_sigpipe();
+	return r;
+}
+
+/* An ADDFD exactly as the step describes it, good or bad. */
+static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t id,
+		      struct fdr_outcome *o)
+{
+	union {
+		struct seccomp_notif_addfd a;
+		unsigned char bytes[64];
+	} u;
+	size_t size = st->timeout_ms > 0 ? (size_t)st->timeout_ms : sizeof(u.a);
+	struct target *v = &s->view;
+	int src = -1, peer = -1;
+	long r;
+
+	memset(&u, 0, sizeof(u));
+	if (size > sizeof(u))
+		size = sizeof(u);
+	if (st->flags & FDR_F_ID_STALE)
+		id = s->last_id;
+	else if (st->flags & FDR_F_ID_NEXT)
+		id = id + 1;
+	if (!(st->flags & FDR_F_BADSRC)) {
+		src = st->h2 >= 0 ? syscall(__NR_pidfd_getfd, s->pidfd, num(v, st->h2), 0)
+				  : make_file(s->sh, st->kind, st->file, &peer);
+		if (src < 0) {
+			o->ret = -1;
+			o->err = errno;
+			return;
+		}
+		if (peer >= 0)
+			s->sh->files[st->file].peer = peer;
+		record_inode(s->sh, st->file, src);
+	}
+	u.a.id = id;
+	u.a.flags = (uint32_t)st->arg;
+	u.a.srcfd = (uint32_t)src;	/* -1: no such fd */
+	u.a.newfd_flags = st->events;
+	if (st->flags & FDR_F_NEWFD_RAW) {
+		u.a.newfd = (uint32_t)st->data;
+	} else if (st->flags & FDR_F_NEWFD_RLIMIT) {
+		struct rlimit rl;
+
+		prlimit(s->pid, RLIMIT_NOFILE, NULL, &rl);
+		u.a.newfd = (uint32_t)rl.rlim_cur;
+	} else if ((st->arg & SECCOMP_ADDFD_FLAG_SETFD) && st->h >= 0) {
+		u.a.newfd = (uint32_t)num(v, st->h);
+	}
+	if (size > sizeof(u.a) && (st->flags & FDR_F_TAIL_NONZERO))
+		u.bytes[size - 1] = 1;
+	r = ioctl(s->listener, _IOC(_IOC_WRITE, SECCOMP_IOC_MAGIC, 3, size), &u);
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+	if (r >= 0 && st->h >= 0) {
+		set_handle(v, st->h, r);
+		o->ret_handle = handle_of(v, r);
+	}
+	if (src >= 0) {
+		if (st->flags & FDR_F_KEEP)
+			s->kept[s->nkept++] = src;
+		else
+			close(src);
+	}
+}
+
+static void sup_wait(struct supervisor *s, const struct fdr_step *st, struct fdr_outcome *o,
+		     int fd)
+{
+	struct epoll_event ev[FDR_MAX_EVENTS];
+	long r = epoll_wait(fd, ev, st->arg, 0);
+
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+	for (int k = 0; k < r; k++) {
+		o->ev[k].events = ev[k].events;
+		o->ev[k].data = ev[k].data.u64;
+	}
+	o->nevents = r > 0 ? r : 0;
+}
+
+/* Wait until the target has died (not reaped: that is fdr_run's job). */
+static int wait_gone(struct supervisor *s)
+{
+	struct pollfd pf = { .fd = s->pidfd, .events = POLLIN };
+	int64_t left = s->deadline - now_ms();
+
+	return left > 0 && poll(&pf, 1, left) == 1 ? 0 : -1;
+}
+
+/* Run supervisor step i; the notification id is that of the current hold. */
+static void sup_step(struct supervisor *s, int i, uint64_t id)
+{
+	const struct fdr_step *st = &s->steps[i];
+	struct fdr_outcome *o = &s->sh->out[i];
+	struct target *v = &s->view;
+	long r = 0;
+	int fd, err = 0;
+
+	switch (st->op) {
+	case FDR_OP_ADDFD:
+		sup_addfd(s, st, id, o);
+		break;
+	case FDR_OP_RESPOND: {
+		struct seccomp_notif_resp resp = { .id = id, .val = (int64_t)st->data,
+						   .error = -st->arg };
+
+		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+		o->ret = r;
+		o->err = r < 0 ? errno : 0;
+		break;
+	}
+	case FDR_OP_SUP_FDINFO:
+		do_fdinfo(v, s->pid, num(v, st->ep), o);
+		break;
+	case FDR_OP_SUP_WAIT:
+		fd = syscall(__NR_pidfd_getfd, s->pidfd, num(v, st->ep), 0);
+		if (fd < 0) {
+			o->ret = -1;
+			o->err = errno;
+			break;
+		}
+		sup_wait(s, st, o, fd);
+		close(fd);
+		break;
+	case FDR_OP_SUP_KCMP: {
+		struct { uint32_t efd, tfd, toff; } slot = { num(v, st->ep), num(v, st->h), st->arg };
+
+		r = syscall(__NR_kcmp, s->pid, s->pid, KCMP_EPOLL_TFD, num(v, st->h2), &slot);
+		o->ret = r > 0 ? 1 : r;
+		o->err = r < 0 ? errno : 0;
+		break;
+	}
+	case FDR_OP_SUP_INJECT:
+		r = inject_peer(&s->sh->files[st->file], st->file, &err);
+		o->ret = r;
+		o->err = err;
+		break;
+	case FDR_OP_KILL:
+		s->sh->killed = 1;
+		kill(-s->pid, SIGKILL);
+		kill(s->pid, SIGKILL);
+		r = wait_gone(s);
+		o->ret = r;
+		o->err = r < 0 ? ETIMEDOUT : 0;
+		s->target_gone = 1;
+		break;
+	case FDR_OP_LISTENER_WAIT:
+		fd = epoll_create1(EPOLL_CLOEXEC);
+		if (fd >= 0) {
+			struct epoll_event e = { .events = st->events, .data.u64 = st->data };
+
+			if (epoll_ctl(fd, EPOLL_CTL_ADD, s->listener, &e) == 0)
+				sup_wait(s, st, o, fd);
+			else {
+				o->ret = -1;
+				o->err = errno;
+			}
+			close(fd);
+		}
+		break;
+	case FDR_OP_NOTIF_RECV: {
+		struct seccomp_notif n;
+
+		memset(&n, 0, sizeof(n));
+		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
+		o->ret = r;
+		o->err = r < 0 ? errno : 0;
+		break;
+	}
+	default:
+		o->ret = -1;
+		o->err = EINVAL;
+	}
+	o->done = 1;
+}
+
+/* A notify step trapped: run the hold's supervisor steps, up to its respond
+ * (or a kill), while the target waits in the syscall. */
+static void hold(struct supervisor *s, const struct seccomp_notif *n)
+{
+	int i = (int)n->data.args[2], answered = 0;
+
+	for (int j = i + 1; j < s->nsteps && (s->steps[j].flags & FDR_F_SUP); j++) {
+		s->sh->step = j;
+		sup_step(s, j, n->id);
+		if (s->steps[j].op == FDR_OP_RESPOND) {
+			answered = 1;
+			break;
+		}
+		if (s->target_gone)
+			break;
+	}
+	if (!answered && !s->target_gone)
+		respond(s, n->id, 0, 0);
+	s->last_id = n->id;
+}
+
 static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 {
 	int i = (int)n->data.args[2], action = (int)n->data.args[3];
@@ -826,6 +1076,8 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 	}
 	st = &s->steps[i];
 	f = (st->file >= 0 && st->file < s->sh->nfiles) ? &s->sh->files[st->file] : NULL;
+	if (action != ACT_NOTIFY)
+		s->last_id = n->id;	/* hold() sets it once its steps are done */
 	switch (action) {
 	case ACT_HANDOFF:
 		r = syscall(__NR_pidfd_getfd, s->pidfd, (int)n->data.args[0], 0);
@@ -833,23 +1085,13 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 			f->peer = r;
 		respond(s, n->id, r < 0 ? -1 : 0, r < 0 ? errno : 0);
 		break;
-	case ACT_INJECT: {
-		uint64_t tok = token_of(st->file);
-
-		if (!f || f->peer < 0) {
-			respond(s, n->id, -1, EBADF);
-			break;
-		}
-		if (f->kind == FDR_KIND_SOCKET)
-			r = send(f->peer, &tok, sizeof(tok), MSG_NOSIGNAL | MSG_DONTWAIT);
-		else
-			r = write(f->peer, &tok, sizeof(tok));
-		err = r < 0 ? errno : 0;
-		if (err == EPIPE)
-			consume_sigpipe();
+	case ACT_INJECT:
+		r = inject_peer(f, st->file, &err);
 		respond(s, n->id, r, err);
 		break;
-	}
+	case ACT_NOTIFY:
+		hold(s, n);
+		break;
 	case ACT_REPLACE:
 		supervise_replace(s, n, i);
 		break;
@@ -894,7 +1136,8 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	    struct fdr_outcome *out, struct fdr_result *res)
 {
 	size_t size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome);
-	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1 };
+	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1,
+				  .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } };
 	sigset_t pipeset, oldset;
 	struct shared *sh;
 	int ctl[2], status = 0, nsig = 0;
@@ -925,6 +1168,8 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	}
 	for (int i = 0; i < nsteps; i++)
 		sh->out[i].reached = sh->out[i].ret_handle = sh->out[i].sysret_handle = FDR_NO_HANDLE;
+	for (int h = 0; h < FDR_MAX_HANDLES; h++)
+		sh->hfd[h] = sh->hnum[h] = -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
 		munmap(sh, size);
 		return -1;
@@ -940,10 +1185,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 
 	pid = fork();
 	if (pid == 0) {
-		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
+		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles,
+				    .hfd = sh->hfd, .hnum = sh->hnum, .sh = sh };
 
-		for (int h = 0; h < FDR_MAX_HANDLES; h++)
-			t.hfd[h] = t.hnum[h] = -1;
 		close(ctl[0]);
 		target_main(&t, ctl[1], self);
 	}
@@ -957,6 +1201,11 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	setpgid(pid, pid);
 	deadline = now_ms() + timeout_ms;
 	sup.pidfd = syscall(__NR_pidfd_open, pid, 0);
+	sup.pid = pid;
+	sup.deadline = deadline;
+	sup.view.hfd = sh->hfd;
+	sup.view.hnum = sh->hnum;
+	sup.view.sh = sh;
 
 	/* The listener arrives over ctl, or the target's setup fails and ctl closes. */
 	struct pollfd cp = { .fd = ctl[0], .events = POLLIN };
@@ -981,11 +1230,20 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 				memset(&n, 0, sizeof(n));
 				if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, &n) == 0)
 					supervise(&sup, &n);
+				if (sup.target_gone)
+					break;
 				continue;
 			}
 			if (pf[1].revents || (pf[0].revents & (POLLHUP | POLLERR)))
 				break;
 		}
+		/* Supervisor steps after the target's exit (or a kill) run now. */
+		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(&sup) == 0)
+			for (int j = 0; j < nsteps; j++)
+				if ((steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
+					sh->step = j;
+					sup_step(&sup, j, sup.last_id);
+				}
 	} else if (sup.pidfd < 0) {
 		res->status = FDR_RUN_SETUP;
 		res->err = errno;
@@ -999,7 +1257,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (res->status == FDR_RUN_OK && !sh->finished) {
+	if (res->status == FDR_RUN_OK && !sh->finished && !sh->killed) {
 		if (sh->setup_where[0]) {
 			res->status = FDR_RUN_SETUP;
 			res->err = sh->setup_err;

@@ -29,6 +29,20 @@
 #define FDR_OP_KCMP_TFD 18
 #define FDR_OP_HANGUP 19
 #define FDR_OP_MEMFD 20
+/* The target traps and stays trapped while the supervisor steps that follow run. */
+#define FDR_OP_NOTIFY 21
+#define FDR_OP_EXIT 22
+#define FDR_OP_GETFD 23
+/* Supervisor steps (FDR_F_SUP): inside a notify hold, or after the target is gone. */
+#define FDR_OP_ADDFD 40
+#define FDR_OP_RESPOND 41
+#define FDR_OP_SUP_FDINFO 42
+#define FDR_OP_SUP_WAIT 43
+#define FDR_OP_SUP_KCMP 44
+#define FDR_OP_SUP_INJECT 45
+#define FDR_OP_KILL 46
+#define FDR_OP_LISTENER_WAIT 47
+#define FDR_OP_NOTIF_RECV 48
 
 /* File kinds (a replace's "by" kind, a file's kind). */
 #define FDR_KIND_PIPE 1
@@ -48,6 +62,13 @@
 /* Step flags. */
 #define FDR_F_KEEP 1
 #define FDR_F_CLOEXEC 2
+#define FDR_F_SUP 4             /* executed by the supervisor */
+#define FDR_F_ID_STALE 8        /* addfd: the id of the previous, answered notification */
+#define FDR_F_ID_NEXT 16        /* addfd: an id no notification has yet */
+#define FDR_F_NEWFD_RAW 32      /* addfd: newfd is the low 32 bits of data */
+#define FDR_F_NEWFD_RLIMIT 64   /* addfd: newfd is the target's RLIMIT_NOFILE */
+#define FDR_F_BADSRC 128        /* addfd: srcfd is not an open fd */
+#define FDR_F_TAIL_NONZERO 256  /* addfd: a larger struct whose tail is not zero */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0

@@ -28,6 +28,11 @@ OPCODES = {
     "drain": lib.FDR_OP_DRAIN, "wait": lib.FDR_OP_WAIT, "read": lib.FDR_OP_READ,
     "replace": lib.FDR_OP_REPLACE, "fdinfo": lib.FDR_OP_FDINFO,
     "kcmp_epoll_tfd": lib.FDR_OP_KCMP_TFD, "hangup": lib.FDR_OP_HANGUP, "memfd": lib.FDR_OP_MEMFD,
+    "notify": lib.FDR_OP_NOTIFY, "exit_target": lib.FDR_OP_EXIT, "getfd": lib.FDR_OP_GETFD,
+    "addfd": lib.FDR_OP_ADDFD, "respond": lib.FDR_OP_RESPOND, "sup_fdinfo": lib.FDR_OP_SUP_FDINFO,
+    "sup_wait": lib.FDR_OP_SUP_WAIT, "sup_kcmp": lib.FDR_OP_SUP_KCMP,
+    "sup_inject": lib.FDR_OP_SUP_INJECT, "kill_target": lib.FDR_OP_KILL,
+    "listener_wait": lib.FDR_OP_LISTENER_WAIT, "notif_recv": lib.FDR_OP_NOTIF_RECV,
 }
 KIND_CODES = {
     P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
@@ -63,6 +68,7 @@ def serialize(program: P.Program):
         raise P.ProgramError(f"{len(program.steps)} steps; the executor runs at most {lib.FDR_MAX_STEPS}")
     if len(program.handles) > lib.FDR_MAX_HANDLES or len(program.files) > lib.FDR_MAX_FILES:
         raise P.ProgramError("too many handles or files for the executor")
+    program.check_structure()
     hidx = {h: i for i, h in enumerate(program.handles)}
     fidx = {f: i for i, f in enumerate(program.files)}
     steps = ffi.new("struct fdr_step[]", max(1, len(program.steps)))
@@ -77,16 +83,47 @@ def serialize(program: P.Program):
         c.timeout_ms = s.timeout_ms
         c.events = s.events & 0xFFFFFFFF
         c.data = s.data
+        if s.op in P.SUPERVISOR_OPS:
+            c.flags |= lib.FDR_F_SUP
         if s.op == "epoll_ctl":
             c.arg = CTL_CODES[s.ctl]
         elif s.op == "replace":
             c.arg = VIA_CODES[s.via]
-        elif s.op == "wait":
+        elif s.op in ("wait", "sup_wait", "listener_wait"):
             c.arg = s.maxevents
-        elif s.op == "kcmp_epoll_tfd":
+        elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
+        elif s.op == "addfd":
+            _serialize_addfd(c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] for f in program.files] or [0])
     return steps, kinds
+
+
+def _serialize_addfd(c, s: P.Step):
+    a = s.addfd
+    c.arg = a["flags"]
+    c.events = a["newfd_flags"]
+    c.timeout_ms = a["size"] or 0
+    if a["newfd"] == "rlimit":
+        c.flags |= lib.FDR_F_NEWFD_RLIMIT
+    elif a["newfd"] is not None:
+        c.flags |= lib.FDR_F_NEWFD_RAW
+        c.data = a["newfd"] & 0xFFFFFFFF
+    if s.file is None and s.h2 is None:
+        c.flags |= lib.FDR_F_BADSRC
+    if a["tail_nonzero"]:
+        c.flags |= lib.FDR_F_TAIL_NONZERO
+    c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT}[a["id"]]
+
+
+def _sends_in_hold(program: P.Program, i: int) -> bool:
+    """Does the hold opened by notify step i contain an ADDFD with SEND?"""
+    for s in program.steps[i + 1:]:
+        if s.op not in P.SUPERVISOR_OPS:
+            return False
+        if s.op == "addfd" and s.addfd["flags"] & P.ADDFD_FLAG_SEND:
+            return True
+    return False
 
 
 def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
@@ -100,10 +137,14 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
         err = ffi.errno
         raise OSError(err, f"fdr_run: {os.strerror(err)}")
     outcomes = []
+    killed = any(s.op == "kill_target" and out[i].done for i, s in enumerate(program.steps))
     for i, step in enumerate(program.steps):
-        if not out[i].done:
+        if out[i].done:
+            outcomes.append(_outcome(program, step, out[i]))
+        elif killed and step.op == "notify":
+            outcomes.append(Outcome(ret="killed"))   # it never returned: the hold killed it
+        else:
             break
-        outcomes.append(_outcome(program, step, out[i]))
     failure = None
     if res.status != lib.FDR_RUN_OK:
         failure = _failure(res)
@@ -140,9 +181,11 @@ def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
     ret = o.ret
     if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:
         ret = _handle_name(program, o.ret_handle)
+    elif op == "notify" and o.ret_handle >= 0 and _sends_in_hold(program, program.steps.index(step)):
+        ret = _handle_name(program, o.ret_handle)
     elif op == "replace" and step.via in P.ADDFD_VIAS and o.ret == o.target_fd:
         ret = step.h.name     # ADDFD returned the number the target asked for
-    if op == "wait":
+    if op in ("wait", "sup_wait", "listener_wait"):
         events = tuple((o.ev[k].events, o.ev[k].data) for k in range(o.nevents))
         return Outcome(ret=ret, events=events)
     if op in ("read", "drain"):
@@ -150,7 +193,7 @@ def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
             return Outcome(ret=0)
         reached = program.files[o.reached].name if o.reached >= 0 else "?"
         return Outcome(ret=ret, reached=reached, count=o.count)
-    if op == "fdinfo":
+    if op in ("fdinfo", "sup_fdinfo"):
         lines = sorted((_fdinfo_line(program, o.line[k]) for k in range(o.nlines)),
                        key=FdinfoLine.sort_key)
         return Outcome(ret=ret, fdinfo=tuple(lines))

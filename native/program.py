@@ -65,9 +65,17 @@ PROFILES = ("stock", "follow")
 
 # Step operations, and which of them return a descriptor (rendered as a handle).
 CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd", "memfd")
-FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace")
+FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace", "addfd")
+# Steps the supervisor runs: inside a notify hold, or after the target is gone.
+SUPERVISOR_OPS = ("addfd", "respond", "sup_fdinfo", "sup_wait", "sup_kcmp", "sup_inject",
+                  "kill_target", "listener_wait", "notif_recv")
 OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
-                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd", "hangup")
+                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd", "hangup",
+                    "notify", "exit_target", "getfd") + SUPERVISOR_OPS
+# ADDFD flags, as the uapi spells them.
+ADDFD_FLAG_SETFD = 1
+ADDFD_FLAG_SEND = 2
+ADDFD_IDS = ("current", "stale", "next")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
            "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
 
@@ -112,6 +120,7 @@ class Step:
     maxevents: int = 16
     timeout_ms: int = 0
     toff: int = 0
+    addfd: dict | None = None        # addfd's raw parameters: flags, newfd_flags, size, ...
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups
 
@@ -172,6 +181,27 @@ class Step:
             return f"fdinfo({self.ep})"
         if op == "hangup":
             return f"hangup({self.file})"
+        if op == "notify":
+            return f"notify({self.h})  [target traps]"
+        if op == "addfd":
+            by = self.h2 if self.h2 is not None else (f"new {self.file.kind}" if self.file else "bad srcfd")
+            params = ", ".join(f"{k}={v}" for k, v in self.addfd.items() if v not in (None, False))
+            return f"  sup: addfd({self.h}, by={by}, {params})"
+        if op == "respond":
+            return f"  sup: respond(val={self.data}, error={self.toff})"
+        if op in ("sup_fdinfo", "sup_wait"):
+            return f"  sup: {op[4:]}({self.ep})"
+        if op == "sup_kcmp":
+            return f"  sup: kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
+        if op == "sup_inject":
+            return f"  sup: inject({self.file})"
+        if op in ("kill_target", "notif_recv", "exit_target"):
+            return f"  sup: {op}()" if op != "exit_target" else "exit_target()"
+        if op == "listener_wait":
+            from native.trace import mask_names
+            return f"  sup: epoll_wait(listener, {mask_names(self.events)})"
+        if op == "getfd":
+            return f"fcntl({self.h}, F_GETFD)"
         if op == "kcmp_epoll_tfd":
             return f"kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
         return op
@@ -195,7 +225,7 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     if errno is not None:
         return Outcome(ret=-1 if ret is None else ret, errno=errno,
                        sysret=sysret if op == "replace" and step.via in ADDFD_VIAS else None)
-    if op == "wait":
+    if op in ("wait", "sup_wait", "listener_wait"):
         evs = tuple((int(m), int(d)) for m, d in (events or ()))
         return Outcome(ret=len(evs) if ret is None else ret, events=evs)
     if op in ("read", "drain"):
@@ -204,7 +234,7 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
             ret = _bytes_read(step, reached, n)
         return Outcome(ret=ret, reached=reached,
                        count=n if reached is not None else None)
-    if op == "fdinfo":
+    if op in ("fdinfo", "sup_fdinfo"):
         lines = tuple(sorted(fdinfo or (), key=FdinfoLine.sort_key))
         for line in lines:
             if not isinstance(line, FdinfoLine):
@@ -219,8 +249,8 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
             sysret = step.h.name if sysret is None else sysret
         return Outcome(ret=ret, sysret=sysret)
     if op in FD_RETURNING_OPS:
-        return Outcome(ret=step.h.name if ret is None else ret)
-    if op == "inject":
+        return Outcome(ret=(step.h.name if step.h is not None else 0) if ret is None else ret)
+    if op in ("inject", "sup_inject"):
         return Outcome(ret=_inject_size(step) if ret is None else ret)
     return Outcome(ret=0 if ret is None else ret)
 
@@ -443,6 +473,124 @@ class Program:
         self._add(step)
         self._current[h.name] = new
         return step
+
+    # -- the supervisor's view: holds, raw ADDFD, the target's end ----------
+    def notify(self, h: Handle) -> Step:
+        """The target makes the intercepted syscall on h (think connect(h)) and waits.
+
+        The supervisor steps that follow run while it waits, up to respond() or
+        kill_target(); notify's outcome is what the syscall returned.
+        """
+        return self._add(Step("notify", h=self._known(h)))
+
+    def addfd(self, h: Handle | None = None, by=None, flags: int = ADDFD_FLAG_SETFD,
+              newfd_flags: int = 0, newfd=None, size: int | None = None,
+              tail_nonzero: bool = False, id: str = "current", keep: bool = False,
+              file: str | None = None, name: str | None = None) -> Step:
+        """SECCOMP_IOCTL_NOTIF_ADDFD as given, good or bad, inside a hold.
+
+        With SETFD, newfd is h's number (or newfd: an int, or "rlimit" for the
+        target's RLIMIT_NOFILE); without it, the fd the kernel picks becomes a new
+        handle `name`.  by is a kind (a new file), a handle (pidfd_getfd'd), or
+        "bad" (srcfd is no open fd).  size is the struct size passed; id picks the
+        current notification, the previous one ("stale") or one not yet made.
+        """
+        if id not in ADDFD_IDS:
+            raise ProgramError(f"id must be one of {ADDFD_IDS}")
+        if h is not None:
+            self._known(h)
+        elif flags & ADDFD_FLAG_SETFD and newfd is None:
+            raise ProgramError("addfd with SETFD needs the handle whose number to replace (or newfd=)")
+        params = {"flags": flags, "newfd_flags": newfd_flags, "newfd": newfd, "size": size,
+                  "tail_nonzero": tail_nonzero, "id": id}
+        new = None
+        step = Step("addfd", keep=keep, addfd=params)
+        if by == "bad":
+            pass
+        elif isinstance(by, Handle):
+            step.h2 = self._known(by)
+            new = self._current[by.name]
+        elif by in KINDS:
+            new = self._new_file(by, file)
+        else:
+            raise ProgramError(f"by must be a handle, a kind or 'bad', not {by!r}")
+        step.file = new
+        if h is None and not flags & ADDFD_FLAG_SETFD:
+            h = self._new_handle(name)
+        step.h = h
+        self._add(step)
+        if h is not None and new is not None:
+            self._current[h.name] = new
+        return step
+
+    def respond(self, val: int = 0, error: int = 0) -> Step:
+        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error."""
+        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error))
+
+    def sup_fdinfo(self, ep: Handle) -> Step:
+        """The supervisor reads /proc/<target>/fdinfo/<ep>."""
+        return self._add(Step("sup_fdinfo", ep=self._known(ep)))
+
+    def sup_wait(self, ep: Handle, maxevents: int = 16) -> Step:
+        """The supervisor waits (timeout 0) on its own pidfd_getfd copy of the target's epoll."""
+        return self._add(Step("sup_wait", ep=self._known(ep), maxevents=maxevents))
+
+    def sup_kcmp(self, ep: Handle, tfd: Handle, against: Handle, toff: int = 0) -> Step:
+        """kcmp(KCMP_EPOLL_TFD) on the target, made by the supervisor."""
+        return self._add(Step("sup_kcmp", ep=self._known(ep), h=self._known(tfd),
+                              h2=self._known(against), toff=toff))
+
+    def sup_inject(self, file: File) -> Step:
+        """Inject through the driver's peer while the target is trapped."""
+        if file not in self.files or file.kind not in PEER_KINDS:
+            raise ProgramError("sup_inject needs a pipe or socket file")
+        return self._add(Step("sup_inject", file=file))
+
+    def kill_target(self) -> Step:
+        """SIGKILL the target (inside a hold) and wait until it is dead.
+
+        The hold's notify step then never returns: its outcome is "killed".
+        """
+        holds = [s for s in self.steps if s.op == "notify"]
+        if holds:
+            holds[-1].expected = {p: Outcome(ret="killed") for p in PROFILES}
+        return self._add(Step("kill_target"))
+
+    def exit_target(self) -> Step:
+        """The target exits here; only supervisor steps may follow."""
+        return self._add(Step("exit_target"))
+
+    def listener_wait(self, events: int = 0x1, data: int = 0) -> Step:
+        """The supervisor adds its listener to a fresh epoll and waits (timeout 0)."""
+        return self._add(Step("listener_wait", events=events, data=data))
+
+    def notif_recv(self) -> Step:
+        """SECCOMP_IOCTL_NOTIF_RECV (only once the target is gone: it would block)."""
+        return self._add(Step("notif_recv"))
+
+    def getfd(self, h: Handle) -> Step:
+        """fcntl(F_GETFD): 1 when the descriptor has FD_CLOEXEC."""
+        return self._add(Step("getfd", h=self._known(h)))
+
+    def check_structure(self):
+        """Supervisor steps only inside a hold or after the target's end; holds end in respond or kill."""
+        in_hold = gone = False
+        for i, s in enumerate(self.steps):
+            sup = s.op in SUPERVISOR_OPS
+            if gone and not sup:
+                raise ProgramError(f"step {i} ({s.op}): only supervisor steps after the target's end")
+            if sup and not (in_hold or gone):
+                raise ProgramError(f"step {i} ({s.op}) is a supervisor step outside a notify hold")
+            if in_hold and not sup:
+                raise ProgramError(f"step {i} ({s.op}): the hold must end with respond() or kill_target()")
+            if s.op == "notify":
+                in_hold = True
+            elif s.op == "respond" and in_hold:
+                in_hold = False
+            elif s.op in ("kill_target", "exit_target"):
+                in_hold, gone = False, True
+        if in_hold:
+            raise ProgramError("the program ends inside a notify hold: add respond()")
 
     # -- results --------------------------------------------------------------
     def expected_trace(self, profile: str = "stock") -> list[Outcome]:
