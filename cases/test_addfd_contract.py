@@ -61,8 +61,12 @@ def test_addfd_newfd_out_of_range():
 
 @case()
 def test_addfd_notification_ids():
-    """ADDFD on the id of an answered notification, or on an id never issued, fails with ENOENT."""
-    p, r, x = held()
+    """ADDFD on a notification not yet received fails with EINPROGRESS; on the id of an answered one, or on an id never issued, with ENOENT."""
+    p = Program()
+    r = p.pipe("r")
+    p.pipe("x")
+    p.notify(r).expect(42)
+    p.addfd(r, by=PIPE, id="pending").expect(-1, errno="EINPROGRESS")
     p.addfd(r, by=PIPE, id="stale").expect(-1, errno="ENOENT")
     p.addfd(r, by=PIPE, id="next").expect(-1, errno="ENOENT")
     p.respond(val=42)

@@ -1048,6 +1048,8 @@ static void hold(struct supervisor *s, const struct seccomp_notif *n)
 	int i = (int)n->data.args[2], answered = 0;
 
 	for (int j = i + 1; j < s->nsteps && (s->steps[j].flags & FDR_F_SUP); j++) {
+		if (s->sh->out[j].done)
+			continue;	/* ran before the notification was received */
 		s->sh->step = j;
 		sup_step(s, j, n->id);
 		if (s->steps[j].op == FDR_OP_RESPOND) {
@@ -1060,6 +1062,19 @@ static void hold(struct supervisor *s, const struct seccomp_notif *n)
 	if (!answered && !s->target_gone)
 		respond(s, n->id, 0, 0);
 	s->last_id = n->id;
+}
+
+/* A notification is pending but not yet received: if it opens a hold whose
+ * first steps must run now, run them with the id it will have (ids are
+ * handed out in sequence per filter). */
+static void before_recv(struct supervisor *s)
+{
+	int i = s->sh->step;
+
+	if (i < 0 || i >= s->nsteps || s->steps[i].op != FDR_OP_NOTIFY)
+		return;
+	for (int j = i + 1; j < s->nsteps && (s->steps[j].flags & FDR_F_PENDING); j++)
+		sup_step(s, j, s->last_id + 1);
 }
 
 static void supervise(struct supervisor *s, const struct seccomp_notif *n)
@@ -1228,6 +1243,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 				struct seccomp_notif n;
 
 				memset(&n, 0, sizeof(n));
+				before_recv(&sup);
 				if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, &n) == 0)
 					supervise(&sup, &n);
 				if (sup.target_gone)

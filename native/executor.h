@@ -69,6 +69,7 @@
 #define FDR_F_NEWFD_RLIMIT 64   /* addfd: newfd is the target's RLIMIT_NOFILE */
 #define FDR_F_BADSRC 128        /* addfd: srcfd is not an open fd */
 #define FDR_F_TAIL_NONZERO 256  /* addfd: a larger struct whose tail is not zero */
+#define FDR_F_PENDING 512       /* addfd: before the hold's notification is received */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0

@@ -113,7 +113,8 @@ def _serialize_addfd(c, s: P.Step):
         c.flags |= lib.FDR_F_BADSRC
     if a["tail_nonzero"]:
         c.flags |= lib.FDR_F_TAIL_NONZERO
-    c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT}[a["id"]]
+    c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT,
+                "pending": lib.FDR_F_PENDING}[a["id"]]
 
 
 def _sends_in_hold(program: P.Program, i: int) -> bool:

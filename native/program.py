@@ -75,7 +75,7 @@ OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drai
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
-ADDFD_IDS = ("current", "stale", "next")
+ADDFD_IDS = ("current", "stale", "next", "pending")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
            "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
 
@@ -493,8 +493,13 @@ class Program:
         target's RLIMIT_NOFILE); without it, the fd the kernel picks becomes a new
         handle `name`.  by is a kind (a new file), a handle (pidfd_getfd'd), or
         "bad" (srcfd is no open fd).  size is the struct size passed; id picks the
-        current notification, the previous one ("stale") or one not yet made.
+        current notification, the previous one ("stale"), one not yet made
+        ("next"), or the hold's own before the supervisor has received it
+        ("pending": only as the first steps of a hold).
         """
+        if id == "pending" and not (self.steps and (self.steps[-1].op == "notify" or (
+                self.steps[-1].op == "addfd" and self.steps[-1].addfd["id"] == "pending"))):
+            raise ProgramError('id="pending" only right after notify()')
         if id not in ADDFD_IDS:
             raise ProgramError(f"id must be one of {ADDFD_IDS}")
         if h is not None:
