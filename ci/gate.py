@@ -62,15 +62,45 @@ def _count(text: str) -> int:
 _count.__name__ = "non-negative integer"      # argparse names the type in its error message
 
 
+HELP_EPILOG = """\
+output:
+  stdout         KTAP: one block per case family as it completes, then the fuzz,
+                 gate and kernel_health families, then kselftest's '# Totals:' line
+  --results DIR  junit.xml, results.txt, summary.md, results.jsonl, pytest.log
+                 (and fuzz/ for a fuzz failure's reproducer)
+
+exit status: 0 pass, 1 fail, 4 all skipped (3 with --exit-convention fedora,
+77 with automake), 2 usage error (nothing written).
+
+environment: KSFT_MACHINE_SLOW=yes multiplies the timeouts by 5
+(FDR_TIMEOUT_SCALE=N by N); ci/settings holds the run's timeout in seconds.
+
+Offline: `ci/bundle` writes a tarball whose `run-gate` runs this gate on a
+machine with only Python (same minor version), no compiler, venv or network.
+"""
+
+
+def prog_name() -> str:
+    """How the user invoked us, for usage lines: ci/gate, the bundle's run-gate, fdr-gate."""
+    if os.environ.get("FDR_GATE_PROG"):
+        return os.environ["FDR_GATE_PROG"]
+    return "fdr-gate" if Path(sys.argv[0]).name == "fdr-gate" else "ci/gate"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ci/gate", description=__doc__.split("\n")[0])
+    p = _Parser(prog=prog_name(), epilog=HELP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run the fd-replacement conformance cases, a fuzz smoke run and kernel "
+                            "health checks\nagainst the running kernel; report KTAP on stdout and "
+                            "result files in --results DIR.")
     p.add_argument("--list", action="store_true", help="list the cases by family and exit")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="select cases (pytest -k)")
     p.add_argument("--known-failures", metavar="FILE",
                    help="'family.test_name  reason' lines: such failures are XFAIL, passes XPASS")
     p.add_argument("--profile", choices=("stock", "follow"),
                    help="force the semantics profile instead of probing the kernel")
-    p.add_argument("--seed", type=_count, metavar="N", help="seed (default: random, printed)")
+    p.add_argument("--seed", type=_count, metavar="N",
+                   help="seed of the fuzz smoke run, FDR_SEED for the cases (default: random, "
+                        "printed in the KTAP header)")
     p.add_argument("--results", default="results", metavar="DIR", help="output directory (default ./results)")
     p.add_argument("--fuzz-seconds", type=_count, default=5, metavar="N",
                    help="length of the fuzz smoke run (default 5, 0 to skip)")
@@ -100,6 +130,9 @@ def validate(args) -> None:
     sets args.timeout, the pytest run's limit in seconds from ci/settings."""
     if not Path(args.cases_dir).is_dir():
         raise UsageError(f"cases directory {args.cases_dir} does not exist")
+    if Path(args.cases_dir) == REPO / "cases" and not (REPO / "conftest.py").exists():
+        raise UsageError(f"{REPO} has cases/ but not the suite's conftest.py (an installed package?): "
+                         "run the gate from a checkout (ci/gate) or a bundle (ci/bundle, run-gate)")
     if args.known_failures:
         try:
             parse_known_failures(Path(args.known_failures).read_text())
@@ -214,7 +247,7 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
     cmd = pytest_base(args) + [
         "-p", "ci.ktap_plugin", "--continue-on-collection-errors", "-rfEX", "-o", "junit_suite_name=cases",
         "--ktap-jsonl", str(out.tmp("results.jsonl")), "--junitxml", str(out.tmp("junit-pytest.xml")),
-        "--ktap-extra-families", str(extra_families)]
+        "--ktap-extra-families", str(extra_families), "--ktap-plan-file", str(out.tmp("plan"))]
     if args.known_failures:
         cmd += ["--ktap-known-failures", str(Path(args.known_failures).resolve())]
     if importlib.util.find_spec("xdist"):
@@ -325,7 +358,10 @@ def main(argv=None) -> int:
                         env, out_dir=Path(args.results) / "fuzz")
         kernel = health.health_results(taint_before, health.read_taint(), klog.read_new(), klog.error)
         synthetic = [fuzz, profile_res, pytest_result(rc, args.timeout)] + kernel
-        emitter = ktap.FamilyEmitter(sys.stdout, first=len({r.family for r in cases}) + 1)
+        case_families = len({r.family for r in cases})
+        if not out.tmp("plan").exists():          # pytest died before collection: the plan is ours
+            print(ktap.plan(case_families + len(SYNTHETIC_FAMILIES)), end="")
+        emitter = ktap.FamilyEmitter(sys.stdout, first=case_families + 1)
         for family, group in results.by_family(synthetic).items():
             emitter.family(family, group)
         everything = cases + synthetic
@@ -350,6 +386,7 @@ def main(argv=None) -> int:
     finally:
         out.discard()
         out.tmp("junit-pytest.xml").unlink(missing_ok=True)
+        out.tmp("plan").unlink(missing_ok=True)
         klog.close()
 
 

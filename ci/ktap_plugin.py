@@ -38,6 +38,9 @@ def pytest_addoption(parser):
                     help="file of 'family.test_name  reason' lines to treat as xfail")
     group.addoption("--ktap-extra-families", type=int, default=0,
                     help="families the caller appends after the cases (counted in the plan)")
+    group.addoption("--ktap-plan-file", default=None,
+                    help="file to create once the plan is written (a pytest that dies before "
+                         "collection leaves it absent, and the caller writes the plan)")
 
 
 _KNOWN = pytest.StashKey[dict]()     # the parsed --ktap-known-failures file
@@ -104,6 +107,7 @@ class KtapReporter:
         path = config.getoption("ktap_jsonl")
         self.jsonl = open(path, "w") if path else None
         self.extra = config.getoption("ktap_extra_families")
+        self.plan_file = config.getoption("ktap_plan_file")
         self.xdist = config.pluginmanager.hasplugin("dsession")
         self.position = None         # nodeid -> index in collection order, once collection is known
         self.pending = {}            # family -> nodeids still to report
@@ -135,6 +139,8 @@ class KtapReporter:
             self.pending.setdefault(result.family, set())
         if self.emitter:
             self.emitter.write(ktap.plan(len(self.pending) + self.extra))
+            if self.plan_file:
+                open(self.plan_file, "w").close()
         self.position = {nodeid: index for index, nodeid in enumerate(nodeids)}
         for result in self.collect_errors:
             self.finished(result)

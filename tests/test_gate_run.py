@@ -4,6 +4,7 @@ Every run forces --profile stock (no kernel probe) and --fuzz-seconds 0, so the
 outcome depends only on the fixtures: alpha all pass, beta pass/fail/skip/xfail,
 gamma all skip.
 """
+import os
 import platform
 import subprocess
 import sys
@@ -221,3 +222,48 @@ def test_list_groups_cases_by_family(tmp_path):
         """))
     assert "gamma\n  test_uring\n  test_root_only\n" in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_relative_results_directory_is_the_callers(tmp_path):
+    """pytest and the fuzzer run in the suite's directory; the results still land where the caller is."""
+    proc = subprocess.run([sys.executable, "-m", "ci.gate", "--results", "rel", "--cases-dir", str(FIXTURES),
+                           "--profile", "stock", "--fuzz-seconds", "0", "-k", "alpha"],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONSAFEPATH": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert OUTPUT_FILES <= {p.name for p in (tmp_path / "rel").iterdir()}
+    assert not (REPO / "rel").exists()
+
+
+def test_help_names_outputs_exit_codes_and_the_bundle():
+    proc = subprocess.run([sys.executable, "-m", "ci.gate", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: ci/gate ")
+    for text in ("--results DIR", "exit status:", "4 all skipped", "2 usage error", "KSFT_MACHINE_SLOW",
+                 "ci/bundle"):
+        assert text in proc.stdout, text
+    proc = subprocess.run([sys.executable, "-m", "ci.gate", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "FDR_GATE_PROG": "run-gate"})
+    assert proc.stdout.startswith("usage: run-gate ")
+
+
+def test_pytest_dying_before_collection_still_gives_a_plan(tmp_path):
+    """An INTERNALERROR before the plugin's plan: the gate writes the plan, and gate.pytest errors."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "conftest.py").write_text(textwrap.dedent("""\
+        def pytest_addoption(parser):
+            parser.addoption("--fdr-profile")
+
+        def pytest_collection(session):
+            raise RuntimeError("boom")
+        """))
+    (cases / "test_x.py").write_text("def test_x():\n    pass\n")
+    proc = run_gate(tmp_path / "out", "--cases-dir", str(cases), "--profile", "stock", "--fuzz-seconds", "0",
+                    fixtures=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    top, blocks = split_ktap(proc.stdout)
+    outer = parse(top)
+    assert outer["plans"] == [3] and [t.description for t in outer["tests"]] == ["fuzz", "gate", "kernel_health"]
+    assert "  not ok 2 pytest # ERROR exit_3\n" in proc.stdout
+    assert {p.name for p in (tmp_path / "out").iterdir()} <= OUTPUT_FILES

@@ -256,3 +256,12 @@ def test_plugin_writes_a_family_as_soon_as_it_completes(tmp_path):
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
     assert [json.loads(line)["name"] for line in lines] == ["t2", "t1", "t3"]     # collection order within a
     assert json.loads(lines[1])["reason"] == "not_root" and json.loads(lines[0])["duration"] == 1.5
+
+
+def test_installed_without_conftest_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    """A pip-installed suite (cases/ but no conftest.py beside it) says so in one line, exit 2."""
+    (tmp_path / "cases").mkdir()
+    monkeypatch.setattr(gate, "REPO", tmp_path)
+    assert gate.main(["--results", str(tmp_path / "out"), "--fuzz-seconds", "0"]) == exitcodes.USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "conftest.py" in err and not (tmp_path / "out").exists()
