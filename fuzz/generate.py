@@ -14,14 +14,16 @@ from native import program as P
 
 CTL_EVENTS = (P.IN, P.OUT, P.IN | P.OUT, P.IN | P.ET, P.IN | P.ONESHOT, P.IN | P.RDHUP,
               P.IN | P.EXCLUSIVE)
-FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD)
+FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD)
 CREATE = {P.PIPE: P.Program.pipe, P.SOCKET: P.Program.socketpair,
-          P.EVENTFD: P.Program.eventfd}
+          P.EVENTFD: P.Program.eventfd, P.SIGNALFD: P.Program.signalfd,
+          P.TIMERFD: P.Program.timerfd}
+MAX_SIGNALFDS = 8         # each takes a real-time signal of its own
 # Step kinds and their weights.
 STEP_WEIGHTS = {
     "create": 4, "dup": 3, "dup2": 1, "dup3": 1, "close": 2, "epoll_ctl": 6,
     "inject": 6, "drain": 1, "wait": 5, "read": 3, "replace": 5, "fdinfo": 2,
-    "kcmp_epoll_tfd": 1, "epoll_create": 1,
+    "kcmp_epoll_tfd": 1, "epoll_create": 1, "hold": 2,
 }
 MAX_FILES = 40
 
@@ -91,9 +93,17 @@ def _epolls(p: P.Program):
     return [h for h in _open(p) if p.file_of(h).kind == P.EPOLL]
 
 
+def _kind(p, choose):
+    kind = choose.choice(FILE_KINDS)
+    if kind == P.SIGNALFD and sum(f.kind == P.SIGNALFD for f in p.files) >= MAX_SIGNALFDS:
+        raise _Skip
+    if len(p.files) >= MAX_FILES:
+        raise _Skip
+    return kind
+
+
 def _create(p, choose):
-    if len(p.files) < MAX_FILES:
-        CREATE[choose.choice(FILE_KINDS)](p)
+    CREATE[_kind(p, choose)](p)
 
 
 def _dup(p, choose):
@@ -113,14 +123,14 @@ def _close(p, choose):
 
 
 def _ctl(p, choose):
-    targets = [h for h in p.handles if p.file_of(h) is None or p.file_of(h).kind != P.EPOLL]
+    targets = list(p.handles)      # epoll handles too: nesting, loops and self-adds
     p.epoll_ctl(_pick(choose, _epolls(p)), choose.choice(P.CTL_OPS), _pick(choose, targets),
                 choose.choice(CTL_EVENTS), data=choose.choice((0xD5, 0x1, 0xFFFF_FFFF_0000_0001)))
 
 
 def _inject(p, choose):
-    files = [f for f in p.files if f.kind in P.PEER_KINDS]
-    through = [(p.file_of(h), h) for h in _open(p) if p.file_of(h).kind == P.EVENTFD]
+    files = [f for f in p.files if f.kind in P.PEER_KINDS + (P.SIGNALFD,)]
+    through = [(p.file_of(h), h) for h in _open(p) if p.file_of(h).kind in P.HANDLE_INJECT_KINDS]
     options = [(f, None) for f in files] + through
     if options:
         f, h = choose.choice(options)
@@ -128,7 +138,7 @@ def _inject(p, choose):
 
 
 def _wait(p, choose):
-    p.wait(_pick(choose, _epolls(p)), maxevents=choose.choice((16, 1, 2)))
+    p.wait(_pick(choose, _epolls(p)), maxevents=choose.choice((16, 1, 2, 1)))
 
 
 def _read(p, choose, drain=False):
@@ -146,8 +156,27 @@ def _replace(p, choose):
     by_handle = [b for b in _open(p) if b != h and p.file_of(b).kind != P.EPOLL]
     if by_handle and choose.choice((False, True)):
         p.replace(h, by=_pick(choose, by_handle), via=via, keep=keep)
-    elif len(p.files) < MAX_FILES:
-        p.replace(h, by=choose.choice(FILE_KINDS), via=via, keep=keep)
+    else:
+        p.replace(h, by=_kind(p, choose), via=via, keep=keep)
+
+
+def _hold(p, choose):
+    """The target traps on h; the supervisor ADDFDs a new file there, looks, answers."""
+    h = _pick(choose, _open(p))
+    kind = _kind(p, choose)
+    p.notify(h)
+    send = choose.choice((False, False, True))
+    p.addfd(h, by=kind, flags=P.ADDFD_FLAG_SETFD | (P.ADDFD_FLAG_SEND if send else 0))
+    if not send:
+        for _ in range(choose.integer(0, 2)):
+            look = choose.choice(("wait", "fdinfo", "inject"))
+            if look == "inject":
+                files = [f for f in p.files if f.kind in P.PEER_KINDS]
+                if files:
+                    p.sup_inject(choose.choice(files))
+            elif _epolls(p):
+                (p.sup_wait if look == "wait" else p.sup_fdinfo)(choose.choice(_epolls(p)))
+    p.respond()
 
 
 def _fdinfo(p, choose):
@@ -168,7 +197,7 @@ _STEP = {
     "create": _create, "dup": _dup, "dup2": _dup2, "dup3": lambda p, c: _dup2(p, c, True),
     "close": _close, "epoll_ctl": _ctl, "inject": _inject, "drain": lambda p, c: _read(p, c, True),
     "wait": _wait, "read": _read, "replace": _replace, "fdinfo": _fdinfo,
-    "kcmp_epoll_tfd": _kcmp, "epoll_create": _epoll_create,
+    "kcmp_epoll_tfd": _kcmp, "epoll_create": _epoll_create, "hold": _hold,
 }
 
 

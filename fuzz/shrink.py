@@ -55,7 +55,7 @@ def shrink(program: P.Program, still_fails, max_tries: int = 2000) -> P.Program:
         while start >= 0 and tries < max_tries:
             candidate = without(best, set(range(start, start + chunk)))
             tries += 1
-            if len(candidate.steps) < len(best.steps) and still_fails(candidate):
+            if len(candidate.steps) < len(best.steps) and _fails(still_fails, candidate):
                 best = candidate
                 progressed = True
                 start = min(start, len(best.steps)) - chunk
@@ -64,3 +64,12 @@ def shrink(program: P.Program, still_fails, max_tries: int = 2000) -> P.Program:
         if not progressed:
             chunk //= 2
     return best
+
+
+def _fails(still_fails, candidate: P.Program) -> bool:
+    """A candidate that is no program any more (a hold cut open) does not count."""
+    try:
+        candidate.check_structure()
+    except P.ProgramError:
+        return False
+    return still_fails(candidate)

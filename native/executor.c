@@ -124,6 +124,9 @@ struct seccomp_notif_addfd {
 #define TOKEN_FILE_MASK 0xffffffULL
 #define EFD_COUNT_BITS 20
 #define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
+/* A timerfd's token is its interval, (file+1) * this: over three years, so after
+ * its first (immediate) expiry it never fires again during a run. */
+#define TIMER_TOKEN_SECONDS 100000000L
 
 /* What a trapped call asks the supervisor for (args[3]). */
 enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY };
@@ -307,26 +310,14 @@ static void decode(struct target *t, int fd, const unsigned char *buf, long n,
 {
 	struct shared *sh = t->sh;
 	struct itimerspec its;
-	uint64_t v;
+	uint64_t v = 0;
 
 	o->reached = FDR_NO_HANDLE;
 	o->count = 0;
 	if (n <= 0)
 		return;
-	if (n % sizeof(struct signalfd_siginfo) == 0 && n >= (long)sizeof(struct signalfd_siginfo)) {
-		const struct signalfd_siginfo *si = (const void *)buf;
-
-		for (int f = 0; f < sh->nfiles; f++)
-			if (sh->files[f].kind == FDR_KIND_SIGNALFD &&
-			    (int)si->ssi_signo == sh->files[f].signo)
-				o->reached = f;
-		o->count = n / sizeof(struct signalfd_siginfo);
-		return;
-	}
-	if (n % 8)
-		return;
-	memcpy(&v, buf, 8);
-	if ((v & ~TOKEN_FILE_MASK) == TOKEN_MAGIC) {
+	memcpy(&v, buf, n >= 8 ? 8 : 0);
+	if (n % 8 == 0 && (v & ~TOKEN_FILE_MASK) == TOKEN_MAGIC) {
 		int f = v & TOKEN_FILE_MASK;
 
 		for (long i = 8; i < n; i += 8) {
@@ -342,10 +333,21 @@ static void decode(struct target *t, int fd, const unsigned char *buf, long n,
 		}
 		return;
 	}
+	/* Checked after the tokens: 16 tokens are 128 bytes too. */
+	if (n % sizeof(struct signalfd_siginfo) == 0) {
+		const struct signalfd_siginfo *si = (const void *)buf;
+
+		for (int f = 0; f < sh->nfiles; f++)
+			if (sh->files[f].kind == FDR_KIND_SIGNALFD &&
+			    (int)si->ssi_signo == sh->files[f].signo)
+				o->reached = f;
+		o->count = n / sizeof(struct signalfd_siginfo);
+		return;
+	}
 	if (n != 8)
 		return;
 	if (timerfd_gettime(fd, &its) == 0) {
-		int f = its.it_interval.tv_sec / 3600 - 1;
+		int f = its.it_interval.tv_sec / TIMER_TOKEN_SECONDS - 1;
 
 		if (f >= 0 && f < sh->nfiles && sh->files[f].kind == FDR_KIND_TIMERFD) {
 			o->reached = f;
@@ -409,7 +411,7 @@ static void do_inject(struct target *t, int i, const struct fdr_step *s, struct 
 		r = write(fd, &v, sizeof(v));
 	} else if (kind == FDR_KIND_TIMERFD) {
 		/* Expired at once (an absolute time in the past); the interval is its token. */
-		struct itimerspec its = { .it_interval = { (time_t)(s->file + 1) * 3600, 0 },
+		struct itimerspec its = { .it_interval = { (time_t)(s->file + 1) * TIMER_TOKEN_SECONDS, 0 },
 					  .it_value = { 0, 1 } };
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
@@ -530,13 +532,21 @@ static void do_replace(struct target *t, int i, const struct fdr_step *s, struct
 	int src = s->h2 >= 0 ? num(t, s->h2) : target_make_file(t, i, s->kind, s->file);
 	long r;
 
-	if (src < 0) {
+	if (src < 0 && s->h2 < 0) {	/* making the new file failed */
 		o->ret = -1;
 		o->err = errno;
 		return;
 	}
-	if (s->h2 < 0)
+	if (s->h2 < 0) {
 		record_inode(t->sh, s->file, src);
+		if (src == dst) {	/* made on the closed handle's own number: move it */
+			int moved = fcntl(src, F_DUPFD, src + 1);
+
+			close(src);
+			src = moved;
+		}
+	}
+	/* A by-handle without a number: src is -1 and dup2/dup3 say EBADF. */
 	if (s->arg == FDR_VIA_DUP2)
 		r = dup2(src, dst);
 	else
@@ -624,8 +634,9 @@ static void run_step(struct target *t, int i)
 		r = trap(num(t, s->h), i, ACT_NOTIFY, -1);
 		o->ret = r;
 		o->err = r < 0 ? errno : 0;
-		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
 		trap(-1, i, ACT_SYNC, -1);
+		/* Only now has the supervisor finished updating the handle table. */
+		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
 		return;
 	case FDR_OP_EXIT:
 		o->done = 1;
@@ -1041,6 +1052,19 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 	o->done = 1;
 }
 
+/* An ADDFD with SEND answered the hold's notification: the target is running
+ * again.  Wait until it has returned to user space (its deferred fputs done,
+ * the notification gone) and trapped for the sync, so the rest of the hold
+ * sees one state, not a race. */
+static void wait_sync(struct supervisor *s)
+{
+	struct pollfd pf = { .fd = s->listener, .events = POLLIN };
+	int64_t left = s->deadline - now_ms();
+
+	if (left > 0)
+		poll(&pf, 1, left);
+}
+
 /* A notify step trapped: run the hold's supervisor steps, up to its respond
  * (or a kill), while the target waits in the syscall. */
 static void hold(struct supervisor *s, const struct seccomp_notif *n)
@@ -1052,6 +1076,9 @@ static void hold(struct supervisor *s, const struct seccomp_notif *n)
 			continue;	/* ran before the notification was received */
 		s->sh->step = j;
 		sup_step(s, j, n->id);
+		if (s->steps[j].op == FDR_OP_ADDFD && (s->steps[j].arg & SECCOMP_ADDFD_FLAG_SEND) &&
+		    s->sh->out[j].ret >= 0)
+			wait_sync(s);
 		if (s->steps[j].op == FDR_OP_RESPOND) {
 			answered = 1;
 			break;
@@ -1074,7 +1101,8 @@ static void before_recv(struct supervisor *s)
 	if (i < 0 || i >= s->nsteps || s->steps[i].op != FDR_OP_NOTIFY)
 		return;
 	for (int j = i + 1; j < s->nsteps && (s->steps[j].flags & FDR_F_PENDING); j++)
-		sup_step(s, j, s->last_id + 1);
+		if (!s->sh->out[j].done)	/* not again for the hold's sync trap */
+			sup_step(s, j, s->last_id + 1);
 }
 
 static void supervise(struct supervisor *s, const struct seccomp_notif *n)

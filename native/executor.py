@@ -141,7 +141,7 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
     killed = any(s.op == "kill_target" and out[i].done for i, s in enumerate(program.steps))
     for i, step in enumerate(program.steps):
         if out[i].done:
-            outcomes.append(_outcome(program, step, out[i]))
+            outcomes.append(_outcome(program, i, step, out[i]))
         elif killed and step.op == "notify":
             outcomes.append(Outcome(ret="killed"))   # it never returned: the hold killed it
         else:
@@ -167,7 +167,7 @@ def _handle_name(program: P.Program, idx: int):
     return program.handles[idx].name if idx >= 0 else None
 
 
-def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
+def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     op = step.op
     sysret = None
     if op == "replace" and step.via in P.ADDFD_VIAS:
@@ -182,7 +182,7 @@ def _outcome(program: P.Program, step: P.Step, o) -> Outcome:
     ret = o.ret
     if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:
         ret = _handle_name(program, o.ret_handle)
-    elif op == "notify" and o.ret_handle >= 0 and _sends_in_hold(program, program.steps.index(step)):
+    elif op == "notify" and o.ret_handle >= 0 and _sends_in_hold(program, i):
         ret = _handle_name(program, o.ret_handle)
     elif op == "replace" and step.via in P.ADDFD_VIAS and o.ret == o.target_fd:
         ret = step.h.name     # ADDFD returned the number the target asked for

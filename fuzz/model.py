@@ -1,0 +1,1040 @@
+"""The reference model: predicts a program's trace without running it.
+
+    from fuzz.model import predict
+    outcomes = predict(program, "stock")      # == native.executor.run(program).outcomes
+
+The model is a small kernel written out in Python, at the level where the
+behaviours in scope live (fs/file.c, fs/eventpoll.c and the poll/read/write
+paths of pipes, AF_UNIX stream sockets, eventfd, timerfd, signalfd, epoll):
+
+- processes, each with an fd table (number -> open file) that allocates the
+  lowest free number, as the kernel does; only process 0 exists today;
+- open files with reference counts (fd-table slots and the driver's kept
+  copies; peer ends and epoll entries hold none); the last reference drop
+  releases the file: its epoll entries vanish (eventpoll_release), an epoll
+  file also drops its own entries;
+- epoll instances: entries keyed by (fd number, file), each registered on
+  its file's wait queue (non-exclusive waiters at the head, exclusive ones at
+  the tail, so wakeups visit the newest entry first), a ready list in kernel
+  order (ep_poll_callback appends at the tail if not linked; epoll_wait
+  transfers from the head, re-appends level-triggered items, disarms
+  ONESHOT ones, drops items that poll empty and splices the rest back at
+  the head), nested epolls (an epoll file polls IN while its ready list holds
+  an item that polls non-empty, and a callback on an inner epoll wakes the
+  entries watching it with EPOLLIN).
+
+- the files' own state: pipe/socket tokens and the driver's peer (hangup:
+  HUP, RDHUP, EOF, ECONNRESET), eventfd counters, timerfd ticks, RT signals
+  queued in the process (one wait queue shared by every signalfd), memfd
+  content and position (not pollable: EPERM).
+
+On top of that sits a shim of the executor's handle bookkeeping
+(native/executor.c: hfd/hnum, claim(), handle_of(), its token decoding), so
+the model answers in the same handle and file names the executor reports.
+
+Profiles are data (PROFILES); deliberately broken variants are named in
+MUTANTS and consulted each in exactly one place, for mutation-testing the
+fuzzer.  Model.ambiguous lists the steps whose outcome depends on kernel
+pointer order (KCMP_EPOLL_TFD with toff among entries under one number);
+Model.failure is "crashed" when the target dies (SIGPIPE), where the run
+stops; Model.divergence(trace) compares a real Trace honouring both.
+
+The supervisor's view is modelled too (kernel/seccomp.c): a notify step
+opens a hold in which ADDFD (every argument check, SETFD or not, SEND),
+NOTIF_SEND and the supervisor's fdinfo/epoll_wait/kcmp/inject run while the
+target is trapped; a file the trapped target puts is released only when it
+returns (task_work), and meanwhile polls empty (epi_fget); the target's end
+(exit, SIGKILL) closes its table, the listener then polls HUP.
+
+Not modelled yet: more than one process (fork), threads blocked in
+epoll_wait while things happen (EPOLLEXCLUSIVE wake-one only matters then),
+select/poll/io_uring, EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
+limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
+the target's RLIMIT_NOFILE (taken as 1024).
+"""
+from __future__ import annotations
+
+import errno as errno_mod
+import itertools
+from dataclasses import dataclass
+
+from native import program as P
+from native.trace import FdinfoLine, Outcome, mask_value
+
+IN, OUT, PRI, ERR, HUP, RDHUP = P.IN, P.OUT, P.PRI, P.ERR, P.HUP, P.RDHUP
+RDNORM, RDBAND, WRNORM, WRBAND = (mask_value(n) for n in ("RDNORM", "RDBAND", "WRNORM", "WRBAND"))
+ET, ONESHOT, EXCLUSIVE, WAKEUP = P.ET, P.ONESHOT, P.EXCLUSIVE, mask_value("WAKEUP")
+PRIVATE_BITS = WAKEUP | ONESHOT | ET | EXCLUSIVE                      # EP_PRIVATE_BITS
+EXCLUSIVE_OK_BITS = IN | OUT | ERR | HUP | WAKEUP | ET | EXCLUSIVE     # EPOLLEXCLUSIVE_OK_BITS
+EP_MAX_NESTS = 4
+FIRST_FD = 3                 # the target keeps 0-2 and closes everything else before step 0
+READ_SIZE = 4096             # the executor's read() buffer
+SIGINFO_SIZE = 128
+EFD_COUNT_BITS = 20          # executor: an eventfd injection adds ((file index + 1) << 20) | 1
+TOKEN_MAGIC = 0x544F4B454E000000   # executor: a file's token is TOKEN_MAGIC | its index
+TOKEN_FILE_MASK = 0xFFFFFF
+RLIMIT_NOFILE = 1024         # the target's soft limit, as the test process passes it on
+ADDFD_SIZE_VER0 = 24         # sizeof(struct seccomp_notif_addfd)
+
+# The wakeup key each event source passes to its wait queue (0: no key, matches any entry).
+WAKE_KEY = {P.PIPE: IN | RDNORM, P.SOCKET: IN | PRI | RDNORM | RDBAND,
+            P.EVENTFD: IN, P.TIMERFD: IN, P.EPOLL: IN, P.SIGNALFD: 0}
+POLLABLE = (P.PIPE, P.SOCKET, P.EVENTFD, P.EPOLL, P.SIGNALFD, P.TIMERFD)   # memfd is not
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named answer to "what does epoll do after a replace".
+
+    follow: entries keyed (fd, old file) are re-keyed to (fd, new file) with
+    events and data kept, by replace steps whose via is in follow_vias (ADDFD:
+    the proposed eventpoll_replace_file() patches and the supervisor's fixup
+    act there; dup2/dup3 are the target's own doing), before the old file's
+    reference is dropped; the re-keyed entry is re-registered and re-evaluated
+    like a fresh insert.  Where the new file cannot be watched by
+    that epoll (it is the epoll itself, or would make a loop or too deep a
+    nest), the entry stays keyed to the old file; where (fd, new file) is
+    already registered, the existing entry wins and the stale one is deleted.
+    """
+    name: str
+    follow: bool = False
+    follow_vias: frozenset = frozenset(P.ADDFD_VIAS)
+
+
+PROFILES = {
+    "stock": Profile("stock"),
+    "follow": Profile("follow", follow=True),
+}
+
+# Deliberately broken models, for mutation-testing the fuzzer: name -> the wrong belief.
+MUTANTS = {
+    "no_dup_refcount": "dup/dup2/dup3 do not take a reference on the file",
+    "ignore_et": "EPOLLET items are re-queued after reporting, like level-triggered ones",
+    "ignore_oneshot": "EPOLLONESHOT items are not disarmed after reporting",
+    "no_follow": "the follow profile behaves as stock",
+    "no_errhup": "ADD/MOD do not OR in EPOLLERR|EPOLLHUP",
+    "close_removes_entries": "close(fd) removes the entries keyed (fd, file) at once",
+    "replace_removes_entries": "a stock replace removes the entries keyed (fd, old file)",
+    "del_by_fd": "DEL/MOD find an entry by fd number alone, ignoring the file",
+    "fifo_wakeup": "wait queues wake their oldest entry first",
+    "lifo_ready": "newly ready items go to the head of the ready list",
+    "move_to_tail": "a wakeup moves an already queued item to the tail",
+    "lt_requeue_head": "level-triggered items are re-queued at the head after reporting",
+    "no_nested_wakeup": "an inner epoll becoming ready does not wake the epolls watching it",
+    "no_eventfd_out_wake": "reading an eventfd does not wake its EPOLLOUT watchers",
+    "private_signalfd_wake": "raising a signal wakes only the watchers of that signal's signalfd",
+    "kcmp_ignores_file": "KCMP_EPOLL_TFD answers 0 whenever an entry exists",
+    "no_deferred_fput": "a file replaced by ADDFD is released at once, not when the target returns",
+}
+
+
+class NotModelled(NotImplementedError):
+    """The program uses an operation the model does not cover (see Model.supported_ops)."""
+
+
+class Errno(Exception):
+    """A syscall failed; .name is the errno name the trace shows."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+class WaitQueue:
+    """A kernel wait queue of epoll items (add_wait_queue / add_wait_queue_exclusive)."""
+
+    def __init__(self, fifo: bool = False):
+        self.entries: list = []
+        self.fifo = fifo
+
+    def add(self, item):
+        if item.events & EXCLUSIVE or self.fifo:
+            self.entries.append(item)
+        else:
+            self.entries.insert(0, item)
+
+    def remove(self, item):
+        self.entries.remove(item)
+
+
+class OFile:
+    """An open file description (struct file), with the state its kind needs."""
+    _seq = itertools.count()
+
+    def __init__(self, name: str, kind: str, index: int, fifo: bool):
+        self.name, self.kind, self.index = name, kind, index
+        self.seq = next(OFile._seq)            # creation order: a stand-in for pointer order
+        self.refs = 0
+        self.alive = True
+        self.dying = False                     # refcount 0, release deferred (task_work)
+        self.tokens = 0                        # pipe/socket: 8-byte tokens queued
+        self.peer = kind in P.PEER_KINDS       # pipe/socket: the driver still holds the peer
+        self.sent = 0                          # socket: bytes it sent to the (unread) peer
+        self.err = False                       # socket: sk_err (ECONNRESET) pending
+        self.words = [TOKEN_MAGIC | index] if kind == P.MEMFD else []   # memfd content
+        self.pos = 0                           # memfd: file position, in 8-byte words
+        self.counter = 0                       # eventfd counter
+        self.ticks = 0                         # timerfd expirations
+        self.label = name                      # timerfd: file whose token interval it carries
+        self.wq = WaitQueue(fifo)              # rd_wait, sk_wq, wqh, or an epoll's poll_wait
+        self.watchers: list = []               # items watching this file (file->f_ep)
+        self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
+        self.ready: list = []                  # epoll: the ready list
+
+    def __repr__(self):
+        return f"<{self.name}{'' if self.alive else ' freed'} refs={self.refs}>"
+
+
+class Item:
+    """An epitem: one (fd, file) entry of an epoll instance."""
+
+    def __init__(self, ep: OFile, fd: int, file: OFile, events: int, data: int):
+        self.ep, self.fd, self.file, self.events, self.data = ep, fd, file, events, data
+        self.linked = False
+        self.wq: WaitQueue | None = None
+
+
+class Process:
+    """A task with its fd table, pending signals and the executor's handle table."""
+
+    def __init__(self, pid: int, fifo: bool):
+        self.pid = pid
+        self.fdt: dict[int, OFile] = {}
+        self.cloexec: set[int] = set()         # numbers with FD_CLOEXEC
+        self.pending: dict[str, int] = {}      # signalfd file name -> queued RT signals
+        self.sig_wq = WaitQueue(fifo)          # sighand->signalfd_wqh, shared by all signalfds
+        self.hfd: dict[str, int] = {}          # handle -> number while open (executor's hfd)
+        self.hnum: dict[str, int] = {}         # handle -> last number held (executor's hnum)
+
+
+@dataclass
+class Hold:
+    """A trapped notify step: the seccomp notification the supervisor is answering."""
+    index: int                                 # the notify step
+    sends: bool                                # the hold has an ADDFD with SEND (naming)
+    state: str = "sent"                        # sent, or gone once the target returned
+    outcome: Outcome | None = None             # what the trapped syscall returned
+
+
+class Model:
+    """Runs a program against the model kernel; .run() returns the outcomes."""
+
+    def __init__(self, program: P.Program, profile: str | Profile = "stock", mutant=None):
+        self.program = program
+        self.profile = profile if isinstance(profile, Profile) else PROFILES[profile]
+        mutants = (mutant,) if isinstance(mutant, str) else tuple(mutant or ())
+        unknown = [m for m in mutants if m not in MUTANTS]
+        if unknown:
+            raise ValueError(f"unknown mutant(s) {unknown}; known: {', '.join(MUTANTS)}")
+        self.m = frozenset(mutants)
+        self.follow = self.profile.follow and "no_follow" not in self.m
+        self.fifo = "fifo_wakeup" in self.m
+        self.procs = {0: Process(0, self.fifo)}
+        self.sup = Process(-1, self.fifo)       # the supervisor: polls from its own context
+        self.hold: Hold | None = None           # the notification being held, if any
+        self.gone = False                       # the target has exited or been killed
+        self.deferring = False                  # fputs by a trapped target are deferred
+        self.deferred: list[OFile] = []
+        self.files: dict[str, OFile] = {}      # program file name -> its open file, once made
+        self.known: set[str] = set()            # files whose inode the executor recorded
+        self.driver_refs: list[OFile] = []      # copies the driver keeps to the end of the run
+        self.ambiguous: list[int] = []          # steps whose outcome depends on pointer order
+        self.failure: str | None = None         # "crashed" when the target dies (the run stops)
+        self.outcomes: list[Outcome] = []
+        self.index = -1                          # the step being run
+
+    # -- running ---------------------------------------------------------------
+    @classmethod
+    def supported_ops(cls) -> frozenset:
+        """The step operations the model predicts."""
+        return frozenset(name[4:] for name in dir(cls) if name.startswith("_op_"))
+
+    def run(self) -> list[Outcome]:
+        missing = {s.op for s in self.program.steps} - self.supported_ops()
+        if missing:
+            raise NotModelled(f"the model does not cover {', '.join(sorted(missing))}")
+        steps = self.program.steps
+        for i, step in enumerate(steps):
+            self.index = i
+            proc = self.procs[0]
+            if self.hold and self.hold.state == "gone" and self.deferred:
+                self.ambiguous.append(i)             # races the target's deferred fputs
+            try:
+                out = getattr(self, "_op_" + step.op)(proc, step)
+            except Errno as e:
+                if e.name == "SIGPIPE":              # the target has no handler: it dies
+                    self.failure = "crashed"
+                    break
+                out = P.expected_outcome(step, errno=e.name)
+            self.outcomes.append(out)
+            if self.hold and (step.op == "respond" or i + 1 == len(steps)
+                              or steps[i + 1].op not in P.SUPERVISOR_OPS):
+                self.end_hold()
+        return self.outcomes
+
+    def divergence(self, trace) -> int | None:
+        """The first step where a real Trace differs from this (run) model, ignoring steps
+        whose outcome depends on pointer order; len(outcomes) when only the ends differ."""
+        for i, (want, got) in enumerate(zip(self.outcomes, trace.outcomes)):
+            if want != got and i not in self.ambiguous:
+                return i
+        same_end = (trace.failure is None) == (self.failure is None)
+        if len(self.outcomes) != len(trace.outcomes) or not same_end:
+            return min(len(self.outcomes), len(trace.outcomes))
+        return None
+
+    # -- the executor's handle table (native/executor.c) ------------------------
+    def num(self, proc: Process, h: P.Handle | None) -> int:
+        if h is None:
+            return -1
+        fd = proc.hfd.get(h.name, -1)
+        return fd if fd >= 0 else proc.hnum.get(h.name, -1)
+
+    def claim(self, proc: Process, fd: int):
+        """A number was reallocated: closed handles that remembered it lose it."""
+        for name in proc.hnum:
+            if proc.hfd.get(name, -1) < 0 and proc.hnum[name] == fd:
+                proc.hnum[name] = -1
+
+    def set_handle(self, proc: Process, h: P.Handle, fd: int):
+        self.claim(proc, fd)
+        proc.hfd[h.name] = proc.hnum[h.name] = fd
+
+    def handle_of(self, proc: Process, fd: int):
+        """The first open handle (in program order) holding fd, as the trace names it."""
+        for h in self.program.handles:
+            if proc.hfd.get(h.name, -1) == fd:
+                return h.name
+        return fd
+
+    # -- fd table and reference counts (fs/file.c) -----------------------------
+    def new_file(self, pf: P.File) -> OFile:
+        f = OFile(pf.name, pf.kind, self.program.files.index(pf), self.fifo)
+        self.files[pf.name] = f
+        return f
+
+    def alloc_fd(self, proc: Process, start: int = FIRST_FD) -> int:
+        fd = start
+        while fd in proc.fdt:
+            fd += 1
+        return fd
+
+    def lookup(self, proc: Process, fd: int) -> OFile:
+        f = proc.fdt.get(fd)
+        if f is None:
+            raise Errno("EBADF")
+        return f
+
+    def install(self, proc: Process, fd: int, f: OFile, ref: bool = True, cloexec: bool = False):
+        """do_dup2/fd_install: fd now refers to f; the file it held loses a reference."""
+        old = proc.fdt.get(fd)
+        if ref:
+            f.refs += 1
+        proc.fdt[fd] = f
+        (proc.cloexec.add if cloexec else proc.cloexec.discard)(fd)
+        if old is not None:
+            self.fput(old)
+
+    def fput(self, f: OFile):
+        f.refs -= 1
+        if f.refs == 0 and f.alive:
+            if self.deferring and "no_deferred_fput" not in self.m:   # task_work: on return
+                f.dying = True
+                self.deferred.append(f)
+            else:
+                self.release(f)
+
+    def release(self, f: OFile):
+        """__fput: eventpoll_release first, then the file's own release."""
+        for item in list(f.watchers):
+            self.ep_remove(item)
+        for item in list(f.items.values()):
+            self.ep_remove(item)
+        f.alive = False
+
+    def sys_close(self, proc: Process, fd: int):
+        f = self.lookup(proc, fd)
+        if "close_removes_entries" in self.m:
+            for item in [it for it in f.watchers if it.fd == fd]:
+                self.ep_remove(item)
+        del proc.fdt[fd]
+        proc.cloexec.discard(fd)
+        self.fput(f)
+
+    def sys_dup3(self, proc: Process, old: int, new: int, flags: int = 0, dup2: bool = False,
+                 replacing: str | None = None, ref: bool = True) -> int:
+        """dup2 (dup2=True) or dup3; replacing names the via of a replace step's install."""
+        if old == new:
+            if not dup2:
+                raise Errno("EINVAL")
+            self.lookup(proc, old)
+            return old
+        if new < 0:
+            raise Errno("EBADF")
+        f = self.lookup(proc, old)
+        self.replace_entries(proc, new, f, replacing)
+        self.install(proc, new, f, ref=ref, cloexec=bool(flags & P.O_CLOEXEC))
+        return new
+
+    def replace_entries(self, proc: Process, fd: int, new: OFile, replacing: str | None):
+        """What the profile does to entries keyed (fd, old file) when a replace step (its
+        via in replacing) gives fd a new file."""
+        old = proc.fdt.get(fd)
+        if old is None or old is new or replacing is None:
+            return
+        if self.follow and replacing in self.profile.follow_vias:
+            for ep in [f for f in self.files.values() if f.kind == P.EPOLL and f.alive]:
+                item = ep.items.get((fd, old))
+                if item is None or not self.can_watch(ep, new, item.events):
+                    continue
+                self.ep_remove(item)
+                if (fd, new) not in ep.items:
+                    self.ep_insert(proc, ep, fd, new, item.events, item.data)
+        elif "replace_removes_entries" in self.m:
+            for item in [it for it in old.watchers if it.fd == fd]:
+                self.ep_remove(item)
+
+    # -- readiness (the files' poll methods) -----------------------------------
+    def poll(self, proc: Process, f: OFile) -> int:
+        if not f.alive:
+            return 0
+        k = f.kind
+        if k == P.PIPE:
+            return (IN | RDNORM if f.tokens else 0) | (0 if f.peer else HUP)
+        if k == P.SOCKET:
+            mask = OUT | WRNORM | WRBAND | (IN | RDNORM if f.tokens else 0) | (ERR if f.err else 0)
+            return mask | (0 if f.peer else HUP | RDHUP | IN | RDNORM)
+        if k == P.EVENTFD:
+            return OUT | (IN if f.counter else 0)
+        if k == P.TIMERFD:
+            return IN if f.ticks else 0
+        if k == P.SIGNALFD:
+            return IN if proc.pending.get(f.name, 0) else 0
+        # An epoll file: scan its ready list, dropping items that are not really ready.
+        while f.ready:
+            if self.item_poll(proc, f.ready[0]):
+                return IN | RDNORM
+            f.ready.pop(0).linked = False
+        return 0
+
+    def item_poll(self, proc: Process, item: Item) -> int:
+        if item.file.dying:                      # epi_fget() fails on a zero refcount
+            return 0
+        return self.poll(proc, item.file) & item.events
+
+    def wq_of(self, proc: Process, f: OFile) -> WaitQueue:
+        return proc.sig_wq if f.kind == P.SIGNALFD else f.wq
+
+    def wake(self, wq: WaitQueue, key: int):
+        for item in list(wq.entries):
+            self.callback(item, key)
+
+    def wake_file(self, proc: Process, f: OFile, key: int):
+        if f.kind == P.SIGNALFD and "private_signalfd_wake" in self.m:
+            for item in [it for it in proc.sig_wq.entries if it.file is f]:
+                self.callback(item, key)
+            return
+        self.wake(self.wq_of(proc, f), key)
+
+    def callback(self, item: Item, key: int):
+        """ep_poll_callback."""
+        if not item.events & ~PRIVATE_BITS:
+            return                                  # a disarmed ONESHOT item
+        if key and not key & item.events:
+            return
+        if not item.linked:
+            self.link(item)
+        elif "move_to_tail" in self.m:
+            item.ep.ready.remove(item)
+            item.ep.ready.append(item)
+        if item.ep.wq.entries and "no_nested_wakeup" not in self.m:
+            self.wake(item.ep.wq, WAKE_KEY[P.EPOLL])   # ep_poll_safewake
+
+    def link(self, item: Item):
+        item.linked = True
+        if "lifo_ready" in self.m:
+            item.ep.ready.insert(0, item)
+        else:
+            item.ep.ready.append(item)
+
+    # -- epoll (fs/eventpoll.c) --------------------------------------------------
+    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int):
+        item = Item(ep, fd, f, events, data)
+        ep.items[(fd, f)] = item
+        f.watchers.append(item)
+        item.wq = self.wq_of(proc, f)
+        item.wq.add(item)
+        self.ready_if_hot(proc, item)
+
+    def ready_if_hot(self, proc: Process, item: Item):
+        """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake the nest."""
+        if self.item_poll(proc, item) and not item.linked:
+            self.link(item)
+            if item.ep.wq.entries and "no_nested_wakeup" not in self.m:
+                self.wake(item.ep.wq, WAKE_KEY[P.EPOLL])
+
+    def ep_remove(self, item: Item):
+        del item.ep.items[(item.fd, item.file)]
+        item.file.watchers.remove(item)
+        item.wq.remove(item)
+        if item.linked:
+            item.ep.ready.remove(item)
+            item.linked = False
+
+    def can_watch(self, ep: OFile, f: OFile, events: int) -> bool:
+        """Could ep watch f (the EINVAL/ELOOP checks of EPOLL_CTL_ADD)?"""
+        if f is ep or f.kind not in POLLABLE:
+            return False
+        if f.kind == P.EPOLL:
+            return not events & EXCLUSIVE and self.loop_check(ep, f)
+        return True
+
+    def loop_check(self, ep: OFile, tep: OFile) -> bool:
+        """ep_loop_check: no path from tep back to ep, and the nest no deeper than EP_MAX_NESTS."""
+        def down(e: OFile, depth: int) -> int:
+            result = 0
+            for item in e.items.values():
+                if item.file.kind == P.EPOLL:
+                    if item.file is ep or depth > EP_MAX_NESTS:
+                        result = EP_MAX_NESTS + 1
+                    else:
+                        result = max(result, down(item.file, depth + 1) + 1)
+                    if result > EP_MAX_NESTS:
+                        break
+            return result
+
+        def up(e: OFile) -> int:
+            return max((up(item.ep) + 1 for item in e.watchers), default=0)
+
+        depth = down(tep, 0)
+        return depth <= EP_MAX_NESTS and depth + 1 + up(ep) <= EP_MAX_NESTS
+
+    def sys_epoll_ctl(self, proc: Process, epfd: int, op: str, fd: int, events: int, data: int):
+        epf = self.lookup(proc, epfd)
+        tf = self.lookup(proc, fd)
+        events &= 0xFFFFFFFF
+        if tf.kind not in POLLABLE:
+            raise Errno("EPERM")
+        if epf is tf or epf.kind != P.EPOLL:
+            raise Errno("EINVAL")
+        if op != P.DEL and events & EXCLUSIVE:
+            if op == P.MOD or tf.kind == P.EPOLL or events & ~EXCLUSIVE_OK_BITS:
+                raise Errno("EINVAL")
+        if op == P.ADD and tf.kind == P.EPOLL and not self.loop_check(epf, tf):
+            raise Errno("ELOOP")
+        if "del_by_fd" in self.m and op != P.ADD:
+            item = next((it for (n, _), it in epf.items.items() if n == fd), None)
+        else:
+            item = epf.items.get((fd, tf))
+        errhup = 0 if "no_errhup" in self.m else ERR | HUP
+        if op == P.ADD:
+            if item is not None:
+                raise Errno("EEXIST")
+            self.ep_insert(proc, epf, fd, tf, events | errhup, data)
+        elif item is None:
+            raise Errno("ENOENT")
+        elif op == P.DEL:
+            self.ep_remove(item)
+        elif item.events & EXCLUSIVE:
+            raise Errno("EINVAL")
+        else:
+            item.events, item.data = events | errhup, data
+            self.ready_if_hot(proc, item)
+
+    def sys_epoll_wait(self, proc: Process, epfd: int, maxevents: int, ctx=None) -> tuple:
+        """epoll_wait on proc's epfd, polling from ctx's context (default proc)."""
+        ep = self.lookup(proc, epfd)
+        if ep.kind != P.EPOLL:
+            raise Errno("EINVAL")
+        return self.send_events(ctx or proc, ep, maxevents)
+
+    def send_events(self, proc: Process, ep: OFile, maxevents: int) -> tuple:
+        """ep_send_events over the whole ready list (timeouts change nothing here)."""
+        scan, ep.ready = ep.ready, []
+        events, taken = [], 0
+        for item in scan:
+            if len(events) >= maxevents:
+                break
+            taken += 1
+            item.linked = False
+            revents = self.item_poll(proc, item)
+            if not revents:
+                continue
+            events.append((revents, item.data))
+            if item.events & ONESHOT and "ignore_oneshot" not in self.m:
+                item.events &= PRIVATE_BITS
+            elif not item.events & ET or "ignore_et" in self.m:
+                item.linked = True
+                if "lt_requeue_head" in self.m:
+                    ep.ready.insert(0, item)
+                else:
+                    ep.ready.append(item)
+        ep.ready = scan[taken:] + ep.ready          # ep_done_scan: leftovers back at the head
+        return tuple(events)
+
+    # -- reading and writing ----------------------------------------------------
+    def sys_read(self, proc: Process, fd: int) -> tuple[int, str | None, int]:
+        """One read(fd, buf, 4096): (bytes, reached, count) as the executor decodes them;
+        (0, None, 0) at end of file."""
+        f = self.lookup(proc, fd)
+        k = f.kind
+        if k == P.EPOLL:
+            raise Errno("EINVAL")
+        if k in P.PEER_KINDS:
+            n = min(f.tokens, READ_SIZE // 8)
+            if n:
+                f.tokens -= n
+                return 8 * n, f.name, n
+            if f.err:                                # sock_error() reports and clears it
+                f.err = False
+                raise Errno("ECONNRESET")
+            if not f.peer:
+                return 0, None, 0
+            raise Errno("EAGAIN")
+        if k == P.MEMFD:
+            words = f.words[f.pos:f.pos + READ_SIZE // 8]
+            f.pos += len(words)
+            return (8 * len(words), *self.decode_words(words)) if words else (0, None, 0)
+        if k == P.EVENTFD:
+            if not f.counter:
+                raise Errno("EAGAIN")
+            v, f.counter = f.counter, 0
+            if "no_eventfd_out_wake" not in self.m:
+                self.wake_file(proc, f, OUT)
+            return (8, *self.decode_eventfd(v))
+        if k == P.TIMERFD:
+            if not f.ticks:
+                raise Errno("EAGAIN")
+            f.ticks = 0
+            return 8, f.label, 1
+        n = min(proc.pending.get(f.name, 0), READ_SIZE // SIGINFO_SIZE)
+        if not n:
+            raise Errno("EAGAIN")
+        proc.pending[f.name] -= n
+        return SIGINFO_SIZE * n, f.name, n
+
+    def decode_words(self, words: list[int]):
+        """The executor's decoding of 8-byte words: n equal tokens, or one eventfd value."""
+        v = words[0]
+        if v & ~TOKEN_FILE_MASK == TOKEN_MAGIC:
+            idx = v & TOKEN_FILE_MASK
+            if all(w == v for w in words) and idx < len(self.program.files):
+                return self.program.files[idx].name, len(words)
+            return "?", 0
+        return self.decode_eventfd(v) if len(words) == 1 else ("?", 0)
+
+    def decode_eventfd(self, v: int):
+        """The executor's decoding of an eventfd counter into (file, injections)."""
+        count, q = v & ((1 << EFD_COUNT_BITS) - 1), v >> EFD_COUNT_BITS
+        if count and q % count == 0 and 0 <= q // count - 1 < len(self.program.files):
+            pf = self.program.files[q // count - 1]
+            if pf.kind == P.EVENTFD:
+                return pf.name, count
+        return "?", 0
+
+    def sys_write(self, proc: Process, fd: int, value: int) -> int:
+        """write(fd, &value, 8), as an eventfd injection does it through a handle."""
+        f = self.lookup(proc, fd)
+        if f.kind == P.PIPE:
+            raise Errno("EBADF")                 # a read end: not open for writing
+        if f.kind == P.SOCKET:
+            if not f.peer:
+                raise Errno("SIGPIPE")           # EPIPE, and SIGPIPE kills the target
+            f.sent += 8                          # to the driver's peer, never read
+            return 8
+        if f.kind == P.MEMFD:
+            f.words[f.pos:f.pos + 1] = [value]
+            f.pos += 1
+            return 8
+        if f.kind != P.EVENTFD:
+            raise Errno("EINVAL")                # epoll, timerfd, signalfd: no write op
+        f.counter += value
+        self.wake_file(proc, f, IN)
+        return 8
+
+    def peer_write(self, proc: Process, f: OFile) -> int:
+        """The driver writes a token through f's peer."""
+        if not f.peer:
+            raise Errno("EBADF")                 # the driver hung it up
+        if not f.alive:
+            raise Errno("EPIPE")
+        f.tokens += 1
+        self.wake_file(proc, f, WAKE_KEY[f.kind])
+        return 8
+
+    def hangup(self, proc: Process, f: OFile):
+        """The driver closes f's peer: pipe_release / unix_release_sock wake with no key."""
+        if not f.peer:
+            raise Errno("EBADF")
+        f.peer = False
+        if f.kind == P.SOCKET and f.sent:
+            f.err = True                         # the peer died with unread data: ECONNRESET
+        if f.alive:
+            self.wake_file(proc, f, 0)
+
+    # -- step operations --------------------------------------------------------
+    def _create(self, proc: Process, step: P.Step) -> Outcome:
+        fd = self.alloc_fd(proc)
+        self.install(proc, fd, self.new_file(step.file))
+        self.set_handle(proc, step.h, fd)
+        self.known.add(step.file.name)
+        return P.expected_outcome(step, ret=self.handle_of(proc, fd))
+
+    _op_pipe = _op_socketpair = _op_eventfd = _op_epoll_create = _create
+    _op_signalfd = _op_timerfd = _op_memfd = _create
+
+    def _op_dup(self, proc, step):
+        f = self.lookup(proc, self.num(proc, step.h2))
+        fd = self.alloc_fd(proc)
+        self.install(proc, fd, f, ref="no_dup_refcount" not in self.m)
+        self.set_handle(proc, step.h, fd)
+        return P.expected_outcome(step, ret=self.handle_of(proc, fd))
+
+    def _op_dup2(self, proc, step):
+        flags = step.flags if step.op == "dup3" else 0
+        r = self.sys_dup3(proc, self.num(proc, step.h2), self.num(proc, step.h), flags,
+                          dup2=step.op == "dup2", ref="no_dup_refcount" not in self.m)
+        self.set_handle(proc, step.h, r)
+        return P.expected_outcome(step, ret=self.handle_of(proc, r))
+
+    _op_dup3 = _op_dup2
+
+    def _op_close(self, proc, step):
+        self.sys_close(proc, self.num(proc, step.h))
+        proc.hfd[step.h.name] = -1
+        return P.expected_outcome(step)
+
+    def _op_epoll_ctl(self, proc, step):
+        self.sys_epoll_ctl(proc, self.num(proc, step.ep), step.ctl, self.num(proc, step.h),
+                           step.events, step.data)
+        return P.expected_outcome(step)
+
+    def _op_wait(self, proc, step):
+        events = self.sys_epoll_wait(proc, self.num(proc, step.ep), step.maxevents)
+        return P.expected_outcome(step, events=events)
+
+    def _op_inject(self, proc, step):
+        k = step.file.kind
+        if k in P.PEER_KINDS:
+            ret = self.peer_write(proc, self.files[step.file.name])
+        elif k == P.EVENTFD:
+            unit = (self.program.files.index(step.file) + 1) << EFD_COUNT_BITS | 1
+            ret = self.sys_write(proc, self.num(proc, step.h), unit)
+        elif k == P.TIMERFD:
+            f = self.lookup(proc, self.num(proc, step.h))
+            if f.kind != P.TIMERFD:
+                raise Errno("EINVAL")
+            f.ticks, f.label = 1, step.file.name     # settime resets ticks; it expires at once
+            self.wake_file(proc, f, IN)
+            ret = 0
+        else:                                        # signalfd: kill(getpid(), its RT signal)
+            f = self.files[step.file.name]
+            proc.pending[f.name] = proc.pending.get(f.name, 0) + 1
+            self.wake_file(proc, f, WAKE_KEY[P.SIGNALFD])
+            ret = 0
+        return P.expected_outcome(step, ret=ret)
+
+    def _op_read(self, proc, step):
+        ret, reached, count = self.sys_read(proc, self.num(proc, step.h))
+        return Outcome(ret=ret, reached=reached, count=count) if ret else Outcome(ret=0)
+
+    def _op_hangup(self, proc, step):
+        self.hangup(proc, self.files[step.file.name])
+        return P.expected_outcome(step)
+
+    def _op_drain(self, proc, step):
+        """read() until EAGAIN; the executor decodes the first 4096 bytes that came."""
+        fd = self.num(proc, step.h)
+        total, reached, count = 0, None, 0
+        while True:
+            try:
+                n, got, c = self.sys_read(proc, fd)
+            except Errno as e:
+                if e.name != "EAGAIN":
+                    raise
+                break
+            if not n:
+                break
+            total, reached, count = total + n, got, count + c
+        if not total:
+            return Outcome(ret=0)
+        kind = self.files[reached].kind if reached in self.files else None
+        if kind in P.PEER_KINDS or kind == P.SIGNALFD:
+            count = min(total, READ_SIZE) // (SIGINFO_SIZE if kind == P.SIGNALFD else 8)
+        return Outcome(ret=total, reached=reached, count=count)
+
+    def _op_replace(self, proc, step):
+        if step.via in P.ADDFD_VIAS:
+            return self._replace_addfd(proc, step)
+        dst = self.num(proc, step.h)
+        temp = None
+        if step.h2 is not None:
+            src = self.num(proc, step.h2)            # -1 without a number: the kernel answers
+        else:                                        # the target makes the file at a temp number
+            src = temp = self.alloc_fd(proc)
+            if temp == dst:          # made on the closed handle's own number: the executor moves it
+                src = temp = self.alloc_fd(proc, start=temp + 1)
+            self.install(proc, temp, self.new_file(step.file))
+            self.known.add(step.file.name)
+        try:
+            flags = step.flags if step.via == P.DUP3 else 0
+            r = self.sys_dup3(proc, src, dst, flags, dup2=step.via == P.DUP2, replacing=step.via)
+            self.set_handle(proc, step.h, r)
+            return P.expected_outcome(step, ret=self.handle_of(proc, r))
+        finally:
+            if temp is not None:
+                if step.keep:
+                    self.claim(proc, temp)
+                elif temp in proc.fdt:
+                    self.sys_close(proc, temp)
+
+    def _replace_addfd(self, proc, step):
+        """The supervisor's copy (new, or pidfd_getfd of h2) is installed at h's number."""
+        dst = self.num(proc, step.h)
+        if step.h2 is not None:
+            src = proc.fdt.get(self.num(proc, step.h2))
+            if src is None:
+                return P.expected_outcome(step, errno="EBADF", sysret="-1 EBADF")
+        else:
+            src = self.new_file(step.file)
+        src.refs += 1                                # the supervisor's descriptor
+        try:
+            if dst < 0:
+                return P.expected_outcome(step, errno="EBADF", sysret="-1 EBADF")
+            self.replace_entries(proc, dst, src, replacing=step.via)
+            self.install(proc, dst, src, cloexec=bool(step.flags & P.O_CLOEXEC))
+            self.set_handle(proc, step.h, dst)
+            if step.h2 is None:
+                self.known.add(step.file.name)
+            sysret = 0 if step.via == P.ADDFD_SETFD else self.handle_of(proc, dst)
+            return P.expected_outcome(step, ret=step.h.name, sysret=sysret)
+        finally:
+            if step.keep:
+                self.driver_refs.append(src)
+            else:
+                self.fput(src)
+
+    def _op_fdinfo(self, proc, step):
+        ep = proc.fdt.get(self.num(proc, step.ep))
+        if ep is None:
+            raise Errno("ENOENT")                    # /proc/self/fdinfo/<n> does not exist
+        lines = [FdinfoLine(tfd=str(self.handle_of(proc, it.fd)), events=it.events,
+                            data=it.data, pos=0, ino=ino, sdev=sdev)
+                 for it in ep.items.values() for ino, sdev in [self.inode_names(it.file)]]
+        key = FdinfoLine.sort_key                              # traces sort lines by it
+        lines.sort(key=key)
+        if any(key(a) == key(b) and a != b for a, b in zip(lines, lines[1:])):
+            self.ambiguous.append(self.index)
+        return P.expected_outcome(step, fdinfo=lines)
+
+    def inode_names(self, f: OFile) -> tuple[str, str]:
+        """fdinfo's ino/sdev as the executor names them: by the recorded inodes that match."""
+        if f.kind in P.PEER_KINDS:
+            fs = "pipefs" if f.kind == P.PIPE else "sockfs"
+            return (f.name, fs) if f.name in self.known else ("?", "?")
+        anon = sorted(n for n in self.known if self.files[n].kind in P.ANON_KINDS)
+        if len(anon) > 1:
+            return "anon_inode", "anon_inodefs"
+        return (anon[0], "anon_inodefs") if anon else ("?", "?")
+
+    def _op_kcmp_epoll_tfd(self, proc, step):
+        against = self.lookup(proc, self.num(proc, step.h2))
+        ep = self.lookup(proc, self.num(proc, step.ep))
+        if ep.kind != P.EPOLL:
+            raise Errno("EINVAL")
+        tfd = self.num(proc, step.h)
+        found = sorted((it for it in ep.items.values() if it.fd == tfd), key=lambda it: it.file.seq)
+        if step.toff >= len(found):
+            raise Errno("ENOENT")
+        if "kcmp_ignores_file" in self.m:
+            return P.expected_outcome(step, ret=0)
+        if len(found) > 1 and any(it.file is against for it in found):
+            self.ambiguous.append(self.index)        # rbtree order is file pointer order
+        return P.expected_outcome(step, ret=0 if found[step.toff].file is against else 1)
+
+
+    def _op_getfd(self, proc, step):
+        fd = self.num(proc, step.h)
+        self.lookup(proc, fd)
+        return P.expected_outcome(step, ret=int(fd in proc.cloexec))
+
+    # -- a notification held by the supervisor (kernel/seccomp.c) ------------------
+    def _op_notify(self, proc, step):
+        """The target traps; the supervisor steps that follow run until it is answered."""
+        sends = False
+        for s in self.program.steps[self.index + 1:]:
+            if s.op not in P.SUPERVISOR_OPS:
+                break
+            sends |= s.op == "addfd" and bool(s.addfd["flags"] & P.ADDFD_FLAG_SEND)
+        self.hold = Hold(self.index, sends)
+        return None                               # filled in when the target returns
+
+    def answer(self, proc: Process, val: int, error: int = 0, now: bool = True):
+        """The trapped syscall returns (val, or -error); deferred fputs run on its way out:
+        at once (now), or, after an ADDFD with SEND, while the supervisor goes on with the
+        hold (the steps it runs meanwhile race with them: Model.ambiguous)."""
+        hold = self.hold
+        r = -error if error else (val - (1 << 64) if val >= 1 << 63 else val)
+        if -4095 <= r < 0:
+            hold.outcome = Outcome(ret=-1, errno=errno_mod.errorcode.get(-r, f"E{-r}"))
+        else:
+            name = self.handle_of(proc, r)
+            hold.outcome = Outcome(ret=name if hold.sends and isinstance(name, str) else r)
+        hold.state = "gone"
+        if now:
+            self.answer_deferred()
+
+    def answer_deferred(self):
+        for f in self.deferred:
+            f.dying = False
+            self.release(f)
+        self.deferred = []
+
+    def end_hold(self):
+        if self.hold.state == "sent":             # the executor answers an unanswered hold
+            self.answer(self.procs[0], 0)
+        self.answer_deferred()
+        self.outcomes[self.hold.index] = self.hold.outcome
+        self.hold = None
+
+    def _op_respond(self, proc, step):
+        """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.toff)."""
+        if self.hold is None:
+            raise Errno("ENOENT")                  # after the target's end
+        if self.hold.state != "sent":
+            raise Errno("ENOENT" if self.hold.state == "gone" else "EINPROGRESS")
+        self.answer(proc, step.data, step.toff)
+        return P.expected_outcome(step)
+
+    def _op_addfd(self, proc, step):
+        """SECCOMP_IOCTL_NOTIF_ADDFD as the step spells it, checked as seccomp_notify_addfd."""
+        a = step.addfd
+        src = None
+        if step.h2 is not None:                   # pidfd_getfd: fails before any ioctl
+            src = self.pidfd_getfd(proc, self.num(proc, step.h2))
+        elif step.file is not None:
+            src = self.new_file(step.file)
+            self.known.add(step.file.name)
+        if src is not None:
+            src.refs += 1                          # the supervisor's descriptor
+        try:
+            return P.expected_outcome(step, ret=self.addfd(proc, step, a, src))
+        finally:
+            if src is not None:
+                if step.keep:
+                    self.driver_refs.append(src)
+                else:
+                    self.fput(src)
+
+    def addfd(self, proc: Process, step: P.Step, a: dict, src: OFile | None):
+        size, flags = a["size"] or ADDFD_SIZE_VER0, a["flags"]
+        setfd = flags & P.ADDFD_FLAG_SETFD
+        if a["newfd"] == "rlimit":
+            newfd = RLIMIT_NOFILE
+        elif a["newfd"] is not None:
+            newfd = a["newfd"] & 0xFFFFFFFF
+        else:
+            newfd = self.num(proc, step.h) & 0xFFFFFFFF if setfd and step.h is not None else 0
+        if size < ADDFD_SIZE_VER0:
+            raise Errno("EINVAL")
+        if size > ADDFD_SIZE_VER0 and a["tail_nonzero"]:
+            raise Errno("E2BIG")                   # copy_struct_from_user
+        if a["newfd_flags"] & ~P.O_CLOEXEC or flags & ~(P.ADDFD_FLAG_SETFD | P.ADDFD_FLAG_SEND):
+            raise Errno("EINVAL")
+        if newfd and not setfd:
+            raise Errno("EINVAL")
+        if src is None:
+            raise Errno("EBADF")
+        if self.hold is None:
+            raise Errno("ENOENT")                  # after the target's end
+        if a["id"] == "pending":                   # issued, not yet received: state INIT
+            raise Errno("EINPROGRESS")
+        if a["id"] == "next" and self.hold.state == "gone":
+            self.ambiguous.append(self.index)       # the target's next trap may exist by now
+            raise Errno("EINPROGRESS")
+        if a["id"] != "current" or self.hold.state == "gone":
+            raise Errno("ENOENT")
+        if self.hold.state != "sent":
+            raise Errno("EINPROGRESS")
+        cloexec = bool(a["newfd_flags"] & P.O_CLOEXEC)
+        if not setfd:                             # receive_fd: the lowest free number
+            fd = self.alloc_fd(proc)
+            self.install(proc, fd, src, cloexec=cloexec)
+        elif newfd >= RLIMIT_NOFILE:              # replace_fd; a failed SEND stays answerable
+            raise Errno("EBADF")
+        else:
+            fd = newfd
+            self.replace_entries(proc, fd, src, replacing=P.ADDFD_SETFD)
+            self.deferring = True                 # the target installs, then waits on
+            try:
+                self.install(proc, fd, src, cloexec=cloexec)
+            finally:
+                self.deferring = False
+        if step.h is not None:
+            self.set_handle(proc, step.h, fd)
+        if flags & P.ADDFD_FLAG_SEND:
+            self.answer(proc, fd, now=False)
+        return self.handle_of(proc, fd)
+
+    def _op_sup_wait(self, proc, step):
+        """epoll_wait on the supervisor's pidfd_getfd copy: items poll in its context."""
+        ep = self.pidfd_getfd(proc, self.num(proc, step.ep))
+        if ep.kind != P.EPOLL:
+            raise Errno("EINVAL")
+        return P.expected_outcome(step, events=self.send_events(self.sup, ep, step.maxevents))
+
+    def pidfd_getfd(self, proc: Process, fd: int) -> OFile:
+        """The supervisor's copy of the target's fd (the caller counts its reference)."""
+        if self.gone:
+            raise Errno("ESRCH")                   # __pidfd_fget on an exited task
+        return self.lookup(proc, fd)
+
+    def _op_sup_inject(self, proc, step):
+        return P.expected_outcome(step, ret=self.peer_write(proc, self.files[step.file.name]))
+
+    _op_sup_fdinfo = _op_fdinfo
+    _op_sup_kcmp = _op_kcmp_epoll_tfd
+
+    # -- the target's end and the listener ---------------------------------------------
+    def target_ends(self, proc: Process):
+        """do_exit: the fd table goes (every file put), signals with the process."""
+        for fd in sorted(proc.fdt):
+            self.sys_close(proc, fd)
+        proc.pending.clear()
+        self.gone = True
+
+    def _op_exit_target(self, proc, step):
+        self.target_ends(proc)
+        return P.expected_outcome(step)
+
+    def _op_kill_target(self, proc, step):
+        """SIGKILL inside a hold: the trapped syscall never returns."""
+        if self.hold is not None:
+            self.outcomes[self.hold.index] = Outcome(ret="killed")
+            self.answer_deferred()
+            self.hold = None
+        if not self.gone:
+            self.target_ends(proc)
+        return P.expected_outcome(step)
+
+    def _op_listener_wait(self, proc, step):
+        """The listener in a fresh epoll: IN for a notification not yet received, OUT for
+        one received and unanswered, HUP once no task uses the filter."""
+        if self.gone:
+            mask = HUP
+        elif self.hold is not None and self.hold.state == "sent":
+            mask = OUT | WRNORM
+        else:
+            mask = 0
+            self.ambiguous.append(self.index)      # the target's next trap races us
+        revents = mask & (step.events | ERR | HUP)
+        return P.expected_outcome(step, events=[(revents, step.data)] if revents else [])
+
+    def _op_notif_recv(self, proc, step):
+        if not self.gone:
+            raise NotModelled("NOTIF_RECV while the target lives would block")
+        raise Errno("ENOENT")
+
+def predict(program: P.Program, profile: str | Profile = "stock", mutant=None) -> list[Outcome]:
+    """The trace the executor reports for program under profile (one Outcome per step)."""
+    return Model(program, profile, mutant).run()
