@@ -203,6 +203,7 @@ def test_fuzz_smoke(tmp_path):
     assert gate.run_fuzz(0, 1, None, env, tmp_path).reason == "disabled"
     assert gate.run_fuzz(5, 1, None, env, tmp_path).reason == "no_fuzzer"
     (tmp_path / "fuzz").mkdir()
+    (tmp_path / "fuzz" / "__init__.py").write_text("")   # a regular package, found before the suite's
     main = tmp_path / "fuzz" / "__main__.py"
     main.write_text("import sys\nassert sys.argv[1:] == ['--seconds', '1', '--seed', '7', '--profile', 'stock']\n")
     assert gate.run_fuzz(1, 7, "stock", env, tmp_path).outcome == PASS

@@ -32,7 +32,7 @@ def _disputed(name, profile, test_id):
     return []
 
 
-@pytest.mark.parametrize("program,profile", _instances())
+@pytest.mark.parametrize("program,profile", list(_instances()))
 def test_model_predicts_case(program, profile):
     from fuzz.model import Model
     missing = {s.op for s in program.steps} - Model.supported_ops()
