@@ -1402,7 +1402,7 @@ class _Writer:
         self.fidx = {f: i for i, f in enumerate(program.files)}
         self.need: set[str] = set()
         self.vars: set[str] = set()
-        self.has_fdinfo = any(s.op in ("fdinfo", "sup_fdinfo") for s in program.steps)
+        self.has_fdinfo = any(s.op in P.FDINFO_OPS for s in program.steps)
 
     # -- expressions
     def H(self, h) -> str:

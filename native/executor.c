@@ -368,6 +368,20 @@ static void decode(struct target *t, int fd, const unsigned char *buf, long n,
 	}
 }
 
+/* epoll_wait into an outcome's event list; returns what epoll_wait returned. */
+static long wait_events(int epfd, int maxevents, int timeout_ms, struct fdr_outcome *o)
+{
+	struct epoll_event ev[FDR_MAX_EVENTS];
+	long r = epoll_wait(epfd, ev, maxevents, timeout_ms);
+
+	for (int k = 0; k < r; k++) {
+		o->ev[k].events = ev[k].events;
+		o->ev[k].data = ev[k].data.u64;
+	}
+	o->nevents = r > 0 ? r : 0;
+	return r;
+}
+
 static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
 {
 	unsigned char buf[4096], all[4096];
@@ -569,7 +583,6 @@ static void run_step(struct target *t, int i)
 {
 	const struct fdr_step *s = &t->steps[i];
 	struct fdr_outcome *o = &t->sh->out[i];
-	struct epoll_event ev[FDR_MAX_EVENTS];
 	long r = 0;
 	int fd;
 
@@ -610,12 +623,7 @@ static void run_step(struct target *t, int i)
 		break;
 	}
 	case FDR_OP_WAIT:
-		r = epoll_wait(num(t, s->ep), ev, s->arg, s->timeout_ms);
-		for (int k = 0; k < r; k++) {
-			o->ev[k].events = ev[k].events;
-			o->ev[k].data = ev[k].data.u64;
-		}
-		o->nevents = r > 0 ? r : 0;
+		r = wait_events(num(t, s->ep), s->arg, s->timeout_ms, o);
 		break;
 	case FDR_OP_INJECT:
 		do_inject(t, i, s, o);
@@ -821,26 +829,45 @@ static void consume_sigpipe(void)
 	errno = saved;
 }
 
+/* The driver's copy of the file a step installs: its own pidfd_getfd copy of
+ * the target's by-handle fd, or a new file of the step's kind (whose peer the
+ * driver keeps for injections). */
+static int driver_copy(struct supervisor *s, const struct fdr_step *st, int target_fd)
+{
+	int peer = -1, src;
+
+	if (st->h2 >= 0)
+		return syscall(__NR_pidfd_getfd, s->pidfd, target_fd, 0);
+	src = make_file(s->sh, st->kind, st->file, &peer);
+	if (peer >= 0)
+		s->sh->files[st->file].peer = peer;
+	return src;
+}
+
+/* Close the driver's copy right after the install, unless the step keeps it. */
+static void drop_copy(struct supervisor *s, const struct fdr_step *st, int src)
+{
+	if (st->flags & FDR_F_KEEP)
+		s->kept[s->nkept++] = src;
+	else
+		close(src);
+}
+
 static void supervise_replace(struct supervisor *s, const struct seccomp_notif *n, int i)
 {
 	const struct fdr_step *st = &s->steps[i];
 	struct fdr_outcome *o = &s->sh->out[i];
 	struct seccomp_notif_addfd addfd = { .id = n->id };
-	int src, peer = -1, send = st->arg == FDR_VIA_ADDFD_SETFD_SEND;
+	int send = st->arg == FDR_VIA_ADDFD_SETFD_SEND;
+	int src = driver_copy(s, st, (int)n->data.args[4]);
 	long r;
 
-	if (st->h2 >= 0)
-		src = syscall(__NR_pidfd_getfd, s->pidfd, (int)n->data.args[4], 0);
-	else
-		src = make_file(s->sh, st->kind, st->file, &peer);
 	if (src < 0) {
 		o->ret = -1;
 		o->err = errno;
 		respond(s, n->id, 0, o->err);
 		return;
 	}
-	if (peer >= 0)
-		s->sh->files[st->file].peer = peer;
 	addfd.flags = SECCOMP_ADDFD_FLAG_SETFD | (send ? SECCOMP_ADDFD_FLAG_SEND : 0);
 	addfd.srcfd = src;
 	addfd.newfd = (uint32_t)n->data.args[0];
@@ -848,10 +875,7 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 	r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
-	if (st->flags & FDR_F_KEEP)
-		s->kept[s->nkept++] = src;
-	else
-		close(src);
+	drop_copy(s, st, src);
 	if (r < 0)
 		respond(s, n->id, 0, o->err);	/* relay the failure to the target */
 	else if (!send)
@@ -888,7 +912,7 @@ static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t 
 	} u;
 	size_t size = st->timeout_ms > 0 ? (size_t)st->timeout_ms : sizeof(u.a);
 	struct target *v = &s->view;
-	int src = -1, peer = -1;
+	int src = -1;
 	long r;
 
 	memset(&u, 0, sizeof(u));
@@ -899,15 +923,12 @@ static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t 
 	else if (st->flags & FDR_F_ID_NEXT)
 		id = id + 1;
 	if (!(st->flags & FDR_F_BADSRC)) {
-		src = st->h2 >= 0 ? syscall(__NR_pidfd_getfd, s->pidfd, num(v, st->h2), 0)
-				  : make_file(s->sh, st->kind, st->file, &peer);
+		src = driver_copy(s, st, st->h2 >= 0 ? num(v, st->h2) : -1);
 		if (src < 0) {
 			o->ret = -1;
 			o->err = errno;
 			return;
 		}
-		if (peer >= 0)
-			s->sh->files[st->file].peer = peer;
 		record_inode(s->sh, st->file, src);
 	}
 	u.a.id = id;
@@ -933,27 +954,16 @@ static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t 
 		set_handle(v, st->h, r);
 		o->ret_handle = handle_of(v, r);
 	}
-	if (src >= 0) {
-		if (st->flags & FDR_F_KEEP)
-			s->kept[s->nkept++] = src;
-		else
-			close(src);
-	}
+	if (src >= 0)
+		drop_copy(s, st, src);
 }
 
-static void sup_wait(struct supervisor *s, const struct fdr_step *st, struct fdr_outcome *o,
-		     int fd)
+static void sup_wait(const struct fdr_step *st, struct fdr_outcome *o, int fd)
 {
-	struct epoll_event ev[FDR_MAX_EVENTS];
-	long r = epoll_wait(fd, ev, st->arg, 0);
+	long r = wait_events(fd, st->arg, 0, o);
 
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
-	for (int k = 0; k < r; k++) {
-		o->ev[k].events = ev[k].events;
-		o->ev[k].data = ev[k].data.u64;
-	}
-	o->nevents = r > 0 ? r : 0;
 }
 
 /* Wait until the target has died (not reaped: that is fdr_run's job). */
@@ -997,7 +1007,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 			o->err = errno;
 			break;
 		}
-		sup_wait(s, st, o, fd);
+		sup_wait(st, o, fd);
 		close(fd);
 		break;
 	case FDR_OP_SUP_KCMP: {
@@ -1028,7 +1038,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 			struct epoll_event e = { .events = st->events, .data.u64 = st->data };
 
 			if (epoll_ctl(fd, EPOLL_CTL_ADD, s->listener, &e) == 0)
-				sup_wait(s, st, o, fd);
+				sup_wait(st, o, fd);
 			else {
 				o->ret = -1;
 				o->err = errno;

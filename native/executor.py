@@ -89,7 +89,7 @@ def serialize(program: P.Program):
             c.arg = CTL_CODES[s.ctl]
         elif s.op == "replace":
             c.arg = VIA_CODES[s.via]
-        elif s.op in ("wait", "sup_wait", "listener_wait"):
+        elif s.op in P.WAIT_OPS:
             c.arg = s.maxevents
         elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
@@ -186,7 +186,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
         ret = _handle_name(program, o.ret_handle)
     elif op == "replace" and step.via in P.ADDFD_VIAS and o.ret == o.target_fd:
         ret = step.h.name     # ADDFD returned the number the target asked for
-    if op in ("wait", "sup_wait", "listener_wait"):
+    if op in P.WAIT_OPS:
         events = tuple((o.ev[k].events, o.ev[k].data) for k in range(o.nevents))
         return Outcome(ret=ret, events=events)
     if op in ("read", "drain"):
@@ -194,7 +194,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
             return Outcome(ret=0)
         reached = program.files[o.reached].name if o.reached >= 0 else "?"
         return Outcome(ret=ret, reached=reached, count=o.count)
-    if op in ("fdinfo", "sup_fdinfo"):
+    if op in P.FDINFO_OPS:
         lines = sorted((_fdinfo_line(program, o.line[k]) for k in range(o.nlines)),
                        key=FdinfoLine.sort_key)
         return Outcome(ret=ret, fdinfo=tuple(lines))

@@ -76,6 +76,9 @@ OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drai
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
 ADDFD_IDS = ("current", "stale", "next", "pending")
+# Steps whose outcome is an epoll_wait event list, or parsed fdinfo lines.
+WAIT_OPS = ("wait", "sup_wait", "listener_wait")
+FDINFO_OPS = ("fdinfo", "sup_fdinfo")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
            "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
 
@@ -225,7 +228,7 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     if errno is not None:
         return Outcome(ret=-1 if ret is None else ret, errno=errno,
                        sysret=sysret if op == "replace" and step.via in ADDFD_VIAS else None)
-    if op in ("wait", "sup_wait", "listener_wait"):
+    if op in WAIT_OPS:
         evs = tuple((int(m), int(d)) for m, d in (events or ()))
         return Outcome(ret=len(evs) if ret is None else ret, events=evs)
     if op in ("read", "drain"):
@@ -234,7 +237,7 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
             ret = _bytes_read(step, reached, n)
         return Outcome(ret=ret, reached=reached,
                        count=n if reached is not None else None)
-    if op in ("fdinfo", "sup_fdinfo"):
+    if op in FDINFO_OPS:
         lines = tuple(sorted(fdinfo or (), key=FdinfoLine.sort_key))
         for line in lines:
             if not isinstance(line, FdinfoLine):
