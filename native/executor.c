@@ -42,6 +42,9 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <sys/select.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -129,7 +132,7 @@ struct seccomp_notif_addfd {
 #define TIMER_TOKEN_SECONDS 100000000L
 
 /* What a trapped call asks the supervisor for (args[3]). */
-enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY };
+enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY, ACT_HELLO };
 
 struct fdr_file {
 	int32_t kind;
@@ -140,18 +143,36 @@ struct fdr_file {
 	uint64_t ino;
 };
 
+/* An actor: the target's first process, a process it forked, or a thread. */
+struct actor_slot {
+	int32_t pid;			/* its process (thread-group id) */
+	int32_t tid;
+	int32_t table;			/* the process actor whose fd table it uses */
+	volatile int32_t ended;		/* an exit or kill step ended it: not a crash */
+	volatile int32_t entering;	/* background step + 1 it is about to block in */
+	volatile int32_t returned;	/* background step + 1 that has returned */
+};
+
 /* Shared between supervisor and target (MAP_SHARED, set up before fork). */
 struct shared {
 	volatile int32_t step;
+	volatile int32_t turn;		/* the next target step to run (a futex) */
 	volatile int32_t finished;
 	volatile int32_t killed;	/* by a kill step: the run is not a crash */
+	/* Conditions the next step waits for before it runs. */
+	volatile int32_t settle;	/* actor + 1 whose background call must sleep first */
+	volatile int32_t settle_step;
+	volatile int32_t gone;		/* actor + 1 whose end must be complete first */
+	int64_t deadline;		/* CLOCK_MONOTONIC ms: actors give up after it */
 	int32_t setup_err;
 	char setup_where[64];
 	int32_t nfiles;
 	struct fdr_file files[FDR_MAX_FILES];
-	/* The target's handle table; the supervisor reads and, in a hold, writes it. */
-	int32_t hfd[FDR_MAX_HANDLES];	/* fd number while open, else -1 */
-	int32_t hnum[FDR_MAX_HANDLES];	/* last number held, while it is free */
+	struct actor_slot actors[FDR_MAX_ACTORS];
+	/* One handle table per process actor; the supervisor reads them and,
+	 * in a hold, writes the holding actor's. */
+	int32_t hfd[FDR_MAX_ACTORS][FDR_MAX_HANDLES];	/* fd number while open, else -1 */
+	int32_t hnum[FDR_MAX_ACTORS][FDR_MAX_HANDLES];	/* last number held, while it is free */
 	struct fdr_outcome out[];
 };
 
@@ -159,6 +180,7 @@ struct target {
 	const struct fdr_step *steps;
 	int nsteps;
 	int nhandles;
+	int actor;
 	int32_t *hfd;
 	int32_t *hnum;
 	struct shared *sh;
@@ -380,6 +402,336 @@ static long wait_events(int epfd, int maxevents, int timeout_ms, struct fdr_outc
 	}
 	o->nevents = r > 0 ? r : 0;
 	return r;
+}
+
+/* poll() or select() on the step's handles; the outcome lists (revents, position). */
+static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	struct pollfd pf[FDR_MAX_POLL];
+	int n = s->nhs < FDR_MAX_POLL ? s->nhs : FDR_MAX_POLL;
+	long r;
+
+	o->nevents = 0;
+	if (s->op == FDR_OP_POLL) {
+		for (int k = 0; k < n; k++) {
+			pf[k].fd = num(t, s->hs[k]);
+			pf[k].events = s->events;
+			pf[k].revents = 0;
+		}
+		r = poll(pf, n, s->timeout_ms);
+		for (int k = 0; r > 0 && k < n; k++)
+			if (pf[k].revents) {
+				o->ev[o->nevents].events = pf[k].revents;
+				o->ev[o->nevents++].data = k;
+			}
+		return r;
+	}
+	/* select(): the handles form the read set. */
+	struct timeval tv = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000 };
+	fd_set rd;
+	int maxfd = -1;
+
+	FD_ZERO(&rd);
+	for (int k = 0; k < n; k++) {
+		int fd = num(t, s->hs[k]);
+
+		if (fd < 0 || fd >= FD_SETSIZE) {
+			errno = EBADF;
+			return -1;
+		}
+		FD_SET(fd, &rd);
+		maxfd = fd > maxfd ? fd : maxfd;
+	}
+	r = select(maxfd + 1, &rd, NULL, NULL, &tv);
+	for (int k = 0; r > 0 && k < n; k++)
+		if (FD_ISSET(num(t, s->hs[k]), &rd)) {
+			o->ev[o->nevents].events = POLLIN;
+			o->ev[o->nevents++].data = k;
+		}
+	return r;
+}
+
+/* The calls that may block: epoll_wait, poll, select. */
+static void blocking_call(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	long r;
+
+	if (s->op == FDR_OP_WAIT)
+		r = wait_events(num(t, s->ep), s->arg, s->timeout_ms, o);
+	else
+		r = poll_handles(t, s, o);
+	o->ret = r;
+	o->err = r < 0 ? errno : 0;
+}
+
+/* ---- actors: whose turn it is ------------------------------------------
+ * Steps run one at a time, in program order, each by its actor.  sh->turn is
+ * the next step; an actor sleeps on it (a futex in shared memory) until a
+ * step of its own comes up, runs it, and hands the turn on.  A background
+ * step hands the turn on first and then blocks; the next step waits until the
+ * blocked actor really sleeps in the kernel.  An exit hands the turn on and
+ * the next step waits until the actor is gone. */
+
+static void futex_wait(volatile int32_t *addr, int32_t val, int64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake_all(volatile int32_t *addr)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The next step the target runs (supervisor steps run inside holds). */
+static int next_step(struct target *t, int i)
+{
+	int j = i + 1;
+
+	while (j < t->nsteps && (t->steps[j].flags & FDR_F_SUP))
+		j++;
+	return j;
+}
+
+static void pass_turn(struct target *t, int i)
+{
+	int j = next_step(t, i);
+
+	if (j >= t->nsteps)
+		t->sh->finished = 1;
+	__atomic_store_n(&t->sh->turn, j, __ATOMIC_RELEASE);
+	futex_wake_all(&t->sh->turn);
+}
+
+/* A short pause in a loop that polls for a condition (never for timing). */
+static void pause_briefly(void)
+{
+	struct timespec ts = { 0, 20000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Is the thread asleep (state S)?  /proc/<pid>/stat's state needs no ptrace access. */
+static int task_sleeping(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	long n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* Has the actor's exit completed (files closed, task reaped or a zombie)? */
+static int wait_actor_gone(struct shared *sh, int a)
+{
+	struct actor_slot *as = &sh->actors[a];
+	char path[64];
+
+	if (as->pid != as->tid) {	/* a thread: its task directory goes with it */
+		snprintf(path, sizeof(path), "/proc/%d/task/%d", as->pid, as->tid);
+		while (access(path, F_OK) == 0)
+			if (now_ms() > sh->deadline)
+				return -1;
+			else
+				pause_briefly();
+		return 0;
+	}
+	/* A process: its pidfd polls readable after exit_files and task work. */
+	int pidfd = syscall(__NR_pidfd_open, as->pid, 0);
+	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
+	int64_t left = sh->deadline - now_ms();
+	int r;
+
+	if (pidfd < 0)
+		return errno == ESRCH ? 0 : -1;
+	r = left > 0 && poll(&pf, 1, left) == 1 ? 0 : -1;
+	close(pidfd);
+	return r;
+}
+
+/* Before a step runs: the conditions the previous step left. */
+static void before_turn(struct target *t)
+{
+	struct shared *sh = t->sh;
+
+	if (sh->settle) {
+		struct actor_slot *as = &sh->actors[sh->settle - 1];
+		int i = sh->settle_step;
+
+		/* ret 0: it sleeps in the call; 1: the call returned at once. */
+		for (;;) {
+			if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1) {
+				sh->out[i].ret = 1;
+				break;
+			}
+			if (as->entering == i + 1 && task_sleeping(as->pid, as->tid)) {
+				sh->out[i].ret = 0;
+				break;
+			}
+			if (now_ms() > sh->deadline)
+				_exit(4);
+			pause_briefly();
+		}
+		sh->settle = 0;
+	}
+	if (sh->gone) {
+		if (wait_actor_gone(sh, sh->gone - 1) < 0)
+			_exit(4);
+		sh->gone = 0;
+	}
+}
+
+static void actor_loop(struct target *t);
+
+/* A background step: hand the turn on, then block in the call.  Its outcome
+ * goes to its join step, which this actor runs once the call returned. */
+static void run_background(struct target *t, int i)
+{
+	const struct fdr_step *s = &t->steps[i];
+	struct shared *sh = t->sh;
+	struct actor_slot *as = &sh->actors[t->actor];
+
+	sh->settle = t->actor + 1;
+	sh->settle_step = i;
+	sh->out[i].done = 1;
+	as->entering = i + 1;
+	pass_turn(t, i);
+	blocking_call(t, s, &sh->out[s->aux]);
+	as->entering = 0;
+	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
+}
+
+static void enter_actor(struct target *t, int a, int32_t *hfd, int32_t *hnum)
+{
+	struct actor_slot *as = &t->sh->actors[a];
+
+	t->actor = a;
+	t->hfd = hfd;
+	t->hnum = hnum;
+	as->tid = syscall(SYS_gettid);
+	as->pid = getpid();
+}
+
+/* fork(): the child is a new actor with a copy of the handle table. */
+static long do_fork(struct target *t, int i)
+{
+	const struct fdr_step *s = &t->steps[i];
+	struct shared *sh = t->sh;
+	int c = s->aux;
+	pid_t pid;
+
+	if (c <= 0 || c >= FDR_MAX_ACTORS) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(sh->hfd[c], t->hfd, sizeof(sh->hfd[c]));
+	memcpy(sh->hnum[c], t->hnum, sizeof(sh->hnum[c]));
+	sh->actors[c].table = c;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct target child = *t;
+
+		enter_actor(&child, c, sh->hfd[c], sh->hnum[c]);
+		actor_loop(&child);
+		_exit(0);
+	}
+	/* The supervisor opens a pidfd on it: it sees the end of every process. */
+	sh->actors[c].pid = sh->actors[c].tid = pid;
+	return trap(-1, i, ACT_HELLO, pid) < 0 ? -1 : 0;
+}
+
+static void *thread_main(void *arg)
+{
+	struct target *t = arg;
+
+	__atomic_store_n(&t->sh->actors[t->actor].tid, (int32_t)syscall(SYS_gettid),
+			 __ATOMIC_RELEASE);
+	actor_loop(t);
+	return NULL;
+}
+
+/* A thread: a new actor sharing this process's fd table. */
+static long do_thread(struct target *t, int i)
+{
+	static struct target threads[FDR_MAX_ACTORS];
+	const struct fdr_step *s = &t->steps[i];
+	int c = s->aux;
+	pthread_attr_t attr;
+	pthread_t th;
+	int err;
+
+	if (c <= 0 || c >= FDR_MAX_ACTORS) {
+		errno = EINVAL;
+		return -1;
+	}
+	threads[c] = *t;
+	threads[c].actor = c;
+	t->sh->actors[c].table = t->sh->actors[t->actor].table;
+	t->sh->actors[c].pid = getpid();
+	t->sh->actors[c].tid = 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	err = pthread_create(&th, &attr, thread_main, &threads[c]);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	/* Wait until it knows its tid: a later settle or gone check needs it. */
+	while (!__atomic_load_n(&t->sh->actors[c].tid, __ATOMIC_ACQUIRE))
+		if (now_ms() > t->sh->deadline)
+			_exit(4);
+		else
+			pause_briefly();
+	return 0;
+}
+
+/* SIGKILL a process actor and wait until it is gone. */
+static long do_kill_actor(struct target *t, int v)
+{
+	struct shared *sh = t->sh;
+
+	if (v < 0 || v >= FDR_MAX_ACTORS || !sh->actors[v].pid) {
+		errno = EINVAL;
+		return -1;
+	}
+	sh->actors[v].ended = 1;
+	if (kill(sh->actors[v].pid, SIGKILL) < 0)
+		return -1;
+	if (wait_actor_gone(sh, v) < 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return 0;
+}
+
+/* This actor ends here: a thread alone, a process with all its threads. */
+static void __attribute__((noreturn)) do_exit(struct target *t, int i)
+{
+	struct shared *sh = t->sh;
+	struct actor_slot *as = &sh->actors[t->actor];
+	int j = next_step(t, i);
+
+	sh->out[i].done = 1;
+	as->ended = 1;
+	if (j < t->nsteps)
+		sh->gone = t->actor + 1;
+	pass_turn(t, i);
+	if (as->pid != as->tid)
+		syscall(SYS_exit, 0);
+	_exit(0);
 }
 
 static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
@@ -623,7 +975,20 @@ static void run_step(struct target *t, int i)
 		break;
 	}
 	case FDR_OP_WAIT:
-		r = wait_events(num(t, s->ep), s->arg, s->timeout_ms, o);
+	case FDR_OP_POLL:
+	case FDR_OP_SELECT:
+		blocking_call(t, s, o);
+		return;
+	case FDR_OP_JOIN:
+		return;		/* the background call filled this outcome in */
+	case FDR_OP_FORK:
+		r = do_fork(t, i);
+		break;
+	case FDR_OP_THREAD:
+		r = do_thread(t, i);
+		break;
+	case FDR_OP_KILL_ACTOR:
+		r = do_kill_actor(t, s->aux);
 		break;
 	case FDR_OP_INJECT:
 		do_inject(t, i, s, o);
@@ -647,9 +1012,7 @@ static void run_step(struct target *t, int i)
 		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
 		return;
 	case FDR_OP_EXIT:
-		o->done = 1;
-		t->sh->finished = 1;
-		_exit(0);
+		do_exit(t, i);
 	case FDR_OP_GETFD:
 		r = fcntl(num(t, s->h), F_GETFD);
 		break;
@@ -732,6 +1095,34 @@ static void close_other_fds(int keep)
 			close(fd);
 }
 
+/* Run this actor's steps as their turns come, until the program is over. */
+static void actor_loop(struct target *t)
+{
+	struct shared *sh = t->sh;
+
+	for (;;) {
+		int i = __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE);
+
+		if (i >= t->nsteps || sh->finished)
+			return;
+		if (t->steps[i].actor != t->actor) {
+			if (now_ms() > sh->deadline)
+				_exit(4);	/* the supervisor gave up on this run */
+			futex_wait(&sh->turn, i, 100);
+			continue;
+		}
+		before_turn(t);
+		sh->step = i;
+		if (t->steps[i].flags & FDR_F_BACKGROUND) {
+			run_background(t, i);
+			continue;
+		}
+		run_step(t, i);
+		sh->out[i].done = 1;
+		pass_turn(t, i);
+	}
+}
+
 static void __attribute__((noreturn))
 target_main(struct target *t, int ctl, pid_t supervisor)
 {
@@ -777,16 +1168,15 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	if (send_fd(ctl, listener) < 0)
 		setup_failed(sh, "sendmsg(listener)");
 	close(listener);
-	close(ctl);
+	/* Every process of the target keeps ctl open, far above the numbers the
+	 * program uses: the supervisor sees its hangup once all of them are gone. */
+	struct rlimit rl;
+	int high = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? (int)rl.rlim_cur - 1 : 1023;
 
-	for (int i = 0; i < t->nsteps; i++) {
-		if (t->steps[i].flags & FDR_F_SUP)
-			continue;	/* the supervisor's, run during a hold or after us */
-		sh->step = i;
-		run_step(t, i);
-		sh->out[i].done = 1;
-	}
-	sh->finished = 1;
+	if (ctl != high && (dup2(ctl, high) < 0 || close(ctl) < 0))
+		setup_failed(sh, "dup2(ctl)");
+	enter_actor(t, 0, sh->hfd[0], sh->hnum[0]);
+	actor_loop(t);
 	_exit(0);
 }
 
@@ -796,10 +1186,13 @@ struct supervisor {
 	const struct fdr_step *steps;
 	int nsteps;
 	struct shared *sh;
-	struct target view;		/* the target's handle table, seen from here */
-	pid_t pid;
-	int listener;
+	struct target view;		/* the bound actor's handle table, seen from here */
+	pid_t pid;			/* the bound actor's process */
 	int pidfd;
+	pid_t apid[FDR_MAX_ACTORS];	/* every process actor, and a pidfd on it */
+	int apidfd[FDR_MAX_ACTORS];
+	int listener;
+	int ctl;			/* hangs up once every target process is gone */
 	uint64_t last_id;		/* the previous notification's id */
 	int64_t deadline;
 	int target_gone;		/* a kill step ended the target */
@@ -966,13 +1359,30 @@ static void sup_wait(const struct fdr_step *st, struct fdr_outcome *o, int fd)
 	o->err = r < 0 ? errno : 0;
 }
 
-/* Wait until the target has died (not reaped: that is fdr_run's job). */
+/* Wait until every process of the target has died (not reaped: that is
+ * fdr_run's job for the first, their parents' for the others). */
 static int wait_gone(struct supervisor *s)
 {
-	struct pollfd pf = { .fd = s->pidfd, .events = POLLIN };
-	int64_t left = s->deadline - now_ms();
+	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
+		struct pollfd pf = { .fd = s->apidfd[a], .events = POLLIN };
+		int64_t left = s->deadline - now_ms();
 
-	return left > 0 && poll(&pf, 1, left) == 1 ? 0 : -1;
+		if (s->apidfd[a] >= 0 && (left <= 0 || poll(&pf, 1, left) != 1))
+			return -1;
+	}
+	return 0;
+}
+
+/* Supervisor steps and traps act on one actor: the one whose step it is. */
+static void bind_actor(struct supervisor *s, int actor)
+{
+	int p = actor >= 0 && actor < FDR_MAX_ACTORS ? s->sh->actors[actor].table : 0;
+
+	s->pid = s->apid[p];
+	s->pidfd = s->apidfd[p];
+	s->view.actor = actor;
+	s->view.hfd = s->sh->hfd[p];
+	s->view.hnum = s->sh->hnum[p];
 }
 
 /* Run supervisor step i; the notification id is that of the current hold. */
@@ -1025,8 +1435,8 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 		break;
 	case FDR_OP_KILL:
 		s->sh->killed = 1;
-		kill(-s->pid, SIGKILL);
-		kill(s->pid, SIGKILL);
+		kill(-s->apid[0], SIGKILL);	/* the target's process group: every actor */
+		kill(s->apid[0], SIGKILL);
 		r = wait_gone(s);
 		o->ret = r;
 		o->err = r < 0 ? ETIMEDOUT : 0;
@@ -1128,6 +1538,7 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 		return;
 	}
 	st = &s->steps[i];
+	bind_actor(s, st->actor);
 	f = (st->file >= 0 && st->file < s->sh->nfiles) ? &s->sh->files[st->file] : NULL;
 	if (action != ACT_NOTIFY)
 		s->last_id = n->id;	/* hold() sets it once its steps are done */
@@ -1151,6 +1562,17 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 	case ACT_SYNC:
 		respond(s, n->id, 0, 0);
 		break;
+	case ACT_HELLO:
+		/* A process actor was forked: watch its end. */
+		if (st->aux > 0 && st->aux < FDR_MAX_ACTORS && s->apidfd[st->aux] < 0) {
+			s->apid[st->aux] = (pid_t)n->data.args[4];
+			s->apidfd[st->aux] = syscall(__NR_pidfd_open, s->apid[st->aux], 0);
+		}
+		if (st->aux > 0 && st->aux < FDR_MAX_ACTORS && s->apidfd[st->aux] >= 0)
+			respond(s, n->id, 0, 0);
+		else
+			respond(s, n->id, -1, errno ? errno : EINVAL);
+		break;
 	case ACT_HANGUP:
 		/* The driver closes its peer: the pipe reader sees HUP, the socket RDHUP. */
 		if (!f || f->peer < 0) {
@@ -1166,14 +1588,14 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 	}
 }
 
-static void read_stack(pid_t pid, char *out, size_t len)
+static void read_stack(pid_t pid, pid_t tid, char *out, size_t len)
 {
 	char path[64];
 	long n;
 	int fd;
 
 	out[0] = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(out, len, "(%s unreadable: %s)", path, strerror(errno));
@@ -1184,17 +1606,62 @@ static void read_stack(pid_t pid, char *out, size_t len)
 	close(fd);
 }
 
+/* Serve the target until every process of it is gone, the run times out,
+ * or an actor dies unexpectedly (a crash). */
+static void serve(struct supervisor *s, struct fdr_result *res)
+{
+	struct shared *sh = s->sh;
+	int watched[FDR_MAX_ACTORS] = { 0 };
+
+	for (;;) {
+		struct pollfd pf[2 + FDR_MAX_ACTORS] = {
+			{ .fd = s->listener, .events = POLLIN }, { .fd = s->ctl, .events = POLLIN } };
+		int actor_of[2 + FDR_MAX_ACTORS], n = 2;
+		int64_t left = s->deadline - now_ms();
+
+		for (int a = 0; a < FDR_MAX_ACTORS; a++)
+			if (s->apidfd[a] >= 0 && !watched[a]) {
+				pf[n].fd = s->apidfd[a];
+				pf[n].events = POLLIN;
+				actor_of[n++] = a;
+			}
+		if (left <= 0 || poll(pf, n, left) == 0) {
+			res->status = FDR_RUN_TIMEOUT;
+			return;
+		}
+		if (pf[0].revents & POLLIN) {
+			struct seccomp_notif note;
+
+			memset(&note, 0, sizeof(note));
+			before_recv(s);
+			if (ioctl(s->listener, SECCOMP_IOCTL_NOTIF_RECV, &note) == 0)
+				supervise(s, &note);
+			if (s->target_gone)
+				return;
+			continue;
+		}
+		if ((pf[1].revents & (POLLHUP | POLLERR)) || (pf[0].revents & (POLLHUP | POLLERR)))
+			return;		/* every process of the target is gone */
+		for (int k = 2; k < n; k++)
+			if (pf[k].revents) {
+				watched[actor_of[k]] = 1;
+				if (!sh->finished && !sh->killed && !sh->actors[actor_of[k]].ended)
+					return;	/* it died in the middle: a crash */
+			}
+	}
+}
+
 int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	    const int32_t *file_kinds, int timeout_ms,
 	    struct fdr_outcome *out, struct fdr_result *res)
 {
 	size_t size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome);
 	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1,
+				  .ctl = -1,
 				  .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } };
 	sigset_t pipeset, oldset;
 	struct shared *sh;
 	int ctl[2], status = 0, nsig = 0;
-	int64_t deadline;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
@@ -1203,6 +1670,12 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 		errno = EINVAL;
 		return -1;
 	}
+	for (int i = 0; i < nsteps; i++)
+		if (steps[i].actor < 0 || steps[i].actor >= FDR_MAX_ACTORS ||
+		    steps[i].nhs < 0 || steps[i].nhs > FDR_MAX_POLL) {
+			errno = EINVAL;
+			return -1;
+		}
 	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -1;
@@ -1221,13 +1694,22 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	}
 	for (int i = 0; i < nsteps; i++)
 		sh->out[i].reached = sh->out[i].ret_handle = sh->out[i].sysret_handle = FDR_NO_HANDLE;
-	for (int h = 0; h < FDR_MAX_HANDLES; h++)
-		sh->hfd[h] = sh->hnum[h] = -1;
+	for (int a = 0; a < FDR_MAX_ACTORS; a++)
+		for (int h = 0; h < FDR_MAX_HANDLES; h++)
+			sh->hfd[a][h] = sh->hnum[a][h] = -1;
+	for (int a = 0; a < FDR_MAX_ACTORS; a++)
+		sup.apidfd[a] = -1;
+	sh->turn = 0;
+	while (sh->turn < nsteps && (steps[sh->turn].flags & FDR_F_SUP))
+		sh->turn++;
+	sh->finished = sh->turn >= nsteps;
+	sh->deadline = now_ms() + timeout_ms;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
 		munmap(sh, size);
 		return -1;
 	}
 	sup.sh = sh;
+	sup.deadline = sh->deadline;
 
 	/* Writes to a peer whose subject file is gone raise SIGPIPE in this thread. */
 	sigemptyset(&pipeset);
@@ -1238,8 +1720,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 
 	pid = fork();
 	if (pid == 0) {
-		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles,
-				    .hfd = sh->hfd, .hnum = sh->hnum, .sh = sh };
+		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
 
 		close(ctl[0]);
 		target_main(&t, ctl[1], self);
@@ -1252,63 +1733,43 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 		return -1;
 	}
 	setpgid(pid, pid);
-	deadline = now_ms() + timeout_ms;
-	sup.pidfd = syscall(__NR_pidfd_open, pid, 0);
-	sup.pid = pid;
-	sup.deadline = deadline;
-	sup.view.hfd = sh->hfd;
-	sup.view.hnum = sh->hnum;
+	sup.ctl = ctl[0];
+	sup.apid[0] = pid;
+	sup.apidfd[0] = syscall(__NR_pidfd_open, pid, 0);
 	sup.view.sh = sh;
+	bind_actor(&sup, 0);
 
 	/* The listener arrives over ctl, or the target's setup fails and ctl closes. */
 	struct pollfd cp = { .fd = ctl[0], .events = POLLIN };
 
 	if (poll(&cp, 1, timeout_ms) == 1)
 		sup.listener = recv_fd(ctl[0]);
-	close(ctl[0]);
 
-	if (sup.listener >= 0 && sup.pidfd >= 0) {
-		for (;;) {
-			struct pollfd pf[2] = { { .fd = sup.listener, .events = POLLIN },
-						{ .fd = sup.pidfd, .events = POLLIN } };
-			int64_t left = deadline - now_ms();
-
-			if (left <= 0 || poll(pf, 2, left) == 0) {
-				res->status = FDR_RUN_TIMEOUT;
-				break;
-			}
-			if (pf[0].revents & POLLIN) {
-				struct seccomp_notif n;
-
-				memset(&n, 0, sizeof(n));
-				before_recv(&sup);
-				if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, &n) == 0)
-					supervise(&sup, &n);
-				if (sup.target_gone)
-					break;
-				continue;
-			}
-			if (pf[1].revents || (pf[0].revents & (POLLHUP | POLLERR)))
-				break;
-		}
-		/* Supervisor steps after the target's exit (or a kill) run now. */
+	if (sup.listener >= 0 && sup.apidfd[0] >= 0) {
+		serve(&sup, res);
+		/* Supervisor steps after the target's end (exits or a kill) run now. */
 		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(&sup) == 0)
 			for (int j = 0; j < nsteps; j++)
 				if ((steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
 					sh->step = j;
 					sup_step(&sup, j, sup.last_id);
 				}
-	} else if (sup.pidfd < 0) {
+	} else if (sup.apidfd[0] < 0) {
 		res->status = FDR_RUN_SETUP;
 		res->err = errno;
 		snprintf(res->where, sizeof(res->where), "pidfd_open");
 	}
-	if (res->status == FDR_RUN_TIMEOUT)
-		read_stack(pid, res->stack, sizeof(res->stack));
-	if (res->status != FDR_RUN_OK || !sh->finished) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
+	if (res->status == FDR_RUN_TIMEOUT) {
+		int i = sh->step >= 0 && sh->step < nsteps ? sh->step : 0;
+		struct actor_slot *as = &sh->actors[nsteps ? steps[i].actor : 0];
+
+		read_stack(as->pid ? as->pid : pid, as->tid ? as->tid : pid, res->stack,
+			   sizeof(res->stack));
 	}
+	/* Whatever is left of the target goes, and is gone before we return. */
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	wait_gone(&sup);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (res->status == FDR_RUN_OK && !sh->finished && !sh->killed) {
@@ -1333,8 +1794,10 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 		close(sup.kept[k]);
 	if (sup.listener >= 0)
 		close(sup.listener);
-	if (sup.pidfd >= 0)
-		close(sup.pidfd);
+	for (int a = 0; a < FDR_MAX_ACTORS; a++)
+		if (sup.apidfd[a] >= 0)
+			close(sup.apidfd[a]);
+	close(ctl[0]);
 	consume_sigpipe();
 	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
 	memcpy(out, sh->out, (size_t)nsteps * sizeof(struct fdr_outcome));

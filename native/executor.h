@@ -7,6 +7,8 @@
 #define FDR_MAX_HANDLES 64
 #define FDR_MAX_FILES 64
 #define FDR_MAX_STEPS 512
+#define FDR_MAX_ACTORS 8
+#define FDR_MAX_POLL 8
 
 /* Operations. */
 #define FDR_OP_PIPE 1
@@ -33,6 +35,14 @@
 #define FDR_OP_NOTIFY 21
 #define FDR_OP_EXIT 22
 #define FDR_OP_GETFD 23
+/* Actors: processes forked and threads started by the program. */
+#define FDR_OP_FORK 24
+#define FDR_OP_THREAD 25
+#define FDR_OP_KILL_ACTOR 26
+/* The outcome of a background step (FDR_F_BACKGROUND), once its actor is back. */
+#define FDR_OP_JOIN 27
+#define FDR_OP_POLL 28
+#define FDR_OP_SELECT 29
 /* Supervisor steps (FDR_F_SUP): inside a notify hold, or after the target is gone. */
 #define FDR_OP_ADDFD 40
 #define FDR_OP_RESPOND 41
@@ -70,6 +80,7 @@
 #define FDR_F_BADSRC 128        /* addfd: srcfd is not an open fd */
 #define FDR_F_TAIL_NONZERO 256  /* addfd: a larger struct whose tail is not zero */
 #define FDR_F_PENDING 512       /* addfd: before the hold's notification is received */
+#define FDR_F_BACKGROUND 1024   /* a blocking call: the next step runs once it sleeps */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0
@@ -92,6 +103,11 @@ struct fdr_step {
 	int32_t timeout_ms;
 	uint32_t events;
 	uint64_t data;
+	int32_t actor;      /* who runs it: 0 is the target's first process */
+	int32_t aux;        /* fork/thread: the new actor; kill: the victim;
+			       background: its join step; join: its background step */
+	int32_t nhs;        /* poll/select: how many handles */
+	int32_t hs[FDR_MAX_POLL];
 };
 
 struct fdr_event {

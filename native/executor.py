@@ -8,6 +8,7 @@ this module serialises the program and names what came back.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import os
 
@@ -33,6 +34,8 @@ OPCODES = {
     "sup_wait": lib.FDR_OP_SUP_WAIT, "sup_kcmp": lib.FDR_OP_SUP_KCMP,
     "sup_inject": lib.FDR_OP_SUP_INJECT, "kill_target": lib.FDR_OP_KILL,
     "listener_wait": lib.FDR_OP_LISTENER_WAIT, "notif_recv": lib.FDR_OP_NOTIF_RECV,
+    "fork": lib.FDR_OP_FORK, "thread": lib.FDR_OP_THREAD, "kill_actor": lib.FDR_OP_KILL_ACTOR,
+    "join": lib.FDR_OP_JOIN, "poll": lib.FDR_OP_POLL, "select": lib.FDR_OP_SELECT,
 }
 KIND_CODES = {
     P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
@@ -71,15 +74,28 @@ def serialize(program: P.Program):
     program.check_structure()
     hidx = {h: i for i, h in enumerate(program.handles)}
     fidx = {f: i for i, f in enumerate(program.files)}
+    sidx = {id(s): i for i, s in enumerate(program.steps)}
+    joins = {id(s.of): i for i, s in enumerate(program.steps) if s.op == "join"}
     steps = ffi.new("struct fdr_step[]", max(1, len(program.steps)))
     for c, s in zip(steps, program.steps):
         c.op = OPCODES[s.op]
+        c.actor = s.actor.index
+        if s.other is not None:
+            c.aux = s.other.index
+        elif s.op == "join":
+            c.aux = sidx[id(s.of)]
+        elif s.background:
+            c.aux = joins[id(s)]
+            c.flags |= lib.FDR_F_BACKGROUND
+        c.nhs = len(s.hs)
+        for k, h in enumerate(s.hs):
+            c.hs[k] = hidx[h]
         c.h = hidx[s.h] if s.h is not None else -1
         c.h2 = hidx[s.h2] if s.h2 is not None else -1
         c.ep = hidx[s.ep] if s.ep is not None else -1
         c.file = fidx[s.file] if s.file is not None else -1
         c.kind = KIND_CODES[s.file.kind] if s.file is not None else 0
-        c.flags = (lib.FDR_F_KEEP if s.keep else 0) | (lib.FDR_F_CLOEXEC if s.flags & P.O_CLOEXEC else 0)
+        c.flags |= (lib.FDR_F_KEEP if s.keep else 0) | (lib.FDR_F_CLOEXEC if s.flags & P.O_CLOEXEC else 0)
         c.timeout_ms = s.timeout_ms
         c.events = s.events & 0xFFFFFFFF
         c.data = s.data
@@ -168,6 +184,10 @@ def _handle_name(program: P.Program, idx: int):
 
 
 def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
+    if step.background:
+        return Outcome(ret="blocked" if o.ret == 0 else "returned")
+    if step.op == "join":
+        step = dataclasses.replace(step.of, background=False)
     op = step.op
     sysret = None
     if op == "replace" and step.via in P.ADDFD_VIAS:

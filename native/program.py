@@ -69,15 +69,21 @@ FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace", "addfd")
 # Steps the supervisor runs: inside a notify hold, or after the target is gone.
 SUPERVISOR_OPS = ("addfd", "respond", "sup_fdinfo", "sup_wait", "sup_kcmp", "sup_inject",
                   "kill_target", "listener_wait", "notif_recv")
+# Steps that make or end actors (processes and threads of the target).
+ACTOR_OPS = ("fork", "thread", "kill_actor", "exit_target")
 OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
-                    "wait", "read", "replace", "fdinfo", "kcmp_epoll_tfd", "hangup",
-                    "notify", "exit_target", "getfd") + SUPERVISOR_OPS
+                    "wait", "poll", "select", "join", "read", "replace", "fdinfo",
+                    "kcmp_epoll_tfd", "hangup", "notify", "getfd") + ACTOR_OPS + SUPERVISOR_OPS
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
 ADDFD_IDS = ("current", "stale", "next", "pending")
-# Steps whose outcome is an epoll_wait event list, or parsed fdinfo lines.
-WAIT_OPS = ("wait", "sup_wait", "listener_wait")
+# Steps whose outcome is an event list: epoll_wait's (events, data), or
+# poll/select's (revents, position in the handle list).
+WAIT_OPS = ("wait", "sup_wait", "listener_wait", "poll", "select")
+# Steps that may run in the background (the next step runs once they sleep).
+BLOCKING_OPS = ("wait", "poll", "select")
+MAX_POLL = 8
 FDINFO_OPS = ("fdinfo", "sup_fdinfo")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
            "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
@@ -85,6 +91,26 @@ OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
 
 class ProgramError(ValueError):
     """A program that cannot be built as asked (an unknown handle, a bad argument)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who runs a step: the target's first process, a process forked, or a thread.
+
+    Processes have fd tables of their own (a fork copies its parent's); a
+    thread shares the table of the process that started it (table names it).
+    """
+    name: str
+    kind: str            # "process" or "thread"
+    index: int
+    table: str
+
+    def __str__(self):
+        return self.name
+
+
+MAIN = Actor("main", "process", 0, "main")
+MAX_ACTORS = 8
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,11 @@ class Step:
     timeout_ms: int = 0
     toff: int = 0
     addfd: dict | None = None        # addfd's raw parameters: flags, newfd_flags, size, ...
+    actor: Actor = MAIN              # who runs it
+    other: Actor | None = None       # fork/thread: the new actor; kill_actor: the victim
+    hs: tuple = ()                   # poll/select: the handles watched
+    background: bool = False         # a blocking call the next step does not wait for
+    of: "Step | None" = field(default=None, repr=False, compare=False)  # join: its call
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups
 
@@ -153,8 +184,34 @@ class Step:
                                 count=count, fdinfo=fdinfo, sysret=sysret)
 
     def describe(self) -> str:
-        """The step as a person reads it: wait(ep), replace(r, by=sock2, via=dup2)."""
+        """The step as a person reads it: wait(ep), replace(r, by=sock2, via=dup2).
+
+        Steps of an actor other than the target's first process name it: [child] close(r).
+        """
+        text = self._describe()
+        if self.background:
+            text += " &"
+        if self.actor != MAIN and self.op not in SUPERVISOR_OPS:
+            text = f"[{self.actor}] {text}"
+        return text
+
+    def _describe(self) -> str:
         op = self.op
+        if op == "fork":
+            return f"{self.other} = fork()"
+        if op == "thread":
+            return f"{self.other} = thread()"
+        if op == "kill_actor":
+            return f"kill({self.other}, SIGKILL)"
+        if op == "exit_target":
+            return "exit()"
+        if op == "join":
+            return f"join: {self.of._describe()}"
+        if op in ("poll", "select"):
+            from native.trace import mask_names
+            hs = ", ".join(str(h) for h in self.hs)
+            ev = f", {mask_names(self.events)}" if op == "poll" else ""
+            return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
         if op in CREATE_OPS:
             return f"{self.h} = {op}()  [{self.file}]"
         if op == "dup":
@@ -198,8 +255,8 @@ class Step:
             return f"  sup: kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
         if op == "sup_inject":
             return f"  sup: inject({self.file})"
-        if op in ("kill_target", "notif_recv", "exit_target"):
-            return f"  sup: {op}()" if op != "exit_target" else "exit_target()"
+        if op in ("kill_target", "notif_recv"):
+            return f"  sup: {op}()"
         if op == "listener_wait":
             from native.trace import mask_names
             return f"  sup: epoll_wait(listener, {mask_names(self.events)})"
@@ -222,9 +279,21 @@ class E:
 
 
 def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=None,
-                     count=None, fdinfo=None, sysret=None) -> Outcome:
-    """The Outcome a step is expected to have, with derived fields filled in."""
+                     count=None, fdinfo=None, sysret=None, joined=False) -> Outcome:
+    """The Outcome a step is expected to have, with derived fields filled in.
+
+    A background step's own outcome is "blocked" (it slept before the next step
+    ran) or "returned"; its call's outcome is stated on its join step.
+    """
+    if joined:
+        step = dataclasses.replace(step, background=False)
     op = step.op
+    if step.background and errno is None:
+        # The call's result belongs to its join; this step says whether it slept.
+        return Outcome(ret="blocked" if ret is None else ret)
+    if op == "join":
+        return expected_outcome(step.of, ret=ret, errno=errno, events=events, reached=reached,
+                                count=count, fdinfo=fdinfo, sysret=sysret, joined=True)
     if errno is not None:
         return Outcome(ret=-1 if ret is None else ret, errno=errno,
                        sysret=sysret if op == "replace" and step.via in ADDFD_VIAS else None)
@@ -283,8 +352,16 @@ class Program:
         self.steps: list[Step] = []
         self.handles: list[Handle] = []
         self.files: list[File] = []
-        self._current: dict[str, File | None] = {}   # handle -> file at build time (static view)
+        self.actors: list[Actor] = [MAIN]
+        self._actor = MAIN                            # who runs the steps being added
+        # Per process actor: handle -> file at build time (a static view).
+        self._tables: dict[str, dict[str, File | None]] = {"main": {}}
         self._counts: dict[str, int] = {}
+
+    @property
+    def _current(self) -> dict[str, File | None]:
+        """The handle table of the actor whose steps are being added."""
+        return self._tables[self._actor.table]
 
     # -- naming ---------------------------------------------------------------
     def _new_handle(self, name: str | None) -> Handle:
@@ -298,7 +375,8 @@ class Program:
             raise ProgramError(f"handle name {name!r} already used")
         h = Handle(name)
         self.handles.append(h)
-        self._current[name] = None
+        for table in self._tables.values():
+            table[name] = None
         return h
 
     def _new_file(self, kind: str, name: str | None) -> File:
@@ -326,6 +404,7 @@ class Program:
 
     def _add(self, step: Step) -> Step:
         step.program = self
+        step.actor = self._actor
         self.steps.append(step)
         step.expected = {p: expected_outcome(step) for p in PROFILES}
         return step
@@ -401,11 +480,90 @@ class Program:
         return self._add(Step("epoll_ctl", ep=self._known(ep), h=self._known(h), ctl=op,
                               events=int(events), data=int(data)))
 
-    def wait(self, ep: Handle, maxevents: int = 16, timeout_ms: int = 0) -> Step:
+    def wait(self, ep: Handle, maxevents: int = 16, timeout_ms: int = 0,
+             background: bool = False) -> Step:
+        """epoll_wait.  In the background, the next step runs once the caller sleeps
+        in it; the call's outcome is stated on join(step)."""
         if not 1 <= maxevents <= 32:
             raise ProgramError("maxevents must be 1..32")
         return self._add(Step("wait", ep=self._known(ep), maxevents=maxevents,
-                              timeout_ms=timeout_ms))
+                              timeout_ms=timeout_ms, background=background))
+
+    def poll(self, handles, events: int = IN, timeout_ms: int = 0,
+             background: bool = False) -> Step:
+        """poll() on the handles; the outcome lists (revents, position) of the ready ones."""
+        return self._add(Step("poll", hs=self._handle_list(handles), events=int(events),
+                              timeout_ms=timeout_ms, background=background))
+
+    def select(self, handles, timeout_ms: int = 0, background: bool = False) -> Step:
+        """select() with the handles as the read set; the outcome lists (IN, position)."""
+        return self._add(Step("select", hs=self._handle_list(handles), timeout_ms=timeout_ms,
+                              background=background))
+
+    def _handle_list(self, handles) -> tuple:
+        hs = tuple(self._known(h) for h in handles)
+        if not 1 <= len(hs) <= MAX_POLL:
+            raise ProgramError(f"poll/select watch 1..{MAX_POLL} handles")
+        return hs
+
+    def join(self, call: Step) -> Step:
+        """The actor of a background call is back: state the call's outcome here."""
+        if call not in self.steps or not call.background:
+            raise ProgramError("join() takes a background step of this program")
+        if any(s.op == "join" and s.of is call for s in self.steps):
+            raise ProgramError("that background step is joined already")
+        with self.on(call.actor):
+            return self._add(Step("join", of=call))
+
+    # -- actors ---------------------------------------------------------------
+    def on(self, actor: Actor):
+        """`with p.on(child): ...` adds the steps inside as the actor's."""
+        import contextlib
+        if actor not in self.actors:
+            raise ProgramError(f"unknown actor {actor!r}")
+
+        @contextlib.contextmanager
+        def scope():
+            saved, self._actor = self._actor, actor
+            try:
+                yield actor
+            finally:
+                self._actor = saved
+        return scope()
+
+    def _new_actor(self, name: str | None, kind: str) -> Actor:
+        if len(self.actors) >= MAX_ACTORS:
+            raise ProgramError(f"at most {MAX_ACTORS} actors")
+        name = name or f"{'child' if kind == 'process' else 'thread'}{len(self.actors)}"
+        if any(a.name == name for a in self.actors):
+            raise ProgramError(f"actor name {name!r} already used")
+        index = len(self.actors)
+        table = name if kind == "process" else self._actor.table
+        actor = Actor(name, kind, index, table)
+        self.actors.append(actor)
+        return actor
+
+    def fork(self, name: str | None = None) -> Actor:
+        """fork() in the current actor: a new process with a copy of its fd table
+        (same files, same numbers), sharing its epoll instances."""
+        actor = self._new_actor(name, "process")
+        self._add(Step("fork", other=actor))
+        self._tables[actor.name] = dict(self._current)
+        return actor
+
+    def thread(self, name: str | None = None) -> Actor:
+        """A new thread of the current actor's process (same fd table)."""
+        actor = self._new_actor(name, "thread")
+        self._add(Step("thread", other=actor))
+        return actor
+
+    def kill(self, victim: Actor) -> Step:
+        """SIGKILL a process actor and wait until its end is complete."""
+        if victim not in self.actors or victim.kind != "process":
+            raise ProgramError("kill() takes a process actor")
+        if victim.table == self._actor.table:
+            raise ProgramError("an actor cannot kill its own process: use exit_target()")
+        return self._add(Step("kill_actor", other=victim))
 
     def fdinfo(self, ep: Handle) -> Step:
         return self._add(Step("fdinfo", ep=self._known(ep)))
@@ -565,7 +723,10 @@ class Program:
         return self._add(Step("kill_target"))
 
     def exit_target(self) -> Step:
-        """The target exits here; only supervisor steps may follow."""
+        """The current actor exits here (a process with its threads, or one thread).
+
+        Once every process has ended, only supervisor steps may follow.
+        """
         return self._add(Step("exit_target"))
 
     def listener_wait(self, events: int = 0x1, data: int = 0) -> Step:
@@ -581,8 +742,12 @@ class Program:
         return self._add(Step("getfd", h=self._known(h)))
 
     def check_structure(self):
-        """Supervisor steps only inside a hold or after the target's end; holds end in respond or kill."""
+        """Supervisor steps only inside a hold or after the target's end; holds end in
+        respond or kill; actors act only while alive; a background call is joined
+        before its actor does anything else."""
         in_hold = gone = False
+        alive = {MAIN}
+        busy: dict[Actor, Step] = {}       # actor -> its background call not yet joined
         for i, s in enumerate(self.steps):
             sup = s.op in SUPERVISOR_OPS
             if gone and not sup:
@@ -591,14 +756,40 @@ class Program:
                 raise ProgramError(f"step {i} ({s.op}) is a supervisor step outside a notify hold")
             if in_hold and not sup:
                 raise ProgramError(f"step {i} ({s.op}): the hold must end with respond() or kill_target()")
+            if not sup:
+                if s.actor not in alive:
+                    raise ProgramError(f"step {i} ({s.op}): actor {s.actor} is not running")
+                if s.actor in busy and not (s.op == "join" and s.of is busy[s.actor]):
+                    raise ProgramError(f"step {i} ({s.op}): {s.actor} is in a background call: join it first")
+            if s.background:
+                if s.op not in BLOCKING_OPS:
+                    raise ProgramError(f"step {i} ({s.op}) cannot run in the background")
+                busy[s.actor] = s
+            elif s.op == "join":
+                busy.pop(s.actor, None)
             if s.op == "notify":
                 in_hold = True
             elif s.op == "respond" and in_hold:
                 in_hold = False
-            elif s.op in ("kill_target", "exit_target"):
+            elif s.op in ("fork", "thread"):
+                alive.add(s.other)
+            elif s.op in ("kill_actor", "exit_target"):
+                ended = s.other if s.op == "kill_actor" else s.actor
+                if ended not in alive:
+                    raise ProgramError(f"step {i} ({s.op}): {ended} is not running")
+                gone_now = {a for a in alive if a == ended or (
+                    ended.kind == "process" and a.kind == "thread" and a.table == ended.table)}
+                if busy.keys() & gone_now - {ended}:
+                    raise ProgramError(f"step {i} ({s.op}): ends a thread inside a background call")
+                alive -= gone_now
+                if not any(a.kind == "process" for a in alive):
+                    in_hold, gone = False, True
+            elif s.op == "kill_target":
                 in_hold, gone = False, True
         if in_hold:
             raise ProgramError("the program ends inside a notify hold: add respond()")
+        if busy:
+            raise ProgramError(f"background call(s) never joined: {', '.join(str(a) for a in busy)}")
 
     # -- results --------------------------------------------------------------
     def expected_trace(self, profile: str = "stock") -> list[Outcome]:
@@ -617,7 +808,13 @@ class Program:
         p = Program(self.name)
         p.handles = list(self.handles)
         p.files = list(self.files)
-        p._current = dict(self._current)
+        p.actors = list(self.actors)
+        p._actor = self._actor
+        p._tables = {k: dict(v) for k, v in self._tables.items()}
         p._counts = dict(self._counts)
         p.steps = [dataclasses.replace(s, expected=dict(s.expected), program=p) for s in self.steps]
+        joined = {id(old): new for old, new in zip(self.steps, p.steps)}
+        for s in p.steps:
+            if s.of is not None:
+                s.of = joined[id(s.of)]
         return p
