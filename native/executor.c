@@ -149,7 +149,7 @@ struct actor_slot {
 	int32_t tid;
 	int32_t table;			/* the process actor whose fd table it uses */
 	volatile int32_t ended;		/* an exit or kill step ended it: not a crash */
-	volatile int32_t entering;	/* background step + 1 it is about to block in */
+	volatile int32_t entering;	/* its last background step + 1 */
 	volatile int32_t returned;	/* background step + 1 that has returned */
 };
 
@@ -558,31 +558,46 @@ static int wait_actor_gone(struct shared *sh, int a)
 	return r;
 }
 
-/* Before a step runs: the conditions the previous step left. */
+/* Is the actor's background call quiescent: asleep in the kernel, or
+ * returned?  1: asleep, 2: returned, 0: neither yet (it runs, or was woken
+ * and has not finished collecting).  A waker makes the sleeper runnable
+ * before its own call returns, so once the next step starts a woken call is
+ * never mistaken for a sleeping one. */
+static int quiescent(struct actor_slot *as, int i)
+{
+	if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1 || as->ended)
+		return 2;
+	if (as->entering != i + 1 || !task_sleeping(as->pid, as->tid))
+		return 0;
+	/* Asleep: in the call, or already back in its turn wait?  It sets
+	 * returned before it can sleep there, so look again. */
+	if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1)
+		return 2;
+	return 1;
+}
+
+/* Before a step runs: every background call has settled (so what it returns
+ * never depends on how fast it ran), and an actor that just ended is gone. */
 static void before_turn(struct target *t)
 {
 	struct shared *sh = t->sh;
 
-	if (sh->settle) {
-		struct actor_slot *as = &sh->actors[sh->settle - 1];
-		int i = sh->settle_step;
+	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
+		struct actor_slot *as = &sh->actors[a];
+		int i = as->entering - 1, q;
 
-		/* ret 0: it sleeps in the call; 1: the call returned at once. */
-		for (;;) {
-			if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1) {
-				sh->out[i].ret = 1;
-				break;
-			}
-			if (as->entering == i + 1 && task_sleeping(as->pid, as->tid)) {
-				sh->out[i].ret = 0;
-				break;
-			}
+		if (i < 0 || a == t->actor)
+			continue;
+		while (!(q = quiescent(as, i)))
 			if (now_ms() > sh->deadline)
 				_exit(4);
-			pause_briefly();
-		}
-		sh->settle = 0;
+			else
+				pause_briefly();
+		/* The step right after a background call says whether it slept. */
+		if (sh->settle == a + 1 && sh->settle_step == i)
+			sh->out[i].ret = q == 1 ? 0 : 1;
 	}
+	sh->settle = 0;
 	if (sh->gone) {
 		if (wait_actor_gone(sh, sh->gone - 1) < 0)
 			_exit(4);
@@ -606,7 +621,6 @@ static void run_background(struct target *t, int i)
 	as->entering = i + 1;
 	pass_turn(t, i);
 	blocking_call(t, s, &sh->out[s->aux]);
-	as->entering = 0;
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
 
