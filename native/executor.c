@@ -50,6 +50,9 @@
 #include <linux/seccomp.h>
 
 #include "executor.h"
+#ifdef FDR_HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 /* Fallbacks for headers older than the kernels we run on. */
 #ifndef SECCOMP_IOC_MAGIC
@@ -136,6 +139,7 @@ enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIF
 
 struct fdr_file {
 	int32_t kind;
+	int32_t blocking;	/* made without O_NONBLOCK (pipes and sockets) */
 	int32_t signo;		/* signalfd: the signal that is its token */
 	int32_t peer;		/* supervisor's fd of the peer end, or -1 */
 	int32_t known;		/* dev/ino recorded */
@@ -264,14 +268,17 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	*peer = -1;
 	switch (kind) {
 	case FDR_KIND_PIPE:
-		if (pipe2(p, O_NONBLOCK) < 0)
+		if (pipe2(p, sh->files[file].blocking ? 0 : O_NONBLOCK) < 0)
 			return -1;
 		fd = p[0];
 		*peer = p[1];
 		break;
 	case FDR_KIND_SOCKET:
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p) < 0)
+		if (socketpair(AF_UNIX, SOCK_STREAM | (sh->files[file].blocking ? 0 : SOCK_NONBLOCK),
+			       0, p) < 0)
 			return -1;
+		/* The driver's end never blocks, whatever the subject's mode. */
+		fcntl(p[1], F_SETFL, O_NONBLOCK);
 		fd = p[0];
 		*peer = p[1];
 		break;
@@ -289,6 +296,18 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	case FDR_KIND_TIMERFD:
 		fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 		break;
+	case FDR_KIND_URING: {
+		/* A bare ring (its fd only): a file to install, not to submit to. */
+		struct { uint32_t w[30]; } params;
+
+		memset(&params, 0, sizeof(params));
+#ifdef __NR_io_uring_setup
+		fd = syscall(__NR_io_uring_setup, 4, &params);
+#else
+		errno = ENOSYS;
+#endif
+		break;
+	}
 	case FDR_KIND_MEMFD: {
 		/* A regular file: not pollable; its token is its content. */
 		uint64_t tok = token_of(file);
@@ -451,13 +470,17 @@ static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_
 	return r;
 }
 
-/* The calls that may block: epoll_wait, poll, select. */
+static long uring_step(struct target *t, int i, struct fdr_outcome *o);
+
+/* The calls that may block: epoll_wait, poll, select, an io_uring reap. */
 static void blocking_call(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
 {
 	long r;
 
 	if (s->op == FDR_OP_WAIT)
 		r = wait_events(num(t, s->ep), s->arg, s->timeout_ms, o);
+	else if (s->op == FDR_OP_URING_REAP)
+		r = uring_step(t, (int)(s - t->steps), o);
 	else
 		r = poll_handles(t, s, o);
 	o->ret = r;
@@ -748,13 +771,31 @@ static void __attribute__((noreturn)) do_exit(struct target *t, int i)
 	_exit(0);
 }
 
+/* Is the file at fd a pipe or socket made without O_NONBLOCK? */
+static int blocking_file(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	struct stat st;
+
+	return fl >= 0 && !(fl & O_NONBLOCK) && fstat(fd, &st) == 0 &&
+	       (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
 static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
 {
 	unsigned char buf[4096], all[4096];
 	long total = 0, n;
 
 	for (;;) {
-		n = read(fd, buf, sizeof(buf));
+		/* A file made blocking would block: say EAGAIN, as a nonblocking one does. */
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		if (blocking_file(fd) && poll(&pf, 1, 0) == 0) {
+			n = -1;
+			errno = EAGAIN;
+		} else {
+			n = read(fd, buf, sizeof(buf));
+		}
 		if (n < 0) {
 			if (errno == EAGAIN && drain && total)
 				break;
@@ -814,6 +855,149 @@ static void do_inject(struct target *t, int i, const struct fdr_step *s, struct 
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
 }
+
+/* ---- io_uring (liburing) ---------------------------------------------
+ * A ring belongs to the process that set it up; its state lives in that
+ * process's memory, indexed by the ring's handle.  Every submission's
+ * user_data is its step, so a reap names which request completed. */
+#ifdef FDR_HAVE_LIBURING
+#define URING_BUF 256
+static struct io_uring rings[FDR_MAX_HANDLES];
+static unsigned char uring_buf[FDR_MAX_STEPS][URING_BUF];
+
+static struct io_uring *ring_of(struct target *t, const struct fdr_step *s)
+{
+	if (s->ep < 0 || s->ep >= FDR_MAX_HANDLES || rings[s->ep].ring_fd <= 0 ||
+	    rings[s->ep].ring_fd != num(t, s->ep)) {
+		errno = EBADF;
+		return NULL;
+	}
+	return &rings[s->ep];
+}
+
+static long uring_submit_one(struct io_uring *ring, struct io_uring_sqe *sqe, int i)
+{
+	int r;
+
+	io_uring_sqe_set_data64(sqe, (uint64_t)i);
+	r = io_uring_submit(ring);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return r == 1 ? 0 : (errno = EIO, -1);
+}
+
+/* Collect every CQE there is, after waiting up to timeout_ms for the first. */
+static long uring_reap(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	struct io_uring *ring = ring_of(t, s);
+	struct io_uring_cqe *cqe;
+	int r;
+
+	o->nevents = 0;
+	if (!ring)
+		return -1;
+	if (s->timeout_ms > 0) {
+		struct __kernel_timespec ts = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000000L };
+
+		r = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+		if (r < 0 && r != -ETIME) {
+			errno = -r;
+			return -1;
+		}
+	}
+	/* Run pending task work, so completions already due are posted. */
+	io_uring_get_events(ring);
+	while (o->nevents < FDR_MAX_EVENTS && io_uring_peek_cqe(ring, &cqe) == 0) {
+		struct fdr_event *e = &o->ev[o->nevents++];
+		uint64_t step = cqe->user_data;
+
+		e->events = (uint32_t)cqe->res;
+		e->data = step | ((uint64_t)cqe->flags << 32);
+		e->reached = FDR_NO_HANDLE;
+		e->count = 0;
+		if (step < (uint64_t)t->nsteps && t->steps[step].op == FDR_OP_URING_READ && cqe->res > 0) {
+			struct fdr_outcome dec;
+
+			memset(&dec, 0, sizeof(dec));
+			decode(t, -1, uring_buf[step], cqe->res < URING_BUF ? cqe->res : URING_BUF, &dec);
+			e->reached = dec.reached;
+			e->count = dec.count;
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+	return o->nevents;
+}
+
+static long uring_step(struct target *t, int i, struct fdr_outcome *o)
+{
+	const struct fdr_step *s = &t->steps[i];
+	struct io_uring *ring;
+	struct io_uring_sqe *sqe;
+	int r, fd;
+
+	if (s->op == FDR_OP_URING_SETUP) {
+		if (s->h < 0 || s->h >= FDR_MAX_HANDLES) {
+			errno = EINVAL;
+			return -1;
+		}
+		r = io_uring_queue_init(8, &rings[s->h], 0);
+		if (r < 0) {
+			errno = -r;
+			return -1;
+		}
+		set_handle(t, s->h, rings[s->h].ring_fd);
+		record_inode(t->sh, s->file, rings[s->h].ring_fd);
+		return rings[s->h].ring_fd;
+	}
+	if (s->op == FDR_OP_URING_REAP)
+		return uring_reap(t, s, o);
+	ring = ring_of(t, s);
+	if (!ring)
+		return -1;
+	switch (s->op) {
+	case FDR_OP_URING_EXIT:
+		io_uring_queue_exit(ring);	/* unmaps the rings and closes the fd */
+		memset(ring, 0, sizeof(*ring));
+		t->hfd[s->ep] = -1;
+		return 0;
+	case FDR_OP_URING_REGISTER:
+		fd = num(t, s->h);
+		r = io_uring_register_files(ring, &fd, 1);
+		return r < 0 ? (errno = -r, -1) : 0;
+	case FDR_OP_URING_UNREGISTER:
+		r = io_uring_unregister_files(ring);
+		return r < 0 ? (errno = -r, -1) : 0;
+	}
+	sqe = io_uring_get_sqe(ring);
+	if (!sqe) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (s->op == FDR_OP_URING_CANCEL) {
+		io_uring_prep_cancel64(sqe, (uint64_t)s->aux, 0);
+	} else if (s->op == FDR_OP_URING_POLL) {
+		if (s->flags & FDR_F_MULTISHOT)
+			io_uring_prep_poll_multishot(sqe, num(t, s->h), s->events);
+		else
+			io_uring_prep_poll_add(sqe, num(t, s->h), s->events);
+	} else {	/* FDR_OP_URING_READ */
+		io_uring_prep_read(sqe, (s->flags & FDR_F_FIXED) ? 0 : num(t, s->h), uring_buf[i],
+				   URING_BUF, (uint64_t)-1);
+		if (s->flags & FDR_F_FIXED)
+			sqe->flags |= IOSQE_FIXED_FILE;
+	}
+	return uring_submit_one(ring, sqe, i);
+}
+#else
+static long uring_step(struct target *t, int i, struct fdr_outcome *o)
+{
+	(void)t, (void)i, (void)o;
+	errno = ENOSYS;
+	return -1;
+}
+#endif
 
 static void do_fdinfo(struct target *t, pid_t pid, int fd, struct fdr_outcome *o)
 {
@@ -995,6 +1179,14 @@ static void run_step(struct target *t, int i)
 		return;
 	case FDR_OP_JOIN:
 		return;		/* the background call filled this outcome in */
+	case FDR_OP_URING_REAP:
+		blocking_call(t, s, o);
+		return;
+	case FDR_OP_URING_SETUP: case FDR_OP_URING_POLL: case FDR_OP_URING_READ:
+	case FDR_OP_URING_REGISTER: case FDR_OP_URING_UNREGISTER: case FDR_OP_URING_EXIT:
+	case FDR_OP_URING_CANCEL:
+		r = uring_step(t, i, o);
+		break;
 	case FDR_OP_FORK:
 		r = do_fork(t, i);
 		break;
@@ -1051,7 +1243,7 @@ static void run_step(struct target *t, int i)
 	}
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
-	if (r >= 0 && (s->op <= FDR_OP_DUP3 || s->op == FDR_OP_MEMFD))
+	if (r >= 0 && (s->op <= FDR_OP_DUP3 || s->op == FDR_OP_MEMFD || s->op == FDR_OP_URING_SETUP))
 		o->ret_handle = handle_of(t, r);
 }
 
@@ -1696,7 +1888,8 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sh->step = -1;
 	sh->nfiles = nfiles;
 	for (int f = 0; f < nfiles; f++) {
-		sh->files[f].kind = file_kinds[f];
+		sh->files[f].kind = file_kinds[f] & ~FDR_KIND_BLOCKING;
+		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
 		sh->files[f].peer = -1;
 		if (file_kinds[f] == FDR_KIND_SIGNALFD)
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
@@ -1840,6 +2033,15 @@ int fdr_probe_io_uring(void)
 #ifdef __NR_io_uring_setup
 	/* NULL params: EFAULT where io_uring exists; ENOSYS or EPERM where it is off. */
 	return syscall(__NR_io_uring_setup, 1, NULL) < 0 && errno == EFAULT;
+#else
+	return 0;
+#endif
+}
+
+int fdr_have_liburing(void)
+{
+#ifdef FDR_HAVE_LIBURING
+	return 1;
 #else
 	return 0;
 #endif

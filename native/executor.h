@@ -43,6 +43,15 @@
 #define FDR_OP_JOIN 27
 #define FDR_OP_POLL 28
 #define FDR_OP_SELECT 29
+/* io_uring, through liburing (ENOSYS when built without it). */
+#define FDR_OP_URING_SETUP 30
+#define FDR_OP_URING_POLL 31
+#define FDR_OP_URING_READ 32
+#define FDR_OP_URING_REGISTER 33
+#define FDR_OP_URING_UNREGISTER 34
+#define FDR_OP_URING_REAP 35
+#define FDR_OP_URING_EXIT 36
+#define FDR_OP_URING_CANCEL 37
 /* Supervisor steps (FDR_F_SUP): inside a notify hold, or after the target is gone. */
 #define FDR_OP_ADDFD 40
 #define FDR_OP_RESPOND 41
@@ -62,6 +71,9 @@
 #define FDR_KIND_SIGNALFD 5
 #define FDR_KIND_TIMERFD 6
 #define FDR_KIND_MEMFD 7
+#define FDR_KIND_URING 8
+/* Or'ed into a file kind: a pipe or socket made without O_NONBLOCK. */
+#define FDR_KIND_BLOCKING 256
 
 /* How a replace is carried out. */
 #define FDR_VIA_ADDFD_SETFD 1
@@ -81,6 +93,8 @@
 #define FDR_F_TAIL_NONZERO 256  /* addfd: a larger struct whose tail is not zero */
 #define FDR_F_PENDING 512       /* addfd: before the hold's notification is received */
 #define FDR_F_BACKGROUND 1024   /* a blocking call: the next step runs once it sleeps */
+#define FDR_F_MULTISHOT 2048    /* uring_poll: a multishot poll */
+#define FDR_F_FIXED 4096        /* uring_read: the ring's registered file 0 */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0
@@ -105,14 +119,17 @@ struct fdr_step {
 	uint64_t data;
 	int32_t actor;      /* who runs it: 0 is the target's first process */
 	int32_t aux;        /* fork/thread: the new actor; kill: the victim;
-			       background: its join step; join: its background step */
+			       background: its join step; join: its background step;
+			       uring_cancel: the request's step */
 	int32_t nhs;        /* poll/select: how many handles */
 	int32_t hs[FDR_MAX_POLL];
 };
 
 struct fdr_event {
-	uint32_t events;
-	uint64_t data;
+	uint32_t events;    /* a CQE: its res */
+	uint64_t data;      /* a CQE: the submitting step, its flags in the top 32 bits */
+	int32_t reached;    /* a read CQE: the file whose token it read */
+	int32_t count;
 };
 
 struct fdr_line {
@@ -165,3 +182,5 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 int fdr_probe_user_notif(void);
 int fdr_probe_kcmp(void);
 int fdr_probe_io_uring(void);
+/* 1 when this build has io_uring steps (liburing was found). */
+int fdr_have_liburing(void);

@@ -36,11 +36,15 @@ OPCODES = {
     "listener_wait": lib.FDR_OP_LISTENER_WAIT, "notif_recv": lib.FDR_OP_NOTIF_RECV,
     "fork": lib.FDR_OP_FORK, "thread": lib.FDR_OP_THREAD, "kill_actor": lib.FDR_OP_KILL_ACTOR,
     "join": lib.FDR_OP_JOIN, "poll": lib.FDR_OP_POLL, "select": lib.FDR_OP_SELECT,
+    "uring_setup": lib.FDR_OP_URING_SETUP, "uring_poll": lib.FDR_OP_URING_POLL,
+    "uring_read": lib.FDR_OP_URING_READ, "uring_register": lib.FDR_OP_URING_REGISTER,
+    "uring_unregister": lib.FDR_OP_URING_UNREGISTER, "uring_reap": lib.FDR_OP_URING_REAP,
+    "uring_exit": lib.FDR_OP_URING_EXIT, "uring_cancel": lib.FDR_OP_URING_CANCEL,
 }
 KIND_CODES = {
     P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
     P.EPOLL: lib.FDR_KIND_EPOLL, P.SIGNALFD: lib.FDR_KIND_SIGNALFD, P.TIMERFD: lib.FDR_KIND_TIMERFD,
-    P.MEMFD: lib.FDR_KIND_MEMFD,
+    P.MEMFD: lib.FDR_KIND_MEMFD, P.URING: lib.FDR_KIND_URING,
 }
 VIA_CODES = {
     P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
@@ -82,11 +86,15 @@ def serialize(program: P.Program):
         c.actor = s.actor.index
         if s.other is not None:
             c.aux = s.other.index
-        elif s.op == "join":
+        elif s.op in ("join", "uring_cancel"):
             c.aux = sidx[id(s.of)]
         elif s.background:
             c.aux = joins[id(s)]
             c.flags |= lib.FDR_F_BACKGROUND
+        if s.multishot:
+            c.flags |= lib.FDR_F_MULTISHOT
+        if s.fixed:
+            c.flags |= lib.FDR_F_FIXED
         c.nhs = len(s.hs)
         for k, h in enumerate(s.hs):
             c.hs[k] = hidx[h]
@@ -111,7 +119,8 @@ def serialize(program: P.Program):
             c.arg = s.toff
         elif s.op == "addfd":
             _serialize_addfd(c, s)
-    kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] for f in program.files] or [0])
+    kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
+                                  for f in program.files] or [0])
     return steps, kinds
 
 
@@ -209,6 +218,8 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     if op in P.WAIT_OPS:
         events = tuple((o.ev[k].events, o.ev[k].data) for k in range(o.nevents))
         return Outcome(ret=ret, events=events)
+    if op == "uring_reap":
+        return Outcome(ret=ret, cqes=_cqes(program, o))
     if op in ("read", "drain"):
         if o.ret == 0:
             return Outcome(ret=0)
@@ -219,6 +230,23 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
                        key=FdinfoLine.sort_key)
         return Outcome(ret=ret, fdinfo=tuple(lines))
     return Outcome(ret=ret, sysret=sysret)
+
+
+def _cqes(program: P.Program, o) -> tuple:
+    """The reaped CQEs, named as traces name them, in submission order."""
+    cqes = []
+    for k in range(o.nevents):
+        e = o.ev[k]
+        step_index, flags = e.data & 0xFFFFFFFF, e.data >> 32
+        res = e.events - (1 << 32) if e.events >= 1 << 31 else e.events
+        if step_index >= len(program.steps):
+            cqes.append((f"#{step_index}", res, False, None, None))
+            continue
+        reached = program.files[e.reached].name if e.reached >= 0 else None
+        cqes.append(P.cqe_outcome(program, program.steps[step_index], res,
+                                  more=bool(flags & 2),   # IORING_CQE_F_MORE
+                                  reached=reached, count=e.count if reached else None))
+    return tuple(sorted(cqes, key=P.cqe_order))
 
 
 def _fdinfo_line(program: P.Program, line) -> FdinfoLine:

@@ -6,7 +6,6 @@ reason into the test's name.
 """
 from __future__ import annotations
 
-import ctypes.util
 import functools
 import os
 
@@ -50,7 +49,7 @@ def features() -> dict[str, bool]:
     from native._executor import lib
     have = {"user_notif": bool(lib.fdr_probe_user_notif()), "root": os.geteuid() == 0,
             "kcmp": bool(lib.fdr_probe_kcmp()), "io_uring": _io_uring(),
-            "liburing": ctypes.util.find_library("uring") is not None}
+            "liburing": bool(lib.fdr_have_liburing())}
     have["addfd"] = have["user_notif"] and _replace_works(P.ADDFD_SETFD)
     have["addfd_send"] = have["addfd"] and _replace_works(P.ADDFD_SETFD_SEND)
     return have
@@ -73,8 +72,10 @@ def program_needs(program: P.Program) -> list[str]:
             needs.append("addfd")
             if s.via == P.ADDFD_SETFD_SEND:
                 needs.append("addfd_send")
-        if s.op == "kcmp_epoll_tfd":
+        if s.op in ("kcmp_epoll_tfd", "sup_kcmp"):
             needs.append("kcmp")
+        if s.op in P.URING_OPS:
+            needs += ["liburing", "io_uring"]
     return list(dict.fromkeys(needs))
 
 

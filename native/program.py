@@ -24,15 +24,16 @@ EPOLL = "epoll"
 SIGNALFD = "signalfd"
 TIMERFD = "timerfd"
 MEMFD = "memfd"          # a regular file: not pollable; its token is its content
+URING = "uring"          # an io_uring instance (made by uring_setup, not by a replace)
 KINDS = (PIPE, SOCKET, EVENTFD, EPOLL, SIGNALFD, TIMERFD, MEMFD)
 # Kinds whose readiness is injected by the driver through a peer end it holds.
 PEER_KINDS = (PIPE, SOCKET)
 # Kinds injected through a handle of the program (no peer exists).
 HANDLE_INJECT_KINDS = (EVENTFD, TIMERFD)
 # Kinds that live on the shared anonymous inode (fdinfo's ino cannot tell them apart).
-ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD)
+ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD, URING)
 FILE_PREFIX = {PIPE: "pipe", SOCKET: "sock", EVENTFD: "efd", EPOLL: "ep",
-               SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem"}
+               SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem", URING: "ring"}
 
 # Ways to replace the file behind a descriptor.
 ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
@@ -65,15 +66,19 @@ PROFILES = ("stock", "follow")
 
 # Step operations, and which of them return a descriptor (rendered as a handle).
 CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd", "memfd")
-FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace", "addfd")
+FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace", "addfd", "uring_setup")
 # Steps the supervisor runs: inside a notify hold, or after the target is gone.
 SUPERVISOR_OPS = ("addfd", "respond", "sup_fdinfo", "sup_wait", "sup_kcmp", "sup_inject",
                   "kill_target", "listener_wait", "notif_recv")
+# io_uring steps (liburing): a ring, poll and read requests, a fixed file, reaping.
+URING_OPS = ("uring_setup", "uring_poll", "uring_read", "uring_register",
+             "uring_unregister", "uring_cancel", "uring_reap", "uring_exit")
 # Steps that make or end actors (processes and threads of the target).
 ACTOR_OPS = ("fork", "thread", "kill_actor", "exit_target")
 OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
                     "wait", "poll", "select", "join", "read", "replace", "fdinfo",
-                    "kcmp_epoll_tfd", "hangup", "notify", "getfd") + ACTOR_OPS + SUPERVISOR_OPS
+                    "kcmp_epoll_tfd", "hangup", "notify", "getfd") + ACTOR_OPS + URING_OPS \
+    + SUPERVISOR_OPS
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
@@ -82,7 +87,7 @@ ADDFD_IDS = ("current", "stale", "next", "pending")
 # poll/select's (revents, position in the handle list).
 WAIT_OPS = ("wait", "sup_wait", "listener_wait", "poll", "select")
 # Steps that may run in the background (the next step runs once they sleep).
-BLOCKING_OPS = ("wait", "poll", "select")
+BLOCKING_OPS = ("wait", "poll", "select", "uring_reap")
 MAX_POLL = 8
 FDINFO_OPS = ("fdinfo", "sup_fdinfo")
 OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
@@ -127,6 +132,7 @@ class File:
     """An open file description, recognised at run time by its token."""
     name: str
     kind: str
+    blocking: bool = False   # a pipe or socket made without O_NONBLOCK
 
     def __str__(self):
         return self.name
@@ -154,6 +160,8 @@ class Step:
     other: Actor | None = None       # fork/thread: the new actor; kill_actor: the victim
     hs: tuple = ()                   # poll/select: the handles watched
     background: bool = False         # a blocking call the next step does not wait for
+    multishot: bool = False          # uring_poll: a multishot poll
+    fixed: bool = False              # uring_read: the ring's registered file 0
     of: "Step | None" = field(default=None, repr=False, compare=False)  # join: its call
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups
@@ -161,8 +169,8 @@ class Step:
     def expect(self, *args, stock=None, follow=None, **kw):
         """State the exact outcome of this step.
 
-        expect(ret, errno=..., events=..., reached=..., count=..., fdinfo=...) holds for
-        every profile; stock=E(...) and follow=E(...) state per-profile outcomes.
+        expect(ret, errno=..., events=..., reached=..., count=..., fdinfo=..., cqes=...)
+        holds for every profile (cqes: (submitting step, res[, more[, reached]]) tuples); stock=E(...) and follow=E(...) state per-profile outcomes.
         Derived fields (wait's ret from its events, read's ret from its count) are
         computed from the expectation, never from a run.
         """
@@ -179,9 +187,9 @@ class Step:
         return self
 
     def _outcome(self, ret=None, errno=None, events=None, reached=None, count=None,
-                 fdinfo=None, sysret=None):
+                 fdinfo=None, sysret=None, cqes=None):
         return expected_outcome(self, ret=ret, errno=errno, events=events, reached=reached,
-                                count=count, fdinfo=fdinfo, sysret=sysret)
+                                count=count, fdinfo=fdinfo, sysret=sysret, cqes=cqes)
 
     def describe(self) -> str:
         """The step as a person reads it: wait(ep), replace(r, by=sock2, via=dup2).
@@ -197,6 +205,24 @@ class Step:
 
     def _describe(self) -> str:
         op = self.op
+        if op == "uring_setup":
+            return f"{self.h} = io_uring_queue_init()  [{self.file}]"
+        if op == "uring_poll":
+            from native.trace import mask_names
+            kind = "poll_multishot" if self.multishot else "poll_add"
+            return f"uring({self.ep}): {kind}({self.h}, {mask_names(self.events)})"
+        if op == "uring_read":
+            return f"uring({self.ep}): read({'fixed 0' if self.fixed else self.h})"
+        if op == "uring_register":
+            return f"uring({self.ep}): register_files([{self.h}])"
+        if op == "uring_unregister":
+            return f"uring({self.ep}): unregister_files()"
+        if op == "uring_reap":
+            return f"uring({self.ep}): reap(timeout={self.timeout_ms})"
+        if op == "uring_cancel":
+            return f"uring({self.ep}): cancel(#{self.program.steps.index(self.of)})"
+        if op == "uring_exit":
+            return f"io_uring_queue_exit({self.ep})"
         if op == "fork":
             return f"{self.other} = fork()"
         if op == "thread":
@@ -213,7 +239,8 @@ class Step:
             ev = f", {mask_names(self.events)}" if op == "poll" else ""
             return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
         if op in CREATE_OPS:
-            return f"{self.h} = {op}()  [{self.file}]"
+            mode = "blocking" if self.file.blocking else ""
+            return f"{self.h} = {op}({mode})  [{self.file}]"
         if op == "dup":
             return f"{self.h} = dup({self.h2})"
         if op in ("dup2", "dup3"):
@@ -279,7 +306,7 @@ class E:
 
 
 def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=None,
-                     count=None, fdinfo=None, sysret=None, joined=False) -> Outcome:
+                     count=None, fdinfo=None, sysret=None, cqes=None, joined=False) -> Outcome:
     """The Outcome a step is expected to have, with derived fields filled in.
 
     A background step's own outcome is "blocked" (it slept before the next step
@@ -293,13 +320,18 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
         return Outcome(ret="blocked" if ret is None else ret)
     if op == "join":
         return expected_outcome(step.of, ret=ret, errno=errno, events=events, reached=reached,
-                                count=count, fdinfo=fdinfo, sysret=sysret, joined=True)
+                                count=count, fdinfo=fdinfo, sysret=sysret, cqes=cqes,
+                                joined=True)
     if errno is not None:
         return Outcome(ret=-1 if ret is None else ret, errno=errno,
                        sysret=sysret if op == "replace" and step.via in ADDFD_VIAS else None)
     if op in WAIT_OPS:
         evs = tuple((int(m), int(d)) for m, d in (events or ()))
         return Outcome(ret=len(evs) if ret is None else ret, events=evs)
+    if op == "uring_reap":
+        cqes = tuple(sorted((c if isinstance(c[0], str) else cqe_outcome(step.program, *c)
+                             for c in (cqes or ())), key=cqe_order))
+        return Outcome(ret=len(cqes) if ret is None else ret, cqes=cqes)
     if op in ("read", "drain"):
         n = count if count is not None else (1 if reached is not None else 0)
         if ret is None:
@@ -325,6 +357,28 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     if op in ("inject", "sup_inject"):
         return Outcome(ret=_inject_size(step) if ret is None else ret)
     return Outcome(ret=0 if ret is None else ret)
+
+
+def cqe_outcome(program, step: Step, res, more: bool = False, reached=None, count=None) -> tuple:
+    """A CQE as traces show it: (submitting step's label, res, more, reached, count).
+
+    res is the poll mask's names for a poll, bytes for a read, '-ENAME' for an error.
+    """
+    label = f"#{program.steps.index(step)}"
+    if isinstance(res, int) and res < 0:
+        import errno as errno_mod
+        res = "-" + errno_mod.errorcode.get(-res, str(-res))
+    elif step.op == "uring_poll" and isinstance(res, int):
+        from native.trace import mask_names
+        res = mask_names(res)
+    if reached is not None and count is None:
+        count = 1
+    return (label, res, bool(more), reached, count)
+
+
+def cqe_order(cqe) -> int:
+    """CQEs are compared in submission order (completion order among requests is not pinned)."""
+    return int(cqe[0][1:])
 
 
 def _inject_size(step: Step) -> int:
@@ -379,7 +433,7 @@ class Program:
             table[name] = None
         return h
 
-    def _new_file(self, kind: str, name: str | None) -> File:
+    def _new_file(self, kind: str, name: str | None, blocking: bool = False) -> File:
         prefix = FILE_PREFIX[kind]
         if name is None:
             n = self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -389,7 +443,7 @@ class Program:
                 name = f"{prefix}{n}"
         if any(f.name == name for f in self.files):
             raise ProgramError(f"file name {name!r} already used")
-        f = File(name, kind)
+        f = File(name, kind, blocking)
         self.files.append(f)
         return f
 
@@ -410,21 +464,25 @@ class Program:
         return step
 
     # -- creating files -------------------------------------------------------
-    def _create(self, op: str, name, file) -> Handle:
+    def _create(self, op: str, name, file, blocking: bool = False) -> Handle:
         kind = OP_KIND[op]
         h = self._new_handle(name)
-        f = self._new_file(kind, file)
+        f = self._new_file(kind, file, blocking)
         self._add(Step(op, h=h, file=f))
         self._current[h.name] = f
         return h
 
-    def pipe(self, name=None, file=None) -> Handle:
-        """The read end of a new pipe; the driver holds the write end (the peer)."""
-        return self._create("pipe", name, file)
+    def pipe(self, name=None, file=None, blocking: bool = False) -> Handle:
+        """The read end of a new pipe; the driver holds the write end (the peer).
 
-    def socketpair(self, name=None, file=None) -> Handle:
+        blocking: made without O_NONBLOCK (io_uring then reads it in flight); the
+        executor's own read() on it says EAGAIN instead of blocking.
+        """
+        return self._create("pipe", name, file, blocking)
+
+    def socketpair(self, name=None, file=None, blocking: bool = False) -> Handle:
         """One end of a new AF_UNIX stream socketpair; the driver holds the other."""
-        return self._create("socketpair", name, file)
+        return self._create("socketpair", name, file, blocking)
 
     def eventfd(self, name=None, file=None) -> Handle:
         return self._create("eventfd", name, file)
@@ -514,6 +572,51 @@ class Program:
             raise ProgramError("that background step is joined already")
         with self.on(call.actor):
             return self._add(Step("join", of=call))
+
+    # -- io_uring -------------------------------------------------------------
+    def uring_setup(self, name=None, file=None) -> Handle:
+        """io_uring_queue_init(): a ring owned by the current actor's process."""
+        h = self._new_handle(name)
+        f = self._new_file(URING, file)
+        self._add(Step("uring_setup", h=h, file=f))
+        self._current[h.name] = f
+        return h
+
+    def uring_poll(self, ring: Handle, h: Handle, events: int = IN, multishot: bool = False) -> Step:
+        """Submit IORING_OP_POLL_ADD on h (multishot: IORING_POLL_ADD_MULTI)."""
+        return self._add(Step("uring_poll", ep=self._known(ring), h=self._known(h),
+                              events=int(events), multishot=multishot))
+
+    def uring_read(self, ring: Handle, h: Handle | None = None, fixed: bool = False) -> Step:
+        """Submit IORING_OP_READ of up to 256 bytes from h, or from fixed file 0."""
+        if (h is None) != fixed:
+            raise ProgramError("uring_read reads a handle, or the fixed file (fixed=True)")
+        return self._add(Step("uring_read", ep=self._known(ring),
+                              h=self._known(h) if h is not None else None, fixed=fixed))
+
+    def uring_register(self, ring: Handle, h: Handle) -> Step:
+        """io_uring_register_files([h]): h's file becomes fixed file 0."""
+        return self._add(Step("uring_register", ep=self._known(ring), h=self._known(h)))
+
+    def uring_unregister(self, ring: Handle) -> Step:
+        return self._add(Step("uring_unregister", ep=self._known(ring)))
+
+    def uring_cancel(self, ring: Handle, request: Step) -> Step:
+        """Submit IORING_OP_ASYNC_CANCEL for an earlier request (by its user_data)."""
+        if request not in self.steps or request.op not in ("uring_poll", "uring_read"):
+            raise ProgramError("uring_cancel takes an earlier uring_poll or uring_read step")
+        return self._add(Step("uring_cancel", ep=self._known(ring), of=request))
+
+    def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False) -> Step:
+        """Wait up to timeout_ms for a completion, then collect every CQE posted."""
+        return self._add(Step("uring_reap", ep=self._known(ring), timeout_ms=timeout_ms,
+                              background=background))
+
+    def uring_exit(self, ring: Handle) -> Step:
+        """io_uring_queue_exit(): unmap the ring and close its fd."""
+        step = self._add(Step("uring_exit", ep=self._known(ring)))
+        self._current[ring.name] = None
+        return step
 
     # -- actors ---------------------------------------------------------------
     def on(self, actor: Actor):

@@ -66,6 +66,7 @@ class Outcome:
     count: int | None = None             # how many tokens it consumed
     fdinfo: tuple | None = None          # (FdinfoLine, ...)
     sysret: int | str | None = None      # replace via ADDFD: what the trapped syscall returned
+    cqes: tuple | None = None            # io_uring reap: ((step, res, more, reached), ...)
 
     def __str__(self):
         text = str(self.ret)
@@ -79,10 +80,23 @@ class Outcome:
             text += " {" + "; ".join(str(line) for line in self.fdinfo) + "}"
         if self.sysret is not None:
             text += f" sys={self.sysret}"
+        if self.cqes is not None:
+            text += " cqes[" + ", ".join(_cqe_text(c) for c in self.cqes) + "]"
         return text
 
     def differing_fields(self, other: "Outcome") -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def _cqe_text(cqe) -> str:
+    """'#5 res=IN|RDNORM more' or '#7 res=8 reached=old x1' or '#7 res=-EAGAIN'."""
+    step, res, more, reached, count = cqe
+    text = f"{step} res={res}"
+    if more:
+        text += " more"
+    if reached is not None:
+        text += f" reached={reached} x{count}"
+    return text
 
 
 @dataclass

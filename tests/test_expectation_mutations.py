@@ -30,6 +30,8 @@ def mutations(outcome: Outcome):
             new = ((1, 0xBAD),) if not value else value[:-1]
         elif f.name == "fdinfo":
             new = (FdinfoLine("r", 1, 0xBAD),) if not value else value[:-1]
+        elif f.name == "cqes":
+            new = (("#0", 1, False, None, None),) if not value else value[:-1]
         elif f.name == "count":
             new = 1 if value is None else value + 1
         else:
