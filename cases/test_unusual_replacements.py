@@ -1,5 +1,5 @@
 """Unusual replacements: a non-pollable new file, the same file, an epoll file,
-and the very epoll the fd is registered in.
+the very epoll the fd is registered in, and the supervisor's own listener.
 
 Under the follow profile an entry follows the new file only where that file
 could be added to the epoll itself (it is pollable and is not that epoll);
@@ -7,7 +7,8 @@ otherwise it stays with the old file, as on a stock kernel (the rule of the
 RFC v7 eventpoll_replace_file() patch).
 """
 from cases.casekit import E, case, expect_after_replace, matrix
-from native.program import (ADD, ADDFD_SETFD, DEL, DUP2, ERR, HUP, IN, MEMFD, Program)
+from native.program import (ADD, ADDFD_SETFD, ADDFD_VIAS, DEL, DUP2, ERR,
+                            HUP, IN, LISTENER, MEMFD, Program)
 from native.trace import FdinfoLine
 
 VIAS = (ADDFD_SETFD, DUP2)
@@ -79,4 +80,23 @@ def test_replace_by_the_epoll_it_is_registered_in(via):
     p.epoll_ctl(ep, ADD, r, IN, data=1).expect(-1, errno="EINVAL")
     p.epoll_ctl(ep, DEL, r).expect(-1, errno="EINVAL")
     p.fdinfo(ep).expect(fdinfo=[FdinfoLine("r", REG, 9, ino="old", sdev="pipefs")])
+    return p
+
+
+@case(params=matrix(via=ADDFD_VIAS))
+def test_replace_by_the_listener_itself(via):
+    """Replaced by the supervisor's own listener, the fd keeps its stale entry on stock; the listener in the target is pollable (a re-ADD works, nothing is pending) and unreadable (EINVAL)."""
+    p, ep, r, keep = watched()
+    p.replace(r, by=LISTENER, via=via, file="lst")
+    p.inject(p.file_named("old"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 9)]), follow=E(events=[]))
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=1), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    p.poll([r]).expect(events=[])
+    p.read(r).expect(-1, errno="EINVAL")
+    p.drain(keep).expect(reached="old")
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[
+        FdinfoLine("r", REG, 9, ino="old", sdev="pipefs"),
+        FdinfoLine("r", REG, 1, ino="anon_inode", sdev="anon_inodefs")]),
+        follow=E(fdinfo=[FdinfoLine("r", REG, 9, ino="anon_inode", sdev="anon_inodefs")]))
     return p

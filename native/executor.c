@@ -1437,6 +1437,8 @@ static int driver_copy(struct supervisor *s, const struct fdr_step *st, int targ
 
 	if (st->h2 >= 0)
 		return syscall(__NR_pidfd_getfd, s->pidfd, target_fd, 0);
+	if (st->kind == FDR_KIND_LISTENER)
+		return fcntl(s->listener, F_DUPFD_CLOEXEC, 0);
 	src = make_file(s->sh, st->kind, st->file, &peer);
 	if (peer >= 0)
 		s->sh->files[st->file].peer = peer;

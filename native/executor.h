@@ -72,6 +72,7 @@
 #define FDR_KIND_TIMERFD 6
 #define FDR_KIND_MEMFD 7
 #define FDR_KIND_URING 8
+#define FDR_KIND_LISTENER 9	/* the supervisor's own seccomp listener (ADDFD only) */
 /* Or'ed into a file kind: a pipe or socket made without O_NONBLOCK. */
 #define FDR_KIND_BLOCKING 256
 

@@ -25,15 +25,17 @@ SIGNALFD = "signalfd"
 TIMERFD = "timerfd"
 MEMFD = "memfd"          # a regular file: not pollable; its token is its content
 URING = "uring"          # an io_uring instance (made by uring_setup, not by a replace)
+LISTENER = "listener"    # the supervisor's own seccomp listener (installed by ADDFD only)
 KINDS = (PIPE, SOCKET, EVENTFD, EPOLL, SIGNALFD, TIMERFD, MEMFD)
 # Kinds whose readiness is injected by the driver through a peer end it holds.
 PEER_KINDS = (PIPE, SOCKET)
 # Kinds injected through a handle of the program (no peer exists).
 HANDLE_INJECT_KINDS = (EVENTFD, TIMERFD)
 # Kinds that live on the shared anonymous inode (fdinfo's ino cannot tell them apart).
-ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD, URING)
+ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD, URING, LISTENER)
 FILE_PREFIX = {PIPE: "pipe", SOCKET: "sock", EVENTFD: "efd", EPOLL: "ep",
-               SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem", URING: "ring"}
+               SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem", URING: "ring",
+               LISTENER: "listener"}
 
 # Ways to replace the file behind a descriptor.
 ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
@@ -716,7 +718,8 @@ class Program:
         """Replace the file at h's number.
 
         by is a file kind (a new file is made: by the supervisor for ADDFD, by the
-        target for dup2/dup3) or an existing handle (ADDFD: the supervisor takes its
+        target for dup2/dup3), LISTENER (ADDFD only: the supervisor's listener) or an
+        existing handle (ADDFD: the supervisor takes its
         own copy with pidfd_getfd).  The driver's copy is closed right after the
         install unless keep is set.
         """
@@ -729,11 +732,12 @@ class Program:
                 raise ProgramError("file= names a new file; by=<handle> installs an existing one")
             new = self._current[by.name]
             step = Step("replace", h=h, h2=by, file=new, via=via, keep=keep, flags=flags)
-        elif by in KINDS:
+        elif by in KINDS or (by == LISTENER and via in ADDFD_VIAS):
             new = self._new_file(by, file)
             step = Step("replace", h=h, file=new, via=via, keep=keep, flags=flags)
         else:
-            raise ProgramError(f"by must be a handle or one of {KINDS}, not {by!r}")
+            raise ProgramError(f"by must be a handle or one of {KINDS} (or {LISTENER!r} "
+                               f"via ADDFD), not {by!r}")
         self._add(step)
         self._current[h.name] = new
         return step
