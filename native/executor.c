@@ -942,7 +942,11 @@ static long uring_step(struct target *t, int i, struct fdr_outcome *o)
 			errno = EINVAL;
 			return -1;
 		}
-		r = io_uring_queue_init(8, &rings[s->h], 0);
+		/* Task work runs only when the ring is entered to reap: completions
+		 * (and the file references they drop) happen at a reap step, never
+		 * as task work that interrupts whatever the target sleeps in. */
+		r = io_uring_queue_init(8, &rings[s->h],
+					IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 		if (r < 0) {
 			errno = -r;
 			return -1;
@@ -1404,14 +1408,26 @@ struct supervisor {
 	int target_gone;		/* a kill step ended the target */
 	int kept[FDR_MAX_STEPS];
 	int nkept;
+	int cur_step, cur_action;	/* the trap being answered */
+	struct {			/* an answer its interrupted trap never got */
+		int step, action, err;
+		long val;
+	} unsent;
 };
 
 static void respond(struct supervisor *s, uint64_t id, long val, int err)
 {
 	struct seccomp_notif_resp resp = { .id = id, .val = val, .error = err ? -err : 0 };
 
-	/* ENOENT: the target died meanwhile; nothing waits for the answer. */
-	ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	/* ENOENT: the target died meanwhile, or its wait was interrupted (task
+	 * work, say io_uring's) and it will make the same trap again: keep the
+	 * answer for that repeat, so the action is not done twice. */
+	if (ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 && errno == ENOENT) {
+		s->unsent.step = s->cur_step;
+		s->unsent.action = s->cur_action;
+		s->unsent.val = val;
+		s->unsent.err = err;
+	}
 }
 
 static void consume_sigpipe(void)
@@ -1750,6 +1766,15 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 	f = (st->file >= 0 && st->file < s->sh->nfiles) ? &s->sh->files[st->file] : NULL;
 	if (action != ACT_NOTIFY)
 		s->last_id = n->id;	/* hold() sets it once its steps are done */
+	if (i == s->unsent.step && action == s->unsent.action && action != ACT_NOTIFY &&
+	    action != ACT_REPLACE) {
+		/* The same trap again: its first answer was lost; the action was done. */
+		s->unsent.step = -1;
+		respond(s, n->id, s->unsent.val, s->unsent.err);
+		return;
+	}
+	s->cur_step = i;
+	s->cur_action = action;
 	switch (action) {
 	case ACT_HANDOFF:
 		r = syscall(__NR_pidfd_getfd, s->pidfd, (int)n->data.args[0], 0);
@@ -1908,6 +1933,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			sh->hfd[a][h] = sh->hnum[a][h] = -1;
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
 		sup.apidfd[a] = -1;
+	sup.unsent.step = sup.cur_step = -1;
 	sh->turn = 0;
 	while (sh->turn < nsteps && (steps[sh->turn].flags & FDR_F_SUP))
 		sh->turn++;
@@ -2035,6 +2061,24 @@ int fdr_probe_io_uring(void)
 #ifdef __NR_io_uring_setup
 	/* NULL params: EFAULT where io_uring exists; ENOSYS or EPERM where it is off. */
 	return syscall(__NR_io_uring_setup, 1, NULL) < 0 && errno == EFAULT;
+#else
+	return 0;
+#endif
+}
+
+int fdr_probe_defer_taskrun(void)
+{
+#ifdef __NR_io_uring_setup
+	/* struct io_uring_params: flags is its third word; 6.1 added these two. */
+	uint32_t params[30] = { 0 };
+	int fd;
+
+	params[2] = (1U << 12) | (1U << 13);	/* SINGLE_ISSUER | DEFER_TASKRUN */
+	fd = syscall(__NR_io_uring_setup, 1, params);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
 #else
 	return 0;
 #endif

@@ -183,5 +183,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 int fdr_probe_user_notif(void);
 int fdr_probe_kcmp(void);
 int fdr_probe_io_uring(void);
+/* io_uring rings with IORING_SETUP_DEFER_TASKRUN (Linux 6.1), as the executor makes them. */
+int fdr_probe_defer_taskrun(void);
 /* 1 when this build has io_uring steps (liburing was found). */
 int fdr_have_liburing(void);

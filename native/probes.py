@@ -18,6 +18,7 @@ SKIP_TOKENS = {
     "addfd_send": "no_addfd_send",
     "kcmp": "no_kcmp",
     "io_uring": "io_uring_disabled",
+    "defer_taskrun": "no_defer_taskrun",
     "liburing": "no_liburing",
     "root": "not_root",
 }
@@ -50,6 +51,7 @@ def features() -> dict[str, bool]:
     have = {"user_notif": bool(lib.fdr_probe_user_notif()), "root": os.geteuid() == 0,
             "kcmp": bool(lib.fdr_probe_kcmp()), "io_uring": _io_uring(),
             "liburing": bool(lib.fdr_have_liburing())}
+    have["defer_taskrun"] = have["io_uring"] and bool(lib.fdr_probe_defer_taskrun())
     have["addfd"] = have["user_notif"] and _replace_works(P.ADDFD_SETFD)
     have["addfd_send"] = have["addfd"] and _replace_works(P.ADDFD_SETFD_SEND)
     return have
@@ -75,7 +77,7 @@ def program_needs(program: P.Program) -> list[str]:
         if s.op in ("kcmp_epoll_tfd", "sup_kcmp"):
             needs.append("kcmp")
         if s.op in P.URING_OPS:
-            needs += ["liburing", "io_uring"]
+            needs += ["liburing", "io_uring", "defer_taskrun"]
     return list(dict.fromkeys(needs))
 
 

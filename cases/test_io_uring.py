@@ -1,0 +1,114 @@
+"""io_uring across a replace: a request holds its own reference to the file it
+was submitted for, so it keeps acting on the old file after the fd number
+moves on, and the old file lives until the request lets go.
+
+Whether the old file is gone is read off its pipe: a write through the
+driver's peer fails with EPIPE once no reader is left.  Rings are set up with
+IORING_SETUP_DEFER_TASKRUN (and so SINGLE_ISSUER): completions, and the file
+references they drop, happen when the ring's thread reaps, never as task work
+interrupting whatever it sleeps in.  Every profile agrees:
+the proposed eventpoll_replace_file() concerns epoll only.
+"""
+from cases.casekit import case, matrix
+from native.program import ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, PIPE, Program
+
+VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
+PIPE_IN = IN      # a poll CQE carries the ready events masked by those asked for
+
+
+def ring_and_pipe(blocking=False):
+    p = Program()
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="old", blocking=blocking)
+    return p, ring, r
+
+
+@case(params=matrix(via=VIAS))
+def test_pending_poll_completes_for_the_old_file(via):
+    """A single-shot poll submitted before the replace ignores the new file, completes when the old file becomes readable, and its completion frees the old file."""
+    p, ring, r = ring_and_pipe()
+    poll = p.uring_poll(ring, r, IN)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("new"))
+    p.uring_reap(ring).expect(cqes=[])
+    p.inject(p.file_named("old")).expect(8)
+    p.uring_reap(ring).expect(cqes=[(poll, PIPE_IN)])
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.read(r).expect(reached="new")
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_multishot_poll_keeps_the_old_file_until_cancelled(via):
+    """A multishot poll keeps completing for the old file (never the new one) and keeps it alive until it is cancelled."""
+    p, ring, r = ring_and_pipe()
+    poll = p.uring_poll(ring, r, IN, multishot=True)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("new"))
+    p.inject(p.file_named("old"))
+    p.uring_reap(ring).expect(cqes=[(poll, PIPE_IN, True)])
+    p.inject(p.file_named("old")).expect(8)
+    p.uring_reap(ring).expect(cqes=[(poll, PIPE_IN, True)])
+    cancel = p.uring_cancel(ring, poll)
+    p.uring_reap(ring).expect(cqes=[(poll, -125), (cancel, 0)])   # -ECANCELED
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_in_flight_read_reads_the_old_file(via):
+    """A read in flight across the replace completes with the old file's data, not the new file's, and then frees the old file."""
+    p, ring, r = ring_and_pipe(blocking=True)
+    read = p.uring_read(ring, r)
+    p.uring_reap(ring).expect(cqes=[])
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("new"))
+    p.uring_reap(ring).expect(cqes=[])
+    p.inject(p.file_named("old"))
+    p.uring_reap(ring, timeout_ms=2000).expect(cqes=[(read, 8, False, "old")])
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.read(r).expect(reached="new")
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_registered_file_stays_the_old_file(via):
+    """A fixed file registered before the replace is still the old file: a fixed read reaches it while a read through the fd reaches the new one, and unregistering frees it."""
+    p, ring, r = ring_and_pipe()
+    p.uring_register(ring, r)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("old"))
+    p.inject(p.file_named("new"))
+    fixed = p.uring_read(ring, fixed=True)
+    by_fd = p.uring_read(ring, r)
+    p.uring_reap(ring, timeout_ms=2000).expect(
+        cqes=[(fixed, 8, False, "old"), (by_fd, 8, False, "new")])
+    p.inject(p.file_named("old")).expect(8)
+    p.uring_unregister(ring)
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=(ADDFD_SETFD, DUP2)))
+def test_blocked_reap_is_woken_by_the_old_file_only(via):
+    """A thread blocked reaping its ring, with a poll pending on an fd another thread then replaces, sleeps through the new file's readiness and wakes for the old file's."""
+    p = Program()
+    r = p.pipe("r", file="old")
+    t = p.thread("t")
+    with p.on(t):                            # the ring's single issuer
+        ring = p.uring_setup("ring")
+        poll = p.uring_poll(ring, r, IN)
+    p.replace(r, by=PIPE, via=via, file="new")
+    with p.on(t):
+        reap = p.uring_reap(ring, timeout_ms=5000, background=True).expect("blocked")
+    p.inject(p.file_named("new"))
+    p.getfd(r).expect(0)                     # the reaper sleeps on
+    p.inject(p.file_named("old"))
+    with p.on(t):
+        p.join(reap).expect(cqes=[(poll, PIPE_IN)])
+        p.uring_exit(ring)
+    return p
