@@ -25,13 +25,15 @@ class Commit:
 COMMITS = {c.sha: c for c in (
     # ep_item_poll() takes a reference first (epi_fget) and reports nothing for a
     # file whose last reference is already gone but whose __fput() has not run.
-    # Backported to stable as the fix for CVE-2024-38580.
+    # Backported to stable as the fix for CVE-2024-38580.  6.1.93 and 6.8.12 are
+    # confirmed by Debian's changelogs (the stable ChangeLog each came with).
     Commit("4efaa5acf0a1", "epoll: be better about file lifetimes", (6, 10),
-           {(6, 9): 4, (6, 6): 33, (6, 1): 93, (5, 15): 161, (5, 10): 219}),
-    # Exceeding the nesting depth limit became ELOOP instead of EINVAL.  It went to
-    # the stable series too (Cc: stable); their first fixed releases are not in this
-    # table yet: declare them with FDR_KERNEL_COMMITS.
-    Commit("f2e467a48287", "eventpoll: Fix semi-unbounded recursion", (6, 17), {}),
+           {(6, 9): 4, (6, 8): 12, (6, 6): 33, (6, 1): 93, (5, 15): 161, (5, 10): 219}),
+    # Exceeding the nesting depth limit became ELOOP instead of EINVAL (CVE-2025-38614).
+    # 6.1.149 and 6.12.43 are confirmed by Debian's changelogs; other stable series
+    # took it too but are not in this table: declare them with FDR_KERNEL_COMMITS.
+    Commit("f2e467a48287", "eventpoll: Fix semi-unbounded recursion", (6, 17),
+           {(6, 12): 43, (6, 1): 149}),
 )}
 
 

@@ -13,6 +13,15 @@ def test_epoll_file_lifetime_commit_by_version(release, has):
     assert kernel_has("4efaa5acf0a1", release) is has
 
 
+@pytest.mark.parametrize("release, has", [
+    ("6.17.0", True), ("6.16.9", False), ("6.12.43", True), ("6.12.42", False),
+    ("6.1.192-2-amd64", True), ("6.1.148", False), ("6.6.100", False),
+])
+def test_nesting_errno_commit_by_version(release, has):
+    """f2e467a48287 is in 6.17 and in the stable releases Debian's changelogs name (6.1.149, 6.12.43)."""
+    assert kernel_has("f2e467a48287", release) is has
+
+
 def test_override_from_environment(monkeypatch):
     """FDR_KERNEL_COMMITS declares a backport the table does not know, or its absence."""
     monkeypatch.setenv("FDR_KERNEL_COMMITS", "+f2e467a48287,-4efaa5acf0a1")
