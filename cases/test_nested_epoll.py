@@ -1,0 +1,168 @@
+"""Nested epoll: readiness through nesting, the loop and depth checks, and replacing
+an fd where an epoll is the old or the new file.
+
+An epoll file polls readable while its ready list holds an item that really is
+ready, and it wakes the instances watching it when an item is queued.
+EPOLL_CTL_ADD refuses an epoll watching itself (EINVAL) and any link that
+would close a loop (ELOOP, ep_loop_check).  The nesting depth is limited to
+EP_MAX_NESTS (4) epoll-to-epoll links: since f2e467a48287 ("eventpoll: Fix
+semi-unbounded recursion", 6.17) ep_loop_check() counts the longest path both
+below the added epoll and above the instance it joins and refuses with ELOOP;
+before it, only the path down from the added epoll was checked, and a chain
+ending in a wakeup source was refused by reverse_path_check() in ep_insert()
+with EINVAL.  The limit on the number of wakeup paths to one file
+(path_limits[]: 1000 paths of length 1, ...) needs about a thousand instances
+and is not covered here.
+"""
+from cases.casekit import E, case, expect_after_replace, matrix
+from native.kernel_facts import kernel_has
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3, EPOLL, ERR,
+                            HUP, IN, MOD, Program)
+from native.trace import FdinfoLine
+
+VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
+REG = IN | ERR | HUP
+EP_MAX_NESTS = 4
+# The depth check went both ways with this commit (and its errno became ELOOP).
+BOTH_WAYS = kernel_has("f2e467a48287")
+
+
+def chain_bottom_up(p, levels):
+    """A pipe "leaf" watched by e1, e1 watched by e2, ... e<levels> (each ADD joins a fresh
+    instance on top).  Returns (leaf handle, [e1, ...], [ctl steps])."""
+    leaf = p.pipe("leaf", file="leaf")
+    eps = [p.epoll_create(f"e{i}") for i in range(1, levels + 1)]
+    p.epoll_ctl(eps[0], ADD, leaf, IN, data=0x10)
+    steps = [p.epoll_ctl(eps[i], ADD, eps[i - 1], IN, data=0x10 + i) for i in range(1, levels)]
+    return leaf, eps, steps
+
+
+@case()
+def test_readiness_propagates_through_nesting():
+    """A pipe's readiness reaches every level of a four-link chain of epolls, each reporting its own entry's data, and goes from all of them once the pipe is drained."""
+    p = Program()
+    leaf, eps, _ = chain_bottom_up(p, EP_MAX_NESTS + 1)
+    for e in eps:
+        p.wait(e).expect(events=[])
+    p.inject(p.file_named("leaf"))
+    for i, e in reversed(list(enumerate(eps))):
+        p.wait(e).expect(events=[(IN, 0x10 + i)])
+    p.drain(leaf).expect(reached="leaf")
+    for e in reversed(eps):
+        p.wait(e).expect(events=[])
+    return p
+
+
+@case()
+def test_hangup_reaches_the_top_as_readable():
+    """A hangup at the bottom of a nest reports HUP in the instance watching the pipe and plain IN in the instances above, since an epoll file polls only as readable."""
+    p = Program()
+    leaf, eps, _ = chain_bottom_up(p, 3)
+    p.hangup(p.file_named("leaf"))
+    p.wait(eps[2]).expect(events=[(IN, 0x12)])
+    p.wait(eps[1]).expect(events=[(IN, 0x11)])
+    p.wait(eps[0]).expect(events=[(HUP, 0x10)])
+    return p
+
+
+@case()
+def test_loops_and_self_watching_are_refused():
+    """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a loop of two or three instances fails with ELOOP."""
+    p = Program()
+    a, b, c = p.epoll_create("a"), p.epoll_create("b"), p.epoll_create("c")
+    p.epoll_ctl(a, ADD, a, IN, data=1).expect(-1, errno="EINVAL")
+    p.epoll_ctl(a, MOD, a, IN, data=1).expect(-1, errno="EINVAL")
+    p.epoll_ctl(a, DEL, a).expect(-1, errno="EINVAL")
+    p.epoll_ctl(a, ADD, b, IN, data=2)
+    p.epoll_ctl(b, ADD, a, IN, data=3).expect(-1, errno="ELOOP")
+    p.epoll_ctl(b, ADD, c, IN, data=4)
+    p.epoll_ctl(c, ADD, a, IN, data=5).expect(-1, errno="ELOOP")
+    p.epoll_ctl(c, ADD, b, IN, data=6).expect(-1, errno="ELOOP")
+    p.fdinfo(a).expect(fdinfo=[FdinfoLine("b", REG, 2, ino="anon_inode", sdev="anon_inodefs")])
+    p.fdinfo(c).expect(fdinfo=[])
+    return p
+
+
+@case()
+def test_depth_limit_over_a_chain_with_a_wakeup_source():
+    """Five epolls can be chained over a pipe (four links); adding the fifth link fails, with ELOOP since f2e467a48287 and EINVAL (reverse_path_check) before."""
+    p = Program()
+    leaf, eps, steps = chain_bottom_up(p, EP_MAX_NESTS + 1)
+    top = p.epoll_create("e6")
+    p.epoll_ctl(top, ADD, eps[-1], IN, data=0x15).expect(-1, errno="ELOOP" if BOTH_WAYS else "EINVAL")
+    p.inject(p.file_named("leaf"))
+    p.wait(top).expect(events=[])
+    p.wait(eps[-1]).expect(events=[(IN, 0x14)])
+    return p
+
+
+@case()
+def test_depth_limit_counts_the_path_above():
+    """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP since f2e467a48287, which counts the path above the instance joined; before it only the path below the added epoll was checked and the ADD succeeded."""
+    p = Program()
+    eps = [p.epoll_create(f"e{i}") for i in range(1, EP_MAX_NESTS + 3)]
+    for i in range(1, EP_MAX_NESTS + 1):               # e1 -> e2 -> ... -> e5: four links
+        p.epoll_ctl(eps[i - 1], ADD, eps[i], IN, data=i)
+    last = p.epoll_ctl(eps[EP_MAX_NESTS], ADD, eps[EP_MAX_NESTS + 1], IN, data=EP_MAX_NESTS + 1)
+    if BOTH_WAYS:
+        last.expect(-1, errno="ELOOP")
+    # Before f2e467a48287 the fresh e6 has no path below it: nothing refused the link.
+    return p
+
+
+def nested(refs):
+    """outer watches inner (file "old", data 2), inner watches the pipe leaf (data 1)."""
+    p = Program()
+    outer = p.epoll_create("outer")
+    inner = p.epoll_create("inner", file="old")
+    leaf = p.pipe("leaf", file="leaf")
+    if refs == "multi":
+        p.dup(inner, "keep")
+    p.epoll_ctl(inner, ADD, leaf, IN, data=1)
+    p.epoll_ctl(outer, ADD, inner, IN, data=2)
+    return p, outer, inner, leaf
+
+
+@case(params=matrix(refs=("single", "multi"), via=VIAS))
+def test_replace_of_an_epoll_registered_in_another(refs, via):
+    """When an epoll fd watched by another epoll is replaced by a new epoll, the outer entry keeps propagating the old instance's readiness while a dup keeps it alive (and goes with its last reference); a re-ADD of the fd nests the new instance beside it."""
+    p, outer, inner, leaf = nested(refs)
+    p.replace(inner, by=EPOLL, via=via, file="new")
+    anon = FdinfoLine("inner", REG, 2, ino="anon_inode", sdev="anon_inodefs")
+    expect_after_replace(p.fdinfo(outer), via, stock=E(fdinfo=[anon] if refs == "multi" else []),
+                         follow=E(fdinfo=[anon]))
+    p.inject(p.file_named("leaf"))
+    old_ready = [(IN, 2)] if refs == "multi" else []
+    expect_after_replace(p.wait(outer), via, stock=E(events=old_ready), follow=E(events=[]))
+    p.epoll_ctl(inner, ADD, leaf, IN, data=3)          # the new instance watches the ready pipe
+    expect_after_replace(p.wait(outer), via, stock=E(events=old_ready), follow=E(events=[(IN, 2)]))
+    p.wait(inner).expect(events=[(IN, 3)])
+    expect_after_replace(p.epoll_ctl(outer, ADD, inner, IN, data=4), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    expect_after_replace(p.wait(outer), via, stock=E(events=old_ready + [(IN, 4)]),
+                         follow=E(events=[(IN, 2)]))
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_replace_by_an_epoll_that_watches_the_epoll(via):
+    """Replacing a registered fd by an epoll that itself watches the registering epoll leaves the stale entry in every profile (following would close a loop); a re-ADD of the fd fails with ELOOP."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    keep = p.dup(r, "keep")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    x = p.epoll_create("x", file="x")
+    p.epoll_ctl(x, ADD, ep, IN, data=2)
+    p.replace(r, by=x, via=via)
+    old = FdinfoLine("r", REG, 1, ino="old", sdev="pipefs")
+    p.fdinfo(ep).expect(fdinfo=[old])
+    p.inject(p.file_named("old"))
+    p.wait(ep).expect(events=[(IN, 1)])
+    p.wait(x).expect(events=[(IN, 2)])
+    p.epoll_ctl(ep, ADD, r, IN, data=3).expect(-1, errno="ELOOP")
+    p.epoll_ctl(ep, DEL, r).expect(-1, errno="ENOENT")
+    p.close(keep)
+    p.fdinfo(ep).expect(fdinfo=[])
+    p.wait(x).expect(events=[])
+    return p
