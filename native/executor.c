@@ -643,7 +643,10 @@ static void run_background(struct target *t, int i)
 	sh->out[i].done = 1;
 	as->entering = i + 1;
 	pass_turn(t, i);
-	blocking_call(t, s, &sh->out[s->aux]);
+	/* No join (its actor is killed in it): what it returns goes nowhere. */
+	struct fdr_outcome scratch, *o = s->aux == i ? &scratch : &sh->out[s->aux];
+
+	blocking_call(t, s, o);
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
 

@@ -89,7 +89,9 @@ def serialize(program: P.Program):
         elif s.op in ("join", "uring_cancel"):
             c.aux = sidx[id(s.of)]
         elif s.background:
-            c.aux = joins[id(s)]
+            # Its join's outcome slot; a call whose actor is killed in it has
+            # none, and its own slot takes what it never returns.
+            c.aux = joins.get(id(s), sidx[id(s)])
             c.flags |= lib.FDR_F_BACKGROUND
         if s.multishot:
             c.flags |= lib.FDR_F_MULTISHOT

@@ -58,6 +58,7 @@ PRI = mask_value("PRI")
 ERR = mask_value("ERR")
 HUP = mask_value("HUP")
 RDHUP = mask_value("RDHUP")
+RDNORM = mask_value("RDNORM")
 EXCLUSIVE = mask_value("EXCLUSIVE")
 ONESHOT = mask_value("ONESHOT")
 ET = mask_value("ET")
@@ -886,8 +887,8 @@ class Program:
                     raise ProgramError(f"step {i} ({s.op}): {ended} is not running")
                 gone_now = {a for a in alive if a == ended or (
                     ended.kind == "process" and a.kind == "thread" and a.table == ended.table)}
-                if busy.keys() & gone_now - {ended}:
-                    raise ProgramError(f"step {i} ({s.op}): ends a thread inside a background call")
+                for a in gone_now:      # a call the actor was asleep in ends with it
+                    busy.pop(a, None)
                 alive -= gone_now
                 if not any(a.kind == "process" for a in alive):
                     in_hold, gone = False, True
