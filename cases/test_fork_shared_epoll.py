@@ -95,6 +95,19 @@ def test_child_end_leaves_the_parents_epoll_untouched(end):
     return p
 
 
+@case()
+def test_child_killed_asleep_in_the_shared_epoll_leaves_it_working():
+    """A child SIGKILLed while asleep in epoll_wait on the shared instance takes nothing with it: the parent's next wait reports the entry the child slept on."""
+    p, ep, r, child = shared()
+    with p.on(child):
+        p.wait(ep, timeout_ms=5000, background=True).expect("blocked")
+    p.kill(child)
+    p.inject(p.file_named("f"))
+    p.wait(ep).expect(events=[(IN, DATA)])
+    p.fdinfo(ep).expect(fdinfo=[line(PIPE, "f")])
+    return p
+
+
 @case(params=matrix(kind=KINDS))
 def test_child_takes_the_loop_over_when_the_parent_exits(kind):
     """After the parent exits, the child's inherited epoll keeps the entry and reports it; the child can drain and DEL it."""
