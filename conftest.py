@@ -121,3 +121,10 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "allow_leaks: the test manages processes itself")
+    # The zygote (a child process and a socket) lives as long as this process:
+    # start it before any test takes its fd and child snapshot.
+    try:
+        from native.executor import start_zygote
+    except ImportError:
+        return      # not built: the first test that runs a program says so
+    start_zygote()

@@ -106,16 +106,27 @@ def bundle_name(version: str, arch: str) -> str:
     return f"fd-replace-gate-{version}-{arch}"
 
 
-def native_module() -> Path:
-    """The built executor for this interpreter (native/_executor<EXT_SUFFIX>)."""
-    so = REPO / "native" / ("_executor" + sysconfig.get_config_var("EXT_SUFFIX"))
-    if not so.exists():
-        raise BundleError(f"{so.relative_to(REPO)} is missing: build it with `python -m native.build` "
-                          "(ci/bundle does so through ci/bootstrap)")
-    stale = [p.name for p in (REPO / "native").glob("executor.[ch]") if p.stat().st_mtime > so.stat().st_mtime]
-    if stale:
-        raise BundleError(f"{so.name} is older than {', '.join(stale)}: rebuild with `python -m native.build`")
-    return so
+# What `python -m native.build` makes, and the sources each is made from.
+NATIVE_BUILT = (("_executor{ext}", ("executor.h", "executor.c")),
+                ("_race{ext}", ("race.h", "race.c")),
+                ("fdr-zygote", ("executor.h", "executor.c", "zygote.c")))
+
+
+def native_modules() -> list[Path]:
+    """The built native modules for this interpreter, and the zygote helper."""
+    out = []
+    for pattern, sources in NATIVE_BUILT:
+        built = REPO / "native" / pattern.format(ext=sysconfig.get_config_var("EXT_SUFFIX"))
+        if not built.exists():
+            raise BundleError(f"{built.relative_to(REPO)} is missing: build it with "
+                              "`python -m native.build` (ci/bundle does so through ci/bootstrap)")
+        stale = [n for n in sources if (REPO / "native" / n).exists()
+                 and (REPO / "native" / n).stat().st_mtime > built.stat().st_mtime]
+        if stale:
+            raise BundleError(f"{built.name} is older than {', '.join(stale)}: rebuild with "
+                              "`python -m native.build`")
+        out.append(built)
+    return out
 
 
 def source_files() -> list[Path]:
@@ -126,7 +137,7 @@ def source_files() -> list[Path]:
             if "__pycache__" not in path.parts:
                 files.append(path.relative_to(REPO))
     files += [Path("ci") / name for name in CI_DATA if (REPO / "ci" / name).exists()]
-    files.append(native_module().relative_to(REPO))
+    files += [p.relative_to(REPO) for p in native_modules()]
     return files
 
 

@@ -1842,6 +1842,244 @@ static void read_stack(pid_t pid, pid_t tid, char *out, size_t len)
 	close(fd);
 }
 
+/* ---- the zygote --------------------------------------------------------
+ * Forking the caller, a large Python process, costs a millisecond or more in
+ * page tables alone.  fdr_zygote_start() execs a small helper (fdr-zygote,
+ * this file with zygote.c's main) once; from then on it forks the targets:
+ * the caller sends it a request over a socket, with the target's end of ctl,
+ * and gets the target's pid back, then its wait status once reaped.  Steps
+ * and outcomes live in a memfd region both map.  Without the helper, or in a
+ * process that did not start it (a fork of the one that did), fdr_run forks
+ * targets itself as before. */
+
+struct region {
+	struct fdr_step steps[FDR_MAX_STEPS];
+	struct shared sh;	/* FDR_MAX_STEPS outcomes follow it */
+};
+#define REGION_SIZE (sizeof(struct region) + (size_t)FDR_MAX_STEPS * sizeof(struct fdr_outcome))
+
+enum { Z_HELLO = 1, Z_SPAWN, Z_PID, Z_STATUS };
+
+struct zmsg {
+	int32_t kind;
+	int32_t a, b;
+};
+
+static struct {
+	pid_t owner;		/* the process that started it */
+	pid_t pid;
+	int sock;
+	struct region *rg;
+	pthread_mutex_t lock;
+} zy = { .pid = -1, .sock = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* One message, with an fd riding along when fd >= 0. */
+static int zsend(int sock, const struct zmsg *m, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
+}
+
+/* Receive one message (and its fd, when fd is not NULL), waiting up to ms. */
+static int zrecv(int sock, struct zmsg *m, int *fd, int ms)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct pollfd pf = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+
+	if (fd)
+		*fd = -1;
+	if (ms >= 0 && poll(&pf, 1, ms) != 1)
+		return -1;
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != sizeof(*m))
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (fd && c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+/* The helper is gone or confused: forget it (its zombie is reaped). */
+static void zygote_lost(void)
+{
+	if (zy.sock >= 0)
+		close(zy.sock);
+	if (zy.pid > 0) {
+		kill(zy.pid, SIGKILL);
+		while (waitpid(zy.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	zy.sock = -1;
+	zy.pid = -1;
+}
+
+int fdr_zygote_start(const char *path)
+{
+	int sv[2], memfd, err;
+	struct zmsg hello;
+	pid_t pid;
+
+	pthread_mutex_lock(&zy.lock);
+	if (zy.owner != getpid()) {	/* inherited through a fork: not ours to use */
+		if (zy.sock >= 0)
+			close(zy.sock);
+		if (zy.rg)
+			munmap(zy.rg, REGION_SIZE);
+		zy.sock = zy.pid = -1;
+		zy.rg = NULL;
+	}
+	if (zy.pid > 0) {
+		pthread_mutex_unlock(&zy.lock);
+		return 0;
+	}
+	memfd = syscall(__NR_memfd_create, "fdr-region", MFD_CLOEXEC);
+	if (memfd < 0 || ftruncate(memfd, REGION_SIZE) < 0)
+		goto fail_memfd;
+	if (!zy.rg) {
+		zy.rg = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+		if (zy.rg == MAP_FAILED) {
+			zy.rg = NULL;
+			goto fail_memfd;
+		}
+	} else if (mmap(zy.rg, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			memfd, 0) == MAP_FAILED) {
+		goto fail_memfd;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		goto fail_memfd;
+	pid = fork();
+	if (pid == 0) {
+		/* The helper finds its socket at 3 and the region at 4. */
+		int s = fcntl(sv[1], F_DUPFD, 10), m = fcntl(memfd, F_DUPFD, 10);
+
+		if (s < 0 || m < 0 || dup2(s, 3) < 0 || dup2(m, 4) < 0)
+			_exit(127);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(path, "fdr-zygote", (char *)NULL);
+		_exit(127);
+	}
+	err = errno;
+	close(sv[1]);
+	close(memfd);
+	if (pid < 0) {
+		close(sv[0]);
+		errno = err;
+		goto fail;
+	}
+	zy.pid = pid;
+	zy.sock = sv[0];
+	zy.owner = getpid();
+	if (zrecv(zy.sock, &hello, NULL, 5000) < 0 || hello.kind != Z_HELLO) {
+		zygote_lost();
+		errno = ECHILD;
+		goto fail;
+	}
+	pthread_mutex_unlock(&zy.lock);
+	return 0;
+fail_memfd:
+	err = errno;
+	if (memfd >= 0)
+		close(memfd);
+	errno = err;
+fail:
+	pthread_mutex_unlock(&zy.lock);
+	return -1;
+}
+
+int fdr_zygote_pid(void)
+{
+	return zy.owner == getpid() ? zy.pid : -1;
+}
+
+/* The helper's side: fork a target per request, report its pid and status. */
+int fdr_zygote_main(int sock, int memfd)
+{
+	struct region *rg = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	struct zmsg m = { .kind = Z_HELLO };
+	pid_t self = getpid();
+
+	if (rg == MAP_FAILED || getppid() == 1)
+		return 1;
+	close(memfd);
+	signal(SIGPIPE, SIG_IGN);
+	if (zsend(sock, &m, -1) < 0)
+		return 1;
+	for (;;) {
+		int ctl, status = 0;
+		pid_t pid;
+
+		if (zrecv(sock, &m, &ctl, -1) < 0 || m.kind != Z_SPAWN || ctl < 0)
+			return 0;	/* the caller is gone */
+		pid = fork();
+		if (pid == 0) {
+			struct target t = { .steps = rg->steps, .nsteps = m.a, .nhandles = m.b,
+					    .sh = &rg->sh };
+
+			close(sock);
+			target_main(&t, ctl, self);
+		}
+		close(ctl);
+		m.kind = Z_PID;
+		m.a = pid < 0 ? -errno : pid;
+		if (zsend(sock, &m, -1) < 0)
+			return 1;
+		if (pid < 0)
+			continue;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		m.kind = Z_STATUS;
+		m.a = status;
+		if (zsend(sock, &m, -1) < 0)
+			return 1;
+	}
+}
+
+/* Ask the helper for a target; its pid, or -1 (then the helper is forgotten). */
+static pid_t zygote_spawn(int ctl, int nsteps, int nhandles, int ms)
+{
+	struct zmsg m = { .kind = Z_SPAWN, .a = nsteps, .b = nhandles };
+
+	if (zsend(zy.sock, &m, ctl) < 0 || zrecv(zy.sock, &m, NULL, ms) < 0 || m.kind != Z_PID) {
+		zygote_lost();
+		return -1;
+	}
+	if (m.a < 0) {
+		errno = -m.a;
+		return -1;
+	}
+	return m.a;
+}
+
+/* The wait status of the helper's last target (it is dead by now). */
+static int zygote_status(int *status)
+{
+	struct zmsg m;
+
+	if (zrecv(zy.sock, &m, NULL, 5000) < 0 || m.kind != Z_STATUS) {
+		zygote_lost();
+		return -1;
+	}
+	*status = m.a;
+	return 0;
+}
+
 /* Serve the target until every process of it is gone, the run times out,
  * or an actor dies unexpectedly (a crash). */
 static void serve(struct supervisor *s, struct fdr_result *res)
@@ -1887,6 +2125,14 @@ static void serve(struct supervisor *s, struct fdr_result *res)
 	}
 }
 
+static void put_shared(struct shared *sh, size_t size, int via_zygote)
+{
+	if (via_zygote)
+		pthread_mutex_unlock(&zy.lock);
+	else
+		munmap(sh, size);
+}
+
 int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	    const int32_t *file_kinds, int timeout_ms,
 	    struct fdr_outcome *out, struct fdr_result *res)
@@ -1898,6 +2144,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sigset_t pipeset, oldset;
 	struct shared *sh;
 	int ctl[2], status = 0, nsig = 0;
+	int via_zygote = 0, zspawned = 0;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
@@ -1912,9 +2159,22 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			errno = EINVAL;
 			return -1;
 		}
-	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED)
-		return -1;
+	/* The zygote's region when it is ours and free, else a mapping of our own. */
+	if (zy.pid > 0 && zy.owner == getpid() && pthread_mutex_trylock(&zy.lock) == 0) {
+		if (zy.pid > 0)
+			via_zygote = 1;
+		else
+			pthread_mutex_unlock(&zy.lock);
+	}
+	if (via_zygote) {
+		sh = &zy.rg->sh;
+		memset(sh, 0, size);
+		memcpy(zy.rg->steps, steps, (size_t)nsteps * sizeof(*steps));
+	} else {
+		sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (sh == MAP_FAILED)
+			return -1;
+	}
 	sh->step = -1;
 	sh->nfiles = nfiles;
 	for (int f = 0; f < nfiles; f++) {
@@ -1925,7 +2185,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
 	}
 	if (SIGRTMIN + SIGNO_BASE_OFFSET + nsig > SIGRTMAX + 1) {
-		munmap(sh, size);
+		put_shared(sh, size, via_zygote);
 		errno = E2BIG;
 		return -1;
 	}
@@ -1943,7 +2203,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sh->finished = sh->turn >= nsteps;
 	sh->deadline = now_ms() + timeout_ms;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
-		munmap(sh, size);
+		put_shared(sh, size, via_zygote);
 		return -1;
 	}
 	sup.sh = sh;
@@ -1956,7 +2216,13 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 
 	pid_t self = getpid();
 
-	pid = fork();
+	pid = -1;
+	if (via_zygote) {
+		pid = zygote_spawn(ctl[1], nsteps, nhandles, timeout_ms);
+		zspawned = pid > 0;
+	}
+	if (!zspawned)		/* no helper, or it just failed us: fork here */
+		pid = fork();
 	if (pid == 0) {
 		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
 
@@ -1967,7 +2233,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	if (pid < 0) {
 		close(ctl[0]);
 		pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-		munmap(sh, size);
+		put_shared(sh, size, via_zygote);
 		return -1;
 	}
 	setpgid(pid, pid);
@@ -2008,8 +2274,13 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 	wait_gone(&sup);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	if (zspawned) {
+		if (zygote_status(&status) < 0)
+			status = 0;
+	} else {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (res->status == FDR_RUN_OK && !sh->finished && !sh->killed) {
 		if (sh->setup_where[0]) {
 			res->status = FDR_RUN_SETUP;
@@ -2039,7 +2310,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	consume_sigpipe();
 	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
 	memcpy(out, sh->out, (size_t)nsteps * sizeof(struct fdr_outcome));
-	munmap(sh, size);
+	put_shared(sh, size, via_zygote);
 	return 0;
 }
 

@@ -179,6 +179,15 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	    const int32_t *file_kinds, int timeout_ms,
 	    struct fdr_outcome *out, struct fdr_result *res);
 
+/* Start the zygote (the fdr-zygote helper at path): from then on it forks the
+ * targets of this process, which is much cheaper than forking the caller.
+ * 0 when it runs (or already ran), -1 with errno when it could not start. */
+int fdr_zygote_start(const char *path);
+/* The zygote's pid, or -1 when this process has none. */
+int fdr_zygote_pid(void);
+/* The helper's main loop (in fdr-zygote): socket at sock, region at memfd. */
+int fdr_zygote_main(int sock, int memfd);
+
 /* Feature probes: 1 when the running kernel has the feature. */
 int fdr_probe_user_notif(void);
 int fdr_probe_kcmp(void);
