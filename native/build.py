@@ -12,37 +12,109 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("executor.h", "executor.c")
+SOURCES = ("executor.h", "executor.c", "zygote.c")
+RACE_SOURCES = ("race.h", "race.c")
 
 
-def cdef_text() -> str:
-    """executor.h without its comments, as cffi's cdef."""
-    text = (HERE / "executor.h").read_text()
+def cdef_text(header: str = "executor.h") -> str:
+    """A header (executor.h by default) without its comments, as cffi's cdef."""
+    text = (HERE / header).read_text()
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return text
+
+
+def have_liburing() -> bool:
+    """Is liburing's header installed (and not turned off by FDR_NO_LIBURING=1)?
+
+    Without it the executor is built without io_uring steps, and the cases
+    that need them skip with no_liburing.
+    """
+    import os
+    if os.environ.get("FDR_NO_LIBURING") == "1":
+        return False
+    return any(pathlib.Path(d, "liburing.h").exists() for d in ("/usr/include", "/usr/local/include"))
 
 
 def make_builder() -> cffi.FFI:
     ffi = cffi.FFI()
     ffi.cdef(cdef_text())
+    uring = have_liburing()
     ffi.set_source(
         "native._executor",
         '#include "executor.c"',
         include_dirs=[str(HERE)],
+        define_macros=[("FDR_HAVE_LIBURING", "1")] if uring else [],
+        # Linked statically: the offline bundle must run where liburing is not installed.
+        extra_link_args=["-Wl,-Bstatic", "-luring", "-Wl,-Bdynamic"] if uring else [],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         depends=[str(HERE / s) for s in SOURCES],
     )
     return ffi
 
 
-def build() -> pathlib.Path:
-    """Compile native/_executor*.so next to this file and return its path."""
+def make_race_builder() -> cffi.FFI:
+    """The race engine (native/race.c), a module of its own: native._race."""
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_text("race.h"))
+    ffi.set_source(
+        "native._race",
+        '#include "race.c"',
+        include_dirs=[str(HERE)],
+        extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
+        depends=[str(HERE / s) for s in RACE_SOURCES],
+    )
+    return ffi
+
+
+def _compile(ffi: cffi.FFI) -> pathlib.Path:
     import warnings
-    ffi = make_builder()
     with warnings.catch_warnings():   # setuptools reads our pyproject.toml and chats about it
         warnings.simplefilter("ignore")
         out = ffi.compile(tmpdir=str(HERE.parent), verbose=False)
     return pathlib.Path(out)
+
+
+def build_race() -> pathlib.Path:
+    """Compile native/_race*.so next to this file and return its path."""
+    return _compile(make_race_builder())
+
+
+ZYGOTE = HERE / "fdr-zygote"
+
+
+def build_zygote() -> pathlib.Path:
+    """Link native/fdr-zygote, the small helper that forks the targets.
+
+    It carries the executor's code (zygote.c includes executor.c), compiled the
+    same way as the module; fdr_run forks targets itself when it is missing.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sysconfig
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    if not shutil.which(cc[0]):
+        cc = ["cc"]
+    uring = have_liburing()
+    cmd = cc + ["-O2", "-Wall", "-Wno-unused-function", f"-I{HERE}", "-o", str(ZYGOTE) + ".tmp",
+                str(HERE / "zygote.c")]
+    if uring:
+        cmd[1:1] = ["-DFDR_HAVE_LIBURING=1"]
+        cmd += ["-Wl,-Bstatic", "-luring", "-Wl,-Bdynamic"]
+    cmd += ["-lpthread"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"linking fdr-zygote failed:\n{done.stderr}")
+    os.replace(str(ZYGOTE) + ".tmp", ZYGOTE)
+    return ZYGOTE
+
+
+def build() -> pathlib.Path:
+    """Compile native/_executor*.so, native/_race*.so and native/fdr-zygote; return the executor's path."""
+    out = _compile(make_builder())
+    build_race()
+    build_zygote()
+    return out
 
 
 if __name__ == "__main__":
