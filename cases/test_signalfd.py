@@ -8,8 +8,10 @@ polls again in its own context).  fork() gives the child a sighand of its own,
 so an epoll inherited across fork hears only the registering process's
 signals; and ep_send_events() drops an item whose poll says "not ready" from
 the ready list.  An entry registered by a process that has exited is never woken
-again: its queue belonged to that process (signalfd_cleanup() unhooks it with
-POLLFREE once the process is reaped).
+again: its queue belonged to that process.  (signalfd_cleanup() unhooks it with
+POLLFREE once the process is reaped, and that wakeup queues the entry once;
+the executor reaps no actor before the run ends, so the traces here are those
+of an exited, unreaped registrar.)
 """
 from cases.casekit import E, case, expect_after_replace, matrix
 from native.program import (ADD, DEL, DUP2, DUP3, ADDFD_SETFD, ADDFD_SETFD_SEND, IN, MOD,

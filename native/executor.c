@@ -1858,7 +1858,7 @@ struct region {
 };
 #define REGION_SIZE (sizeof(struct region) + (size_t)FDR_MAX_STEPS * sizeof(struct fdr_outcome))
 
-enum { Z_HELLO = 1, Z_SPAWN, Z_PID, Z_STATUS };
+enum { Z_HELLO = 1, Z_SPAWN, Z_PID, Z_REAP, Z_STATUS };
 
 struct zmsg {
 	int32_t kind;
@@ -2019,6 +2019,8 @@ int fdr_zygote_main(int sock, int memfd)
 		return 1;
 	close(memfd);
 	signal(SIGPIPE, SIG_IGN);
+	/* Orphaned actors come to us, and nobody is reaped before the run ends. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (zsend(sock, &m, -1) < 0)
 		return 1;
 	for (;;) {
@@ -2042,7 +2044,14 @@ int fdr_zygote_main(int sock, int memfd)
 			return 1;
 		if (pid < 0)
 			continue;
+		/* Reap only when the caller says the run is over: a reap releases
+		 * the dead process's signal handlers, which wakes the epoll entries
+		 * of signalfds registered by it (POLLFREE).  Then every orphan. */
+		if (zrecv(sock, &m, NULL, -1) < 0 || m.kind != Z_REAP)
+			return 1;
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 			;
 		m.kind = Z_STATUS;
 		m.a = status;
@@ -2067,12 +2076,13 @@ static pid_t zygote_spawn(int ctl, int nsteps, int nhandles, int ms)
 	return m.a;
 }
 
-/* The wait status of the helper's last target (it is dead by now). */
+/* Have the helper reap its last target (dead by now) and its orphans; the
+ * target's wait status. */
 static int zygote_status(int *status)
 {
-	struct zmsg m;
+	struct zmsg m = { .kind = Z_REAP };
 
-	if (zrecv(zy.sock, &m, NULL, 5000) < 0 || m.kind != Z_STATUS) {
+	if (zsend(zy.sock, &m, -1) < 0 || zrecv(zy.sock, &m, NULL, 5000) < 0 || m.kind != Z_STATUS) {
 		zygote_lost();
 		return -1;
 	}
