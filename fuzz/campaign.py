@@ -1,7 +1,19 @@
 """A fuzz campaign: random programs through the executor and the model until time runs out.
 
-Each worker process runs its own seeded generator.  A program whose real trace
-differs from the model's prediction is a divergence: it is shrunk, given the
+Each worker process runs its own seeded generator (program i of worker j is
+generate(RandomChooser(f"{seed + j}:{i}"))).  Worker 0 first replays the
+corpus of earlier divergences kept in the output directory, then spends a
+share of its time on hypothesis-drawn programs, with hypothesis's example
+database in the output directory (DIR/hypothesis: a failing example is saved
+there and replayed first by the next campaign, whatever settings profile the
+environment loads); then every worker runs the fast generator.
+
+Each program's background calls get timeouts fitted to the model's prediction
+(fit_timeouts), then the program runs for real and the model's prediction is
+compared step by step with Model.divergence (steps whose outcome the model
+flags as ambiguous are not compared).  A divergence is confirmed by running
+the program again (a trace that differs between two runs is counted as flaky,
+not as a divergence); the first one stops the campaign, is shrunk, given the
 model's prediction as its expected trace, and written out as a standalone C
 reproducer.
 """
@@ -11,11 +23,19 @@ import collections
 import concurrent.futures
 import dataclasses
 import multiprocessing
+import pathlib
+import queue as queue_mod
 import time
 
 from native import program as P
 
 PROGRESS_EVERY = 2.0
+HYPOTHESIS_SHARE = 0.1        # of worker 0's time, at most HYPOTHESIS_MAX_S
+HYPOTHESIS_MAX_S = 6.0
+HYPOTHESIS_CHUNK = 20         # examples per hypothesis run (a run cannot be cut short)
+SLEEP_TIMEOUT_MS = 100        # a background call the model says sleeps to its join
+SHORT_TIMEOUT_MS = 1          # one whose join is moved right after it
+KEEP_SLEEPERS = 0.15          # the share of sleeping calls left where they are
 
 
 @dataclasses.dataclass
@@ -25,94 +45,401 @@ class Stats:
     seconds: float = 0.0
     kinds: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     divergences: int = 0
+    flaky: int = 0
+    hypothesis: int = 0           # programs drawn by hypothesis
+    replayed: int = 0             # corpus programs replayed
+    flaky_names: list = dataclasses.field(default_factory=list)   # the first few, for a look
 
     def add(self, other: "Stats"):
         self.programs += other.programs
         self.steps += other.steps
         self.kinds.update(other.kinds)
         self.divergences += other.divergences
+        self.flaky += other.flaky
+        self.hypothesis += other.hypothesis
+        self.replayed += other.replayed
+        self.flaky_names += other.flaky_names
 
     def line(self) -> str:
         rate = self.programs / self.seconds if self.seconds else 0.0
-        ops = " ".join(f"{k}={v}" for k, v in sorted(self.kinds.items()))
+        k = self.kinds
+        ops = {name: n for name, n in k.items() if ":" not in name}
+        vias = " ".join(f"{v}={k[f'via:{v}']}" for v in P.VIAS)
+        extra = " ".join(f"{name[6:]}={n}" for name, n in sorted(k.items())
+                         if name.startswith("extra:"))
+        missing = sorted(set(GENERATED_OPS) - set(ops))
         return (f"fuzz: programs={self.programs} steps={self.steps} programs/s={rate:.0f} "
-                f"divergences={self.divergences} kinds[{len(self.kinds)}]: {ops}")
+                f"divergences={self.divergences} flaky={self.flaky} "
+                f"hypothesis={self.hypothesis} replayed={self.replayed} "
+                f"forks={k['fork']} threads={k['thread']} kills={k['kill_actor']} "
+                f"exits={k['exit_target']} background={k['extra:background']} "
+                f"multi_ref_replaces={k['extra:multi_ref_replace']} templates={k['extra:template']} "
+                f"vias[{vias}] "
+                f"kinds[{len(set(ops) & set(GENERATED_OPS))}/{len(GENERATED_OPS)}]: "
+                + " ".join(f"{name}={n}" for name, n in sorted(ops.items()))
+                + (f" not exercised: {' '.join(missing)}" if missing else "")
+                + (f" ({extra})" if extra else ""))
 
 
-def count_kinds(program: P.Program, kinds: collections.Counter):
+# Every step op the generator produces (io_uring is not modelled yet).
+GENERATED_OPS = tuple(op for op in P.OPS if not op.startswith("uring_"))
+
+
+def count_kinds(program: P.Program, kinds: collections.Counter, model=None):
     for step in program.steps:
         kinds[step.op] += 1
         if step.op == "replace":
             kinds[f"via:{step.via}"] += 1
-    kinds["multi_ref_replace"] += getattr(program, "meta", {}).get("multi_ref_replaces", 0)
+        if step.background:
+            kinds["extra:background"] += 1
+    meta = getattr(program, "meta", {}) or {}
+    if meta.get("template"):
+        kinds["extra:template"] += 1
+    if model is not None:
+        kinds["extra:multi_ref_replace"] += model.multi_ref_replaces
 
 
-def diverges(program: P.Program, profile: str, mutant: str | None):
-    """(real trace, predicted outcomes) when they differ, else None."""
-    from fuzz.model import predict
+# -- one program --------------------------------------------------------------------
+
+def predict(program: P.Program, profile: str, mutant):
+    from fuzz.model import Model
+    model = Model(program, profile, mutant)
+    model.run()
+    return model
+
+
+def fit_timeouts(program: P.Program, profile: str, mutant, choose=None, in_place=False):
+    """(program, its run Model) with background timeouts fitted to the prediction.
+
+    A call the model says something wakes keeps its long timeout (it never runs out
+    before the wake-up; a wrong prediction shows as a divergence).  A call the model
+    says sleeps until its join would cost that whole timeout there: with choose, most
+    of them get their join moved right after them and a 1 ms timeout (a different
+    program, predicted again); the others sleep SLEEP_TIMEOUT_MS, and only where no
+    other sleeping call overlaps them (which would run out while their join waits).
+    in_place: change program itself (the caller's own, fresh from the generator).
+    """
+    model = predict(program, profile, mutant)
+    for _ in range(4):
+        sleepers = [w for w in model.timed_out if w.step.timeout_ms > SLEEP_TIMEOUT_MS]
+        if not sleepers:
+            return program, model
+        spans = {w.index: (w.index, _join_index(program, w.step)) for w in model.timed_out}
+        moves, keep = [], []
+        for w in sleepers:
+            lo, hi = spans[w.index]
+            alone = not any(o != w.index and a < hi and lo < b for o, (a, b) in spans.items())
+            if alone and (choose is None or choose.chance(KEEP_SLEEPERS)) and not keep:
+                keep.append(w.index)
+            else:
+                moves.append(w.index)
+        if in_place:
+            p = program
+        else:
+            p = program.copy()
+            p.meta = dict(getattr(program, "meta", {}) or {})
+        for i in keep:
+            p.steps[i].timeout_ms = SLEEP_TIMEOUT_MS
+        for i in sorted(moves, reverse=True):
+            call = p.steps[i]
+            call.timeout_ms = SHORT_TIMEOUT_MS
+            j = _join_index(p, call)
+            p.steps.insert(i + 1, p.steps.pop(j))
+        program = p
+        model = predict(program, profile, mutant)
+    return program, model
+
+
+def seeded_program(seed: str, max_steps: int, profile: str, mutant=None):
+    """(program, its run Model): the fast generator's program for this seed, fitted;
+    the same every time (the fitter's choices are seeded by the program too)."""
+    from fuzz.generate import RandomChooser, generate
+    program = generate(RandomChooser(seed), max_steps, name=_name(seed))
+    return fit_timeouts(program, profile, mutant, RandomChooser(f"fit:{program.name}"),
+                        in_place=True)
+
+
+def _join_index(program: P.Program, call: P.Step) -> int:
+    return next(k for k, s in enumerate(program.steps) if s.op == "join" and s.of is call)
+
+
+SETUP_RETRIES = 3
+
+
+def execute(program: P.Program):
+    """The executor's trace; a run whose set-up failed (the target never got going as
+    the executor needs, e.g. pidfd_open losing the target under load) is run again."""
     from native.executor import run
     trace = run(program)
-    predicted = predict(program, profile, mutant=mutant)
-    if trace.failure is None and trace.outcomes == predicted:
-        return None
-    return trace, predicted
+    for _ in range(SETUP_RETRIES):
+        if trace.failure is None or trace.failure.kind != "setup":
+            break
+        trace = run(program)
+    return trace
 
 
-def worker(seed: int, seconds: float, profile: str, mutant: str | None, max_steps: int,
-           progress=None):
-    """Run programs for `seconds`; return (Stats, the first divergent program or None)."""
+def check(program: P.Program, profile: str, mutant, confirm: bool = True, model=None):
+    """(verdict, trace, model): verdict is None (agrees), "divergent" or "flaky" (the
+    executor gave two different traces, or could not set the run up).  model: the
+    program's run Model when the caller has it already."""
+    if model is None:
+        model = predict(program, profile, mutant)
+    trace = execute(program)
+    if model.divergence(trace) is None:
+        return None, trace, model
+    if trace.failure is not None and trace.failure.kind == "setup":
+        return "flaky", trace, model
+    if confirm and execute(program) != trace:
+        return "flaky", trace, model
+    return "divergent", trace, model
+
+
+def diverges(program: P.Program, profile: str, mutant) -> bool:
+    """For the shrinker: does this (valid, modelled) program still diverge, the same way
+    twice (a flaky candidate would lead the shrinker astray)?"""
+    from fuzz.model import NotModelled
+    try:
+        program, _ = fit_timeouts(program, profile, mutant)
+        verdict, _, _ = check(program, profile, mutant)
+    except (NotModelled, P.ProgramError):
+        return False
+    return verdict == "divergent"
+
+
+# -- a worker -------------------------------------------------------------------------
+
+class _Found(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class Job:
+    seed: int
+    seconds: float
+    profile: str
+    mutant: str | None
+    max_steps: int
+    worker: int = 0
+    corpus: tuple = ()                  # program seeds to replay first
+    hypothesis_dir: str | None = None   # the example database (worker 0 only)
+
+
+def worker(job: Job, progress=None, stop=None):
+    """Run programs for job.seconds; return (Stats, the first divergent program or None,
+    its seed or None)."""
     from fuzz.generate import RandomChooser, generate
-    chooser = RandomChooser(seed)
     stats = Stats()
-    start = last = time.monotonic()
-    while time.monotonic() - start < seconds:
-        program = generate(chooser, max_steps, name=f"fuzz_seed{seed}_{stats.programs}")
+    start = time.monotonic()
+    deadline = start + job.seconds
+    last = [start]
+
+    def one(program: P.Program, model=None):
+        if model is None:   # the fitter's choices depend on the program alone: reproducible
+            program, model = fit_timeouts(program, job.profile, job.mutant,
+                                          RandomChooser(f"fit:{program.name}"))
+        verdict, trace, model = check(program, job.profile, job.mutant, model=model)
         stats.programs += 1
         stats.steps += len(program.steps)
-        count_kinds(program, stats.kinds)
-        if diverges(program, profile, mutant):
+        count_kinds(program, stats.kinds, model)
+        if verdict == "flaky":
+            stats.flaky += 1
+            if len(stats.flaky_names) < 20:
+                kind = trace.failure.kind if trace.failure is not None else "trace"
+                stats.flaky_names.append(f"{program.name} {kind}")
+        elif verdict == "divergent":
+            from native.trace import render_diff
             stats.divergences += 1
-            stats.seconds = time.monotonic() - start
-            return stats, program
-        if progress and time.monotonic() - last > PROGRESS_EVERY:
-            last = time.monotonic()
-            stats.seconds = last - start
-            progress(stats)
-    stats.seconds = time.monotonic() - start
-    return stats, None
+            program.meta = dict(getattr(program, "meta", {}) or {},
+                                diff=render_diff(program.steps, model.outcomes, trace, job.profile))
+            return program
+        now = time.monotonic()
+        if progress is not None and now - last[0] > PROGRESS_EVERY:
+            last[0] = now
+            stats.seconds = now - start
+            progress(job.worker, dataclasses.replace(stats, kinds=collections.Counter()))
+        return None
+
+    def done():
+        stats.seconds = time.monotonic() - start
+        return stats
+
+    for seed in job.corpus:
+        if time.monotonic() > deadline:
+            break
+        program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
+        stats.replayed += 1
+        found = one(program, model)
+        if found is not None:
+            return done(), found, seed
+    if job.hypothesis_dir is not None:
+        found = _hypothesis_phase(job, start + min(HYPOTHESIS_SHARE * job.seconds,
+                                                   HYPOTHESIS_MAX_S), one, stats, stop)
+        if found is not None:
+            return done(), found, None
+    i = 0
+    base = job.seed + job.worker
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        seed = f"{base}:{i}"
+        i += 1
+        found = one(*seeded_program(seed, job.max_steps, job.profile, job.mutant))
+        if found is not None:
+            return done(), found, seed
+    return done(), None, None
 
 
-def with_expectations(program: P.Program, profile: str, mutant: str | None) -> P.Program:
-    """A copy whose expected trace, under `profile`, is the model's prediction."""
-    from fuzz.model import predict
+def _name(seed: str) -> str:
+    return "fuzz_" + str(seed).replace(":", "_").replace("-", "m")
+
+
+def _hypothesis_phase(job: Job, until: float, one, stats: Stats, stop):
+    """hypothesis-drawn programs until `until`, in short runs (each replays the database's
+    failing examples first); the divergent program, or None."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
+    from hypothesis import strategies as st
+    from hypothesis.database import DirectoryBasedExampleDatabase
+    from fuzz.generate import DrawChooser, generate
+    db = DirectoryBasedExampleDatabase(job.hypothesis_dir)
+    found = []
+
+    # Everything is explicit: CI=true loads hypothesis's "ci" profile (derandomized,
+    # no database); this campaign keeps its own database whatever profile is loaded.
+    # (@seed goes innermost: applied outside @settings it would drop the database.)
+    def run_chunk(k: int):
+        @settings(database=db, derandomize=False, deadline=None, max_examples=HYPOTHESIS_CHUNK,
+                  phases=(Phase.explicit, Phase.reuse, Phase.generate), print_blob=False,
+                  suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                  report_multiple_bugs=False)
+        @given(st.data())
+        @seed(job.seed * 1000 + k)
+        def fuzz_program(data):
+            if found:                   # hypothesis replays the failure it reports
+                raise _Found(found[0].name)
+            program = generate(DrawChooser(data.draw), job.max_steps,
+                               name=f"fuzz_hypothesis_{job.seed}_{stats.hypothesis}")
+            stats.hypothesis += 1
+            bad = one(program)
+            if bad is not None:
+                found.append(bad)
+                raise _Found(bad.name)
+        try:
+            fuzz_program()
+        except _Found:
+            pass
+        except Exception as exc:        # hypothesis's own complaints never end a campaign
+            if found:
+                return
+            print(f"fuzz: hypothesis: {type(exc).__name__}: {exc}"[:300])
+    k = 0
+    while not found and not (stop is not None and stop.is_set()):
+        run_chunk(k)                    # at least once: the database's examples come first
+        k += 1
+        if time.monotonic() >= until:
+            break
+    return found[0] if found else None
+
+
+# -- the campaign ---------------------------------------------------------------------
+
+def corpus_path(out) -> pathlib.Path:
+    return pathlib.Path(out) / "corpus.txt"
+
+
+def load_corpus(out) -> tuple:
+    try:
+        return tuple(dict.fromkeys(line.strip() for line in corpus_path(out).read_text().splitlines()
+                                   if line.strip() and not line.startswith("#")))
+    except OSError:
+        return ()
+
+
+def save_to_corpus(out, seed: str):
+    path = corpus_path(out)
+    if seed in load_corpus(out):
+        return
+    with open(path, "a") as f:
+        if f.tell() == 0:
+            f.write("# program seeds of divergences found by the fast generator (replayed first)\n")
+        f.write(f"{seed}\n")
+
+
+def _spawned(job: Job, q, stop):
+    """A pool worker: report progress through q, stop when another worker found one."""
+    def progress(worker_no, stats):
+        try:
+            q.put_nowait((worker_no, stats))
+        except Exception:
+            pass
+    result = worker(job, progress, stop)
+    if result[1] is not None:
+        stop.set()
+    return result
+
+
+def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None,
+                 max_steps: int = 20, progress=None, out=None, hypothesis: bool = True):
+    """(Stats, first divergent program or None, its generator seed or None) over `jobs`
+    worker processes.  out: the directory holding the corpus and the hypothesis database."""
+    total = Stats()
+    start = time.monotonic()
+    corpus = load_corpus(out) if out is not None else ()
+    hyp_dir = str(pathlib.Path(out) / "hypothesis") if out is not None and hypothesis else None
+    jobs_ = [Job(seed, seconds, profile, mutant, max_steps, worker=j,
+                 corpus=corpus if j == 0 else (), hypothesis_dir=hyp_dir if j == 0 else None)
+             for j in range(jobs)]
+    results = []
+    if jobs <= 1:
+        shown = {}
+
+        def local(worker_no, stats):
+            shown[worker_no] = stats
+            if progress:
+                progress(_sum(shown.values()), time.monotonic() - start)
+        results.append(worker(jobs_[0], local))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Manager() as manager:
+            q, stop = manager.Queue(), manager.Event()
+            with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_spawned, job, q, stop) for job in jobs_]
+                shown: dict = {}
+                while not all(f.done() for f in futures):
+                    try:
+                        worker_no, stats = q.get(timeout=0.2)
+                    except queue_mod.Empty:
+                        continue
+                    shown[worker_no] = stats
+                    if progress:
+                        progress(_sum(shown.values()), time.monotonic() - start)
+                results = [f.result() for f in futures]
+    found = found_seed = None
+    for stats, program, pseed in results:
+        total.add(stats)
+        if program is not None and found is None:
+            found, found_seed = program, pseed
+    total.seconds = time.monotonic() - start
+    return total, found, found_seed
+
+
+def _sum(many) -> Stats:
+    s = Stats()
+    for one in many:
+        s.add(one)
+    return s
+
+
+def with_expectations(program: P.Program, profile: str, mutant) -> P.Program:
+    """A copy whose expected trace, under every profile, is the model's prediction under
+    `profile` (steps the model flags as ambiguous keep their outcome, for the record)."""
     p = program.copy()
-    for step, outcome in zip(p.steps, predict(p, profile, mutant=mutant)):
+    model = predict(p, profile, mutant)
+    for step, outcome in zip(p.steps, model.outcomes):
         step.expected = {name: outcome for name in P.PROFILES}
     return p
 
 
-def shrink_divergence(program: P.Program, profile: str, mutant: str | None) -> P.Program:
+def shrink_divergence(program: P.Program, profile: str, mutant) -> P.Program:
+    """The smallest program (by deleting steps) that still diverges, its timeouts fitted."""
     from fuzz.shrink import shrink
-    return shrink(program, lambda p: diverges(p, profile, mutant) is not None)
-
-
-def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None,
-                 max_steps: int = 20, progress=None):
-    """(Stats, first divergent program or None) over `jobs` worker processes."""
-    total = Stats()
-    found = None
-    start = time.monotonic()
-    if jobs <= 1:
-        stats, found = worker(seed, seconds, profile, mutant, max_steps, progress)
-        total.add(stats)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(worker, seed + j, seconds, profile, mutant, max_steps)
-                       for j in range(jobs)]
-            for fut in concurrent.futures.as_completed(futures):
-                stats, program = fut.result()
-                total.add(stats)
-                found = found or program
-    total.seconds = time.monotonic() - start
-    return total, found
+    small = shrink(program, lambda p: diverges(p, profile, mutant))
+    small, _ = fit_timeouts(small, profile, mutant)
+    return small

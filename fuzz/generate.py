@@ -1,45 +1,81 @@
 """Random valid programs, from one generator with two sources of choices.
 
 The generator asks a Chooser for every decision.  RandomChooser (random.Random)
-is the fast source for long campaigns; DataChooser draws from hypothesis's
+is the fast source for long campaigns; DrawChooser draws from hypothesis's
 st.data(), so hypothesis can shrink a failing program by shrinking its choices.
 Every program it builds is valid for the IR (no ProgramError), and uses only
 what the model covers.
+
+Programs have actors: the target's first process forks children (each with a
+copy of its fd table) and starts threads (sharing their process's table); every
+step is run by one live actor; children and threads end by exit or SIGKILL.
+Blocking calls (epoll_wait, poll, select) run in the background, joined a few
+steps later, so steps in between can wake them.
+
+A share of the programs starts from a focused template (TEMPLATES): a short
+scenario where one subtle kernel behaviour decides the outcome (wake-up order,
+edge-triggering, requeueing, nested wake-ups, signalfd queues, deferred fput,
+fork sharing), with random details, followed by random steps.  Random programs
+alone reach those corners too rarely for a short campaign.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 
 from native import program as P
 
 CTL_EVENTS = (P.IN, P.OUT, P.IN | P.OUT, P.IN | P.ET, P.IN | P.ONESHOT, P.IN | P.RDHUP,
-              P.IN | P.EXCLUSIVE)
-FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD)
+              P.IN | P.EXCLUSIVE, P.OUT | P.ET)
+POLL_EVENTS = (P.IN, P.IN | P.OUT, P.OUT, P.IN | P.RDHUP)
+FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD,
+              P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD, P.MEMFD)   # memfd: rarely
 CREATE = {P.PIPE: P.Program.pipe, P.SOCKET: P.Program.socketpair,
           P.EVENTFD: P.Program.eventfd, P.SIGNALFD: P.Program.signalfd,
-          P.TIMERFD: P.Program.timerfd}
+          P.TIMERFD: P.Program.timerfd, P.MEMFD: P.Program.memfd}
 MAX_SIGNALFDS = 8         # each takes a real-time signal of its own
+MAX_FILES = 40
+MAX_FORKS = 3             # each fork costs about a millisecond
+DATA = (0xD5, 0x1, 0xFFFF_FFFF_0000_0001)
+# A background call's timeout: long enough that no step in between outlives it.
+# The campaign fits it to what the model predicts (fit_timeouts).
+BG_TIMEOUT_MS = 400
 # Step kinds and their weights.
 STEP_WEIGHTS = {
     "create": 4, "dup": 3, "dup2": 1, "dup3": 1, "close": 2, "epoll_ctl": 6,
     "inject": 6, "drain": 1, "wait": 5, "read": 3, "replace": 5, "fdinfo": 2,
     "kcmp_epoll_tfd": 1, "epoll_create": 1, "hold": 2,
+    "fork": 2, "thread": 1, "poll": 2, "select": 1, "background": 4, "join": 3,
+    "kill": 2, "exit": 2, "getfd": 1, "hangup": 1,
 }
-MAX_FILES = 40
+TEMPLATE_SHARE = 0.35     # the share of programs that start from a template
+
+
+_CUMULATIVE: dict = {}      # id(weights) -> (weights, keys, cumulative weights, total)
 
 
 class RandomChooser:
-    def __init__(self, seed: int):
+    def __init__(self, seed):
         self.rng = random.Random(seed)
 
     def choice(self, options):
         return options[self.rng.randrange(len(options))]
 
     def weighted(self, weights: dict):
-        return self.rng.choices(list(weights), weights=list(weights.values()))[0]
+        cached = _CUMULATIVE.get(id(weights))
+        if cached is None or cached[0] is not weights:
+            keys = list(weights)
+            cum = list(itertools.accumulate(weights.values()))
+            cached = _CUMULATIVE[id(weights)] = (weights, keys, cum, cum[-1])
+        _, keys, cum, total = cached
+        return keys[bisect.bisect_right(cum, self.rng.random() * total)]
 
     def integer(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi)
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
 
 
 class DrawChooser:
@@ -58,146 +94,457 @@ class DrawChooser:
     def integer(self, lo: int, hi: int) -> int:
         return self.draw(self.st.integers(lo, hi))
 
-
-def generate(choose, max_steps: int = 20, name: str = "fuzz") -> P.Program:
-    """A random program of up to max_steps steps after its first epoll and file."""
-    p = P.Program(name)
-    p.meta = {"multi_ref_replaces": 0}
-    p.epoll_create("ep")
-    _create(p, choose)
-    for _ in range(choose.integer(1, max_steps)):
-        kind = choose.weighted(STEP_WEIGHTS)
-        try:
-            _STEP[kind](p, choose)
-        except _Skip:
-            pass
-    return p
+    def chance(self, p: float) -> bool:
+        return self.draw(self.st.booleans())
 
 
 class _Skip(Exception):
     """The chosen step kind has nothing to act on yet."""
 
 
-def _pick(choose, options):
-    options = list(options)
-    if not options:
-        raise _Skip
-    return choose.choice(options)
+class Gen:
+    """The state of one program being generated: who is alive, who is busy."""
+
+    def __init__(self, choose, name: str):
+        self.c = choose
+        self.p = P.Program(name)
+        self.p.meta = {"template": None, "forks": 0}
+        self.alive: list[P.Actor] = [P.MAIN]
+        self.busy: dict[P.Actor, P.Step] = {}     # actor -> its background call
+        self.ended = False                        # no process left: supervisor steps only
+
+    # -- who runs the next step ---------------------------------------------------------
+    def free(self) -> list[P.Actor]:
+        return [a for a in self.alive if a not in self.busy]
+
+    def processes(self) -> list[P.Actor]:
+        return [a for a in self.alive if a.kind == "process"]
+
+    def members(self, proc: P.Actor) -> list[P.Actor]:
+        return [a for a in self.alive if a.table == proc.table]
+
+    def pick_actor(self) -> P.Actor:
+        free = self.free()
+        if not free:
+            raise _Skip
+        if P.MAIN in free and self.c.chance(0.6):
+            return P.MAIN
+        return self.c.choice(free)
+
+    # -- what a step acts on (in the acting actor's table) -------------------------------
+    def pick(self, options):
+        options = list(options)
+        if not options:
+            raise _Skip
+        return self.c.choice(options)
+
+    def open(self):
+        return [h for h in self.p.handles if self.p.file_of(h) is not None]
+
+    def epolls(self):
+        return [h for h in self.open() if self.p.file_of(h).kind == P.EPOLL]
+
+    def kind(self):
+        kind = self.c.choice(FILE_KINDS)
+        if kind == P.SIGNALFD and sum(f.kind == P.SIGNALFD for f in self.p.files) >= MAX_SIGNALFDS:
+            raise _Skip
+        if len(self.p.files) >= MAX_FILES:
+            raise _Skip
+        return kind
+
+    # -- steps ------------------------------------------------------------------------
+    def step(self, kind: str):
+        if self.ended:
+            raise _Skip
+        if kind == "join":
+            return self.join()
+        actor = self.pick_actor()
+        with self.p.on(actor):
+            getattr(self, "s_" + kind)(actor)
+
+    def s_create(self, actor):
+        CREATE[self.kind()](self.p)
+
+    def s_dup(self, actor):
+        self.p.dup(self.pick(self.open()))
+
+    def s_dup2(self, actor, three=False):
+        old, new = self.pick(self.open()), self.pick(self.p.handles)
+        if three:
+            self.p.dup3(old, new, self.c.choice((0, P.O_CLOEXEC)))
+        else:
+            self.p.dup2(old, new)
+
+    def s_dup3(self, actor):
+        self.s_dup2(actor, three=True)
+
+    def s_close(self, actor):
+        self.p.close(self.pick(self.p.handles))
+
+    def s_epoll_ctl(self, actor):
+        targets = list(self.p.handles)      # epoll handles too: nesting, loops and self-adds
+        self.p.epoll_ctl(self.pick(self.epolls()), self.c.choice(P.CTL_OPS), self.pick(targets),
+                         self.c.choice(CTL_EVENTS), data=self.c.choice(DATA))
+
+    def s_inject(self, actor):
+        files = [f for f in self.p.files if f.kind in P.PEER_KINDS + (P.SIGNALFD,)]
+        through = [(self.p.file_of(h), h) for h in self.open()
+                   if self.p.file_of(h).kind in P.HANDLE_INJECT_KINDS]
+        options = [(f, None) for f in files] + through
+        f, h = self.pick(options)
+        self.p.inject(f, through=h)
+
+    def s_wait(self, actor):
+        self.p.wait(self.pick(self.epolls()), maxevents=self.c.choice((16, 1, 2, 1)))
+
+    def s_read(self, actor, drain=False):
+        h = self.pick(self.p.handles)
+        self.p.drain(h) if drain else self.p.read(h)
+
+    def s_drain(self, actor):
+        self.s_read(actor, drain=True)
+
+    def s_replace(self, actor):
+        h = self.pick(self.p.handles)
+        via = self.c.choice(P.VIAS)
+        keep = self.c.choice((False, True))
+        by_handle = [b for b in self.open() if b != h and self.p.file_of(b).kind != P.EPOLL]
+        if by_handle and self.c.choice((False, True)):
+            self.p.replace(h, by=self.pick(by_handle), via=via, keep=keep)
+        else:
+            self.p.replace(h, by=self.kind(), via=via, keep=keep)
+
+    def s_hold(self, actor):
+        """The target traps on h; the supervisor ADDFDs a new file there, looks, answers.
+        Not while a background call sleeps: it would race the supervisor's steps."""
+        if self.busy:
+            raise _Skip
+        h = self.pick(self.open())
+        kind = self.kind()
+        p = self.p
+        p.notify(h)
+        send = self.c.choice((False, False, True))
+        p.addfd(h, by=kind, flags=P.ADDFD_FLAG_SETFD | (P.ADDFD_FLAG_SEND if send else 0))
+        if not send:
+            for _ in range(self.c.integer(0, 2)):
+                look = self.c.choice(("wait", "fdinfo", "inject", "kcmp"))
+                if look == "inject":
+                    files = [f for f in p.files if f.kind in P.PEER_KINDS]
+                    if files:
+                        p.sup_inject(self.c.choice(files))
+                elif look == "kcmp" and self.epolls():
+                    p.sup_kcmp(self.c.choice(self.epolls()), h, self.c.choice(self.open()))
+                elif self.epolls():
+                    (p.sup_wait if look == "wait" else p.sup_fdinfo)(self.c.choice(self.epolls()))
+        if self.c.chance(0.08):
+            p.kill_target()                     # SIGKILL inside the hold: the target is gone
+            self.alive = []
+            self.ended = True
+            self.after_end()
+            return
+        p.respond()
+
+    def s_getfd(self, actor):
+        self.p.getfd(self.pick(self.p.handles))
+
+    def s_hangup(self, actor):
+        self.p.hangup(self.pick([f for f in self.p.files if f.kind in P.PEER_KINDS]))
+
+    def s_fdinfo(self, actor):
+        self.p.fdinfo(self.pick(self.epolls()))
+
+    def s_kcmp_epoll_tfd(self, actor):
+        self.p.kcmp_epoll_tfd(self.pick(self.epolls()), self.pick(self.p.handles),
+                              self.pick(self.open()), toff=self.c.choice((0, 0, 1)))
+
+    def s_epoll_create(self, actor):
+        if len(self.p.files) >= MAX_FILES or len(self.epolls()) >= 3:
+            raise _Skip
+        self.p.epoll_create()
+
+    def watched(self):
+        n = self.c.integer(1, 3)
+        return [self.pick(self.p.handles) for _ in range(n)]
+
+    def s_poll(self, actor):
+        self.p.poll(self.watched(), self.c.choice(POLL_EVENTS))
+
+    def s_select(self, actor):
+        self.p.select(self.watched())
+
+    def s_fork(self, actor):
+        if len(self.p.actors) >= P.MAX_ACTORS or self.p.meta["forks"] >= MAX_FORKS:
+            raise _Skip
+        self.alive.append(self.p.fork())
+        self.p.meta["forks"] += 1
+
+    def s_thread(self, actor):
+        if len(self.p.actors) >= P.MAX_ACTORS:
+            raise _Skip
+        self.alive.append(self.p.thread())
+
+    def s_background(self, actor):
+        """A blocking call another actor's steps can wake; somebody must be left to act
+        (a thread is started for it if need be)."""
+        if len(self.free()) < 2:
+            if len(self.p.actors) >= P.MAX_ACTORS:
+                raise _Skip
+            self.alive.append(self.p.thread())
+        op = self.c.choice(("wait", "wait", "poll", "select"))
+        if op == "wait":
+            step = self.p.wait(self.pick(self.epolls()), maxevents=self.c.choice((16, 1)),
+                               timeout_ms=BG_TIMEOUT_MS, background=True)
+        elif op == "poll":
+            step = self.p.poll(self.watched(), self.c.choice(POLL_EVENTS),
+                               timeout_ms=BG_TIMEOUT_MS, background=True)
+        else:
+            step = self.p.select(self.watched(), timeout_ms=BG_TIMEOUT_MS, background=True)
+        self.busy[actor] = step
+
+    def join(self, actor=None):
+        """Join a background call; never another's right after a background step (that
+        step's "blocked" would wait on the other's timeout)."""
+        if not self.busy:
+            raise _Skip
+        last = self.p.steps[-1]
+        if last.background and self.busy.get(last.actor) is last:
+            actor = last.actor
+        actor = actor or self.pick(list(self.busy))
+        self.p.join(self.busy.pop(actor))
+
+    def threads_busy(self, proc: P.Actor) -> bool:
+        """Is a thread of this process asleep in a background call?  (The executor lets a
+        process actor be killed in its call, not a thread it takes along.)"""
+        return any(m in self.busy for m in self.members(proc) if m.kind == "thread")
+
+    def s_kill(self, actor):
+        """SIGKILL another process (its threads die too; a call it sleeps in ends)."""
+        victims = [a for a in self.processes() if a.table != actor.table
+                   and not self.threads_busy(a)]
+        victim = self.pick(victims)
+        self.p.kill(victim)
+        self.end(victim)
+
+    def s_exit(self, actor):
+        if actor.kind == "process":
+            if self.threads_busy(actor):
+                raise _Skip
+            if actor == P.MAIN and not self.c.chance(0.2):
+                raise _Skip                     # main rarely ends early
+        self.p.exit_target()
+        self.end(actor)
+
+    def end(self, actor: P.Actor):
+        gone = [actor] if actor.kind == "thread" else self.members(actor)
+        self.alive = [a for a in self.alive if a not in gone]
+        for a in gone:
+            self.busy.pop(a, None)              # a call it slept in ends with it: no join
+        if not self.processes():
+            self.ended = True
+            self.after_end()
+
+    def after_end(self):
+        """Supervisor steps after the target's end."""
+        p = self.p
+        for _ in range(self.c.integer(0, 2)):
+            look = self.c.choice(("listener", "fdinfo", "wait", "recv"))
+            if look == "listener":
+                p.listener_wait()
+            elif look == "recv":
+                p.notif_recv()
+            elif p.handles:
+                (p.sup_fdinfo if look == "fdinfo" else p.sup_wait)(self.c.choice(p.handles))
+
+    def finish(self) -> P.Program:
+        while self.busy:
+            self.join()
+        return self.p
 
 
-def _open(p: P.Program):
-    return [h for h in p.handles if p.file_of(h) is not None]
-
-
-def _epolls(p: P.Program):
-    return [h for h in _open(p) if p.file_of(h).kind == P.EPOLL]
-
-
-def _kind(p, choose):
-    kind = choose.choice(FILE_KINDS)
-    if kind == P.SIGNALFD and sum(f.kind == P.SIGNALFD for f in p.files) >= MAX_SIGNALFDS:
-        raise _Skip
-    if len(p.files) >= MAX_FILES:
-        raise _Skip
-    return kind
-
-
-def _create(p, choose):
-    CREATE[_kind(p, choose)](p)
-
-
-def _dup(p, choose):
-    p.dup(_pick(choose, _open(p)))
-
-
-def _dup2(p, choose, three=False):
-    old, new = _pick(choose, _open(p)), _pick(choose, p.handles)
-    if three:
-        p.dup3(old, new, choose.choice((0, P.O_CLOEXEC)))
+def generate(choose, max_steps: int = 20, name: str = "fuzz", templates: bool = True) -> P.Program:
+    """A random program of up to max_steps steps after its first epoll and file (or a
+    template's steps)."""
+    g = Gen(choose, name)
+    template = None
+    if templates and choose.chance(TEMPLATE_SHARE):
+        template = choose.choice(sorted(TEMPLATES))
+    if template:
+        g.p.meta["template"] = template
+        TEMPLATES[template](g)
     else:
-        p.dup2(old, new)
+        g.p.epoll_create("ep")
+        try:
+            g.s_create(P.MAIN)
+        except _Skip:
+            pass
+    for _ in range(choose.integer(1, max_steps)):
+        kind = choose.weighted(STEP_WEIGHTS)
+        try:
+            g.step(kind)
+        except _Skip:
+            pass
+    return g.finish()
 
 
-def _close(p, choose):
-    p.close(_pick(choose, p.handles))
+# -- focused templates ----------------------------------------------------------------
+
+def _two_files(g: Gen):
+    """An epoll and two pollable files of a kind injected through the driver (or eventfd)."""
+    p = g.p
+    ep = p.epoll_create("ep")
+    kind = g.c.choice((P.PIPE, P.SOCKET))
+    a = CREATE[kind](p, "a")
+    b = CREATE[kind](p, "b")
+    return ep, a, b
 
 
-def _ctl(p, choose):
-    targets = list(p.handles)      # epoll handles too: nesting, loops and self-adds
-    p.epoll_ctl(_pick(choose, _epolls(p)), choose.choice(P.CTL_OPS), _pick(choose, targets),
-                choose.choice(CTL_EVENTS), data=choose.choice((0xD5, 0x1, 0xFFFF_FFFF_0000_0001)))
+def t_edge_triggered(g: Gen):
+    """ET reports once per wake-up; LT again and again."""
+    p = g.p
+    ep, a, _ = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN | P.ET, data=0xA)
+    p.inject(p.file_of(a))
+    p.wait(ep)
+    p.wait(ep)
 
 
-def _inject(p, choose):
-    files = [f for f in p.files if f.kind in P.PEER_KINDS + (P.SIGNALFD,)]
-    through = [(p.file_of(h), h) for h in _open(p) if p.file_of(h).kind in P.HANDLE_INJECT_KINDS]
-    options = [(f, None) for f in files] + through
-    if options:
-        f, h = choose.choice(options)
-        p.inject(f, through=h)
+def t_oneshot(g: Gen):
+    """ONESHOT disarms an entry once it reported, until a MOD re-arms it."""
+    p = g.p
+    ep, a, _ = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN | P.ONESHOT, data=0xA)
+    p.inject(p.file_of(a))
+    p.wait(ep)
+    p.inject(p.file_of(a))
+    p.wait(ep)
 
 
-def _wait(p, choose):
-    p.wait(_pick(choose, _epolls(p)), maxevents=choose.choice((16, 1, 2, 1)))
-
-
-def _read(p, choose, drain=False):
-    h = _pick(choose, p.handles)
-    p.drain(h) if drain else p.read(h)
-
-
-def _replace(p, choose):
-    h = _pick(choose, p.handles)
-    old = p.file_of(h)
-    if old is not None and sum(p.file_of(o) == old for o in p.handles) > 1:
-        p.meta["multi_ref_replaces"] += 1
-    via = choose.choice(P.VIAS)
-    keep = choose.choice((False, True))
-    by_handle = [b for b in _open(p) if b != h and p.file_of(b).kind != P.EPOLL]
-    if by_handle and choose.choice((False, True)):
-        p.replace(h, by=_pick(choose, by_handle), via=via, keep=keep)
+def t_stale_entry_ctl(g: Gen):
+    """After a replace the old file lives on (a dup): DEL/MOD on the number look up the new
+    file's entry, which does not exist; kcmp tells the files apart."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    keep = p.dup(a, "keep")
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    p.replace(a, by=g.c.choice((b, g.c.choice(FILE_KINDS))), via=g.c.choice(P.VIAS))
+    look = g.c.choice(("del", "mod", "kcmp"))
+    if look == "kcmp":
+        p.kcmp_epoll_tfd(ep, a, g.c.choice((a, keep)))
     else:
-        p.replace(h, by=_kind(p, choose), via=via, keep=keep)
+        p.epoll_ctl(ep, P.DEL if look == "del" else P.MOD, a, P.IN | P.OUT, data=0xAA)
+    p.fdinfo(ep)
 
 
-def _hold(p, choose):
-    """The target traps on h; the supervisor ADDFDs a new file there, looks, answers."""
-    h = _pick(choose, _open(p))
-    kind = _kind(p, choose)
-    p.notify(h)
-    send = choose.choice((False, False, True))
-    p.addfd(h, by=kind, flags=P.ADDFD_FLAG_SETFD | (P.ADDFD_FLAG_SEND if send else 0))
-    if not send:
-        for _ in range(choose.integer(0, 2)):
-            look = choose.choice(("wait", "fdinfo", "inject"))
-            if look == "inject":
-                files = [f for f in p.files if f.kind in P.PEER_KINDS]
-                if files:
-                    p.sup_inject(choose.choice(files))
-            elif _epolls(p):
-                (p.sup_wait if look == "wait" else p.sup_fdinfo)(choose.choice(_epolls(p)))
+def t_requeue_order(g: Gen):
+    """LT items go back at the tail after reporting: maxevents=1 takes turns."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    p.epoll_ctl(ep, P.ADD, b, P.IN, data=0xB)
+    p.inject(p.file_of(a))
+    p.inject(p.file_of(b))
+    p.wait(ep, maxevents=1)
+    p.wait(ep, maxevents=1)
+
+
+def t_queued_keeps_place(g: Gen):
+    """A wake-up of an item already on the ready list leaves it where it is."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    p.epoll_ctl(ep, P.ADD, b, P.IN, data=0xB)
+    p.inject(p.file_of(a))
+    p.inject(p.file_of(b))
+    p.inject(p.file_of(a))
+    p.wait(ep, maxevents=1)
+
+
+def t_wake_order(g: Gen):
+    """Two entries on one file's queue: the newest is woken (and reported) first."""
+    p = g.p
+    ep, a, _ = _two_files(g)
+    a2 = p.dup(a, "a2")
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=1)
+    p.epoll_ctl(ep, P.ADD, a2, P.IN, data=2)
+    p.inject(p.file_of(a))
+    p.wait(ep)
+
+
+def t_nested_wakeup(g: Gen):
+    """An inner epoll turning ready wakes the outer epoll's entry for it."""
+    p = g.p
+    ep, a, _ = _two_files(g)
+    inner = p.epoll_create("inner")
+    p.epoll_ctl(ep, P.ADD, inner, P.IN, data=0x1E)
+    p.epoll_ctl(inner, P.ADD, a, P.IN, data=0xA)
+    p.inject(p.file_of(a))
+    p.wait(ep)
+
+
+def t_eventfd_out(g: Gen):
+    """Reading an eventfd wakes its EPOLLOUT watchers (an ET one reports again)."""
+    p = g.p
+    ep = p.epoll_create("ep")
+    e = p.eventfd("e")
+    p.epoll_ctl(ep, P.ADD, e, P.OUT | P.ET, data=0xE)
+    p.wait(ep)
+    p.inject(p.file_of(e), through=e)
+    p.read(e)
+    p.wait(ep)
+
+
+def t_signalfd_shared_queue(g: Gen):
+    """Any signal wakes every signalfd entry of the process (one sighand queue)."""
+    p = g.p
+    ep = p.epoll_create("ep")
+    s1 = p.signalfd("s1")
+    s2 = p.signalfd("s2")
+    p.epoll_ctl(ep, P.ADD, s2, P.IN | P.ET, data=2)
+    p.inject(p.file_of(s2))
+    p.wait(ep)
+    p.inject(p.file_of(s1))
+    p.wait(ep)
+
+
+def t_deferred_fput(g: Gen):
+    """Inside a hold, the file ADDFD replaced is put by the trapped target only when it
+    returns: its entry is still there for the supervisor to see."""
+    p = g.p
+    ep = p.epoll_create("ep")
+    kind = g.c.choice((P.PIPE, P.SOCKET, P.EVENTFD))
+    r = CREATE[kind](p, "r")
+    p.epoll_ctl(ep, P.ADD, r, P.IN | P.OUT, data=0xD5)
+    p.notify(r)
+    p.addfd(r, by=g.c.choice((P.PIPE, P.EVENTFD)))
+    p.sup_fdinfo(ep)
     p.respond()
 
 
-def _fdinfo(p, choose):
-    p.fdinfo(_pick(choose, _epolls(p)))
+def t_fork_shares(g: Gen):
+    """The child's epoll is the parent's: a DEL (or ADD, or MOD) there is seen here."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    child = p.fork()
+    g.alive.append(child)
+    g.p.meta["forks"] += 1
+    with p.on(child):
+        what = g.c.choice(("del", "add", "mod"))
+        if what == "del":
+            p.epoll_ctl(ep, P.DEL, a)
+        elif what == "add":
+            p.epoll_ctl(ep, P.ADD, b, P.IN, data=0xB)
+        else:
+            p.epoll_ctl(ep, P.MOD, a, P.IN | P.OUT, data=0xAA)
+    p.fdinfo(ep)
 
 
-def _kcmp(p, choose):
-    p.kcmp_epoll_tfd(_pick(choose, _epolls(p)), _pick(choose, p.handles),
-                     _pick(choose, _open(p)), toff=choose.choice((0, 0, 1)))
-
-
-def _epoll_create(p, choose):
-    if len(p.files) < MAX_FILES and len(_epolls(p)) < 3:
-        p.epoll_create()
-
-
-_STEP = {
-    "create": _create, "dup": _dup, "dup2": _dup2, "dup3": lambda p, c: _dup2(p, c, True),
-    "close": _close, "epoll_ctl": _ctl, "inject": _inject, "drain": lambda p, c: _read(p, c, True),
-    "wait": _wait, "read": _read, "replace": _replace, "fdinfo": _fdinfo,
-    "kcmp_epoll_tfd": _kcmp, "epoll_create": _epoll_create, "hold": _hold,
+TEMPLATES = {
+    "edge_triggered": t_edge_triggered, "oneshot": t_oneshot, "requeue_order": t_requeue_order,
+    "queued_keeps_place": t_queued_keeps_place, "wake_order": t_wake_order,
+    "nested_wakeup": t_nested_wakeup, "eventfd_out": t_eventfd_out,
+    "signalfd_shared_queue": t_signalfd_shared_queue, "deferred_fput": t_deferred_fput,
+    "fork_shares": t_fork_shares, "stale_entry_ctl": t_stale_entry_ctl,
 }
 
 

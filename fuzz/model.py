@@ -7,8 +7,17 @@ The model is a small kernel written out in Python, at the level where the
 behaviours in scope live (fs/file.c, fs/eventpoll.c and the poll/read/write
 paths of pipes, AF_UNIX stream sockets, eventfd, timerfd, signalfd, epoll):
 
-- processes, each with an fd table (number -> open file) that allocates the
-  lowest free number, as the kernel does; only process 0 exists today;
+- processes (the target's first one, the ones it forks) with an fd table
+  (number -> open file) that allocates the lowest free number, as the kernel
+  does; fork copies the table (each slot takes a reference: epoll instances,
+  like every file, are shared), threads share their process's table; each
+  process has its pending signals and its sighand's signalfd wait queue (a
+  signalfd registered in epoll hooks the queue of the process that did the
+  EPOLL_CTL_ADD, its readiness is evaluated against whoever polls it); an
+  exit or SIGKILL closes the table (SIGKILL first wakes the victim's signalfd
+  queue), the sighand outlives the process until it is reaped (the executor
+  reaps no actor before the run ends; an orphan of a target forked without the
+  zygote goes to init, which reaps it at an unknown moment: flagged);
 - open files with reference counts (fd-table slots and the driver's kept
   copies; peer ends and epoll entries hold none); the last reference drop
   releases the file: its epoll entries vanish (eventpoll_release), an epoll
@@ -34,9 +43,13 @@ the model answers in the same handle and file names the executor reports.
 
 Profiles are data (PROFILES); deliberately broken variants are named in
 MUTANTS and consulted each in exactly one place, for mutation-testing the
-fuzzer.  Model.ambiguous lists the steps whose outcome depends on kernel
-pointer order (KCMP_EPOLL_TFD with toff among entries under one number);
-Model.failure is "crashed" when the target dies (SIGPIPE), where the run
+fuzzer.  Model.ambiguous lists the steps whose outcome the model cannot pin:
+kernel pointer order (KCMP_EPOLL_TFD with toff among entries under one number,
+fdinfo lines alike but for their order), timing the executor does not order
+(two epoll_wait sleepers of one instance woken by one step, a sleeper woken
+while a hold's supervisor steps run, a sleeping call whose timeout may run
+out while another's join waits, a select whose handles changed numbers, an
+orphan's POLLFREE); Model.failure is "crashed" when the target dies (SIGPIPE), where the run
 stops; Model.divergence(trace) compares a real Trace honouring both.
 
 The supervisor's view is modelled too (kernel/seccomp.c): a notify step
@@ -46,11 +59,37 @@ target is trapped; a file the trapped target puts is released only when it
 returns (task_work), and meanwhile polls empty (epi_fget); the target's end
 (exit, SIGKILL) closes its table, the listener then polls HUP.
 
-Not modelled yet: more than one process (fork), threads blocked in
-epoll_wait while things happen (EPOLLEXCLUSIVE wake-one only matters then),
-select/poll/io_uring, EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
-limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
-the target's RLIMIT_NOFILE (taken as 1024).
+Blocking calls (fs/select.c, ep_poll): poll() and select() evaluate every
+handle's file as it is now (a closed number: POLLNVAL for poll, EBADF up
+front for select); in the background, the first pass hooks the wait queues
+of the files polled (each hook holds a reference on its file, so a file
+closed meanwhile lives on, with its epoll entries, until the call returns),
+a matching wake-up makes the call poll every handle again (resolving the
+numbers afresh) and return if anything is ready, and its timeout makes one
+last pass.  epoll_wait sleeps on the instance's own queue (exclusive, newest
+sleeper first: __add_wait_queue_exclusive), is woken one at a time by
+ep_poll_callback / ep_insert / ep_modify / ep_done_scan, gathers events in
+its own context and returns 0 at its timeout without looking.  A callback
+on an EPOLLEXCLUSIVE item that wakes a sleeper ends the wake-up walk
+(wake-one).  Woken calls run at the step boundary (the executor lets every
+background call settle before a step starts); a background step's outcome is
+"returned" when the call returned at once, "blocked" otherwise, and always
+"blocked" when the very next step is its own join (the executor's settle
+check skips the caller itself).
+
+Two executor details show in traces and are modelled: a background select's
+events are listed by the handles' numbers when it returns (FD_ISSET(num(h)));
+a background poll/select races with the files the executor opens for a moment
+at the lowest free numbers of its process while it settles the call (a /proc
+stat file, pidfds), so a closed watched number there is flagged ambiguous.
+
+Not modelled: io_uring, EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the
+reverse-path limits of nested epolls, buffers filling up (pipe/socket/eventfd
+limits), the target's RLIMIT_NOFILE (taken as 1024), the listener's own
+wake-ups when it is installed in the target (it polls empty there), blocking
+calls woken while a hold's supervisor steps run, calls woken together when
+one of them is an epoll_wait, and the moment an orphan's sighand is freed
+(POLLFREE): the outcomes these decide are flagged ambiguous.
 """
 from __future__ import annotations
 
@@ -73,13 +112,19 @@ SIGINFO_SIZE = 128
 EFD_COUNT_BITS = 20          # executor: an eventfd injection adds ((file index + 1) << 20) | 1
 TOKEN_MAGIC = 0x544F4B454E000000   # executor: a file's token is TOKEN_MAGIC | its index
 TOKEN_FILE_MASK = 0xFFFFFF
+TIMEOUT_MARGIN_MS = 50      # a timeout this much longer than another's runs out after it
 RLIMIT_NOFILE = 1024         # the target's soft limit, as the test process passes it on
 ADDFD_SIZE_VER0 = 24         # sizeof(struct seccomp_notif_addfd)
 
 # The wakeup key each event source passes to its wait queue (0: no key, matches any entry).
 WAKE_KEY = {P.PIPE: IN | RDNORM, P.SOCKET: IN | PRI | RDNORM | RDBAND,
             P.EVENTFD: IN, P.TIMERFD: IN, P.EPOLL: IN, P.SIGNALFD: 0}
-POLLABLE = (P.PIPE, P.SOCKET, P.EVENTFD, P.EPOLL, P.SIGNALFD, P.TIMERFD)   # memfd is not
+LISTENER = getattr(P, "LISTENER", "listener")   # the supervisor's listener, installed by ADDFD
+POLLABLE = (P.PIPE, P.SOCKET, P.EVENTFD, P.EPOLL, P.SIGNALFD, P.TIMERFD, LISTENER)  # memfd is not
+DEFAULT_POLLMASK = IN | OUT | RDNORM | WRNORM   # what poll()/select() see of a file without ->poll
+POLLIN_SET = IN | RDNORM | RDBAND | HUP | ERR    # select's read set (fs/select.c)
+POLLEX_SET = PRI
+NVAL = mask_value("NVAL")
 
 
 @dataclass(frozen=True)
@@ -125,6 +170,7 @@ MUTANTS = {
     "private_signalfd_wake": "raising a signal wakes only the watchers of that signal's signalfd",
     "kcmp_ignores_file": "KCMP_EPOLL_TFD answers 0 whenever an entry exists",
     "no_deferred_fput": "a file replaced by ADDFD is released at once, not when the target returns",
+    "ignore_fork_sharing": "fork gives the child private copies of the epoll instances in its table",
 }
 
 
@@ -141,20 +187,46 @@ class Errno(Exception):
 
 
 class WaitQueue:
-    """A kernel wait queue of epoll items (add_wait_queue / add_wait_queue_exclusive)."""
+    """A kernel wait queue (add_wait_queue at the head, add_wait_queue_exclusive at the
+    tail) of epoll items and of poll()/select() hooks."""
 
-    def __init__(self, fifo: bool = False):
+    def __init__(self, fifo: bool = False, owner=None):
         self.entries: list = []
         self.fifo = fifo
+        self.owner = owner                     # the Process of a sighand's queue
 
-    def add(self, item):
-        if item.events & EXCLUSIVE or self.fifo:
-            self.entries.append(item)
+    def add(self, entry, exclusive: bool = False):
+        if exclusive or self.fifo:
+            self.entries.append(entry)
         else:
-            self.entries.insert(0, item)
+            self.entries.insert(0, entry)
 
-    def remove(self, item):
-        self.entries.remove(item)
+    def remove(self, entry):
+        self.entries.remove(entry)
+
+
+class PollEntry:
+    """A poll()/select() hook on a wait queue (__pollwait): wakes its call when the
+    wake-up key meets its own (pollwake)."""
+    exclusive = False
+
+    def __init__(self, waiter: "Waiter", key: int):
+        self.waiter, self.key = waiter, key
+
+
+class Waiter:
+    """A background blocking call: epoll_wait, poll or select, asleep or done."""
+
+    def __init__(self, index: int, step: P.Step, proc: "Process"):
+        self.index, self.step, self.proc = index, step, proc
+        self.op = step.op
+        self.ep: "OFile | None" = None        # epoll_wait: the instance it sleeps on
+        self.hooks: list = []                  # poll/select: (WaitQueue, PollEntry)
+        self.fds: list = []                    # poll/select: the numbers it polls
+        self.refs: list = []                   # files it holds a reference on
+        self.outcome: Outcome | None = None    # set once the call has returned
+        self.at_once = False                   # it returned before sleeping
+        self.racy = False                      # it ran while a hold's supervisor steps did
 
 
 class OFile:
@@ -177,6 +249,7 @@ class OFile:
         self.ticks = 0                         # timerfd expirations
         self.label = name                      # timerfd: file whose token interval it carries
         self.wq = WaitQueue(fifo)              # rd_wait, sk_wq, wqh, or an epoll's poll_wait
+        self.sleepers: list = []               # epoll: ep->wq, epoll_wait callers (newest first)
         self.watchers: list = []               # items watching this file (file->f_ep)
         self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
         self.ready: list = []                  # epoll: the ready list
@@ -193,18 +266,30 @@ class Item:
         self.linked = False
         self.wq: WaitQueue | None = None
 
+    @property
+    def exclusive(self) -> bool:
+        return bool(self.events & EXCLUSIVE)
+
 
 class Process:
-    """A task with its fd table, pending signals and the executor's handle table."""
+    """A process of the target (or the supervisor): its fd table, pending signals, its
+    sighand's signalfd wait queue and the executor's handle table for it."""
 
-    def __init__(self, pid: int, fifo: bool):
-        self.pid = pid
+    def __init__(self, pid: int, fifo: bool, name: str = "main", parent=None):
+        self.pid, self.name, self.parent = pid, name, parent
         self.fdt: dict[int, OFile] = {}
         self.cloexec: set[int] = set()         # numbers with FD_CLOEXEC
         self.pending: dict[str, int] = {}      # signalfd file name -> queued RT signals
-        self.sig_wq = WaitQueue(fifo)          # sighand->signalfd_wqh, shared by all signalfds
+        self.sig_wq = WaitQueue(fifo, owner=self)   # sighand->signalfd_wqh, shared by all signalfds
         self.hfd: dict[str, int] = {}          # handle -> number while open (executor's hfd)
         self.hnum: dict[str, int] = {}         # handle -> last number held (executor's hnum)
+        self.alive = True
+        self.sighand = "live"                  # live, zombie (dead, not reaped), orphan (reaped
+        #                                        by init at some moment: POLLFREE then)
+        self.children: list[Process] = []
+
+    def __repr__(self):
+        return f"<process {self.name}{'' if self.alive else ' dead'}>"
 
 
 @dataclass
@@ -212,6 +297,7 @@ class Hold:
     """A trapped notify step: the seccomp notification the supervisor is answering."""
     index: int                                 # the notify step
     sends: bool                                # the hold has an ADDFD with SEND (naming)
+    proc: Process | None = None                # the trapped actor's process
     state: str = "sent"                        # sent, or gone once the target returned
     outcome: Outcome | None = None             # what the trapped syscall returned
 
@@ -229,8 +315,20 @@ class Model:
         self.m = frozenset(mutants)
         self.follow = self.profile.follow and "no_follow" not in self.m
         self.fifo = "fifo_wakeup" in self.m
-        self.procs = {0: Process(0, self.fifo)}
-        self.sup = Process(-1, self.fifo)       # the supervisor: polls from its own context
+        main = Process(0, self.fifo)
+        self.procs: dict[str, Process] = {"main": main}   # process actor name -> process
+        self.alive: set[str] = {"main"}         # actors running
+        self.bound = main                       # the process the supervisor's view is bound
+        #                                         to (the actor of the last trap)
+        self.sup = Process(-1, self.fifo, "supervisor")   # polls from its own context
+        self.waiters: dict[int, Waiter] = {}    # background step index -> its call
+        self.step_index = {id(s): i for i, s in enumerate(program.steps)}
+        self.file_index = {f.name: i for i, f in enumerate(program.files)}
+        self.runnable: list[Waiter] = []        # woken calls, run at the step boundary
+        self.uncertain: set = set()             # epolls an orphan's POLLFREE may have hit
+        self.timed_out: list[Waiter] = []       # background calls that slept to their join
+        self.multi_ref_replaces = 0             # replaces of a file with other references
+        self.touched = False                    # the step looked at an uncertain epoll
         self.hold: Hold | None = None           # the notification being held, if any
         self.gone = False                       # the target has exited or been killed
         self.deferring = False                  # fputs by a trapped target are deferred
@@ -238,7 +336,7 @@ class Model:
         self.files: dict[str, OFile] = {}      # program file name -> its open file, once made
         self.known: set[str] = set()            # files whose inode the executor recorded
         self.driver_refs: list[OFile] = []      # copies the driver keeps to the end of the run
-        self.ambiguous: list[int] = []          # steps whose outcome depends on pointer order
+        self.ambiguous: list[int] = []          # steps whose outcome the model cannot pin
         self.failure: str | None = None         # "crashed" when the target dies (the run stops)
         self.outcomes: list[Outcome] = []
         self.index = -1                          # the step being run
@@ -247,7 +345,11 @@ class Model:
     @classmethod
     def supported_ops(cls) -> frozenset:
         """The step operations the model predicts."""
-        return frozenset(name[4:] for name in dir(cls) if name.startswith("_op_"))
+        ops = cls.__dict__.get("_supported")
+        if ops is None:
+            ops = frozenset(name[4:] for name in dir(cls) if name.startswith("_op_"))
+            cls._supported = ops
+        return ops
 
     def run(self) -> list[Outcome]:
         missing = {s.op for s in self.program.steps} - self.supported_ops()
@@ -256,21 +358,47 @@ class Model:
         steps = self.program.steps
         for i, step in enumerate(steps):
             self.index = i
-            proc = self.procs[0]
+            sup = step.op in P.SUPERVISOR_OPS
+            if sup:
+                proc = self.hold.proc if self.hold is not None else self.bound
+            else:
+                proc = self.procs[step.actor.table]
             if self.hold and self.hold.state == "gone" and self.deferred:
                 self.ambiguous.append(i)             # races the target's deferred fputs
             try:
-                out = getattr(self, "_op_" + step.op)(proc, step)
+                if step.background:
+                    out = self.start_background(proc, step)
+                else:
+                    out = getattr(self, "_op_" + step.op)(proc, step)
             except Errno as e:
                 if e.name == "SIGPIPE":              # the target has no handler: it dies
                     self.failure = "crashed"
                     break
                 out = P.expected_outcome(step, errno=e.name)
             self.outcomes.append(out)
+            if self.touched:
+                self.ambiguous.append(i)
+                self.touched = False
+            self.settle(racing=sup and self.hold is not None)
             if self.hold and (step.op == "respond" or i + 1 == len(steps)
                               or steps[i + 1].op not in P.SUPERVISOR_OPS):
                 self.end_hold()
+                self.settle()
+        self.self_joins()
         return self.outcomes
+
+    def self_joins(self):
+        """A background step followed at once by its own join reads "returned": its
+        actor runs the join, so the call had returned before the next step ran."""
+        if not any(s.background for s in self.program.steps):
+            return
+        steps = self.program.steps
+        for i, s in enumerate(steps[:len(self.outcomes)]):
+            if s.background and self.outcomes[i] == Outcome(ret="blocked"):
+                nxt = next((j for j in range(i + 1, len(steps))
+                            if steps[j].op not in P.SUPERVISOR_OPS), None)
+                if nxt is not None and steps[nxt].op == "join" and steps[nxt].of is s:
+                    self.outcomes[i] = Outcome(ret="returned")
 
     def divergence(self, trace) -> int | None:
         """The first step where a real Trace differs from this (run) model, ignoring steps
@@ -309,7 +437,7 @@ class Model:
 
     # -- fd table and reference counts (fs/file.c) -----------------------------
     def new_file(self, pf: P.File) -> OFile:
-        f = OFile(pf.name, pf.kind, self.program.files.index(pf), self.fifo)
+        f = OFile(pf.name, pf.kind, self.file_index[pf.name], self.fifo)
         self.files[pf.name] = f
         return f
 
@@ -410,9 +538,16 @@ class Model:
             return IN if f.ticks else 0
         if k == P.SIGNALFD:
             return IN if proc.pending.get(f.name, 0) else 0
+        if k == P.MEMFD:
+            return DEFAULT_POLLMASK               # no ->poll: vfs_poll's default
+        if k == LISTENER:
+            return 0      # seccomp_notify_poll from the target: its traps are answered by now
         # An epoll file: scan its ready list, dropping items that are not really ready.
+        if f in self.uncertain:
+            self.touched = True
         while f.ready:
             if self.item_poll(proc, f.ready[0]):
+                self.wake_sleeper(f)              # ep_done_scan: the list is not empty
                 return IN | RDNORM
             f.ready.pop(0).linked = False
         return 0
@@ -425,30 +560,60 @@ class Model:
     def wq_of(self, proc: Process, f: OFile) -> WaitQueue:
         return proc.sig_wq if f.kind == P.SIGNALFD else f.wq
 
-    def wake(self, wq: WaitQueue, key: int):
-        for item in list(wq.entries):
-            self.callback(item, key)
+    def wake(self, wq: WaitQueue, key: int, nr: int = 1, pollfree: bool = False):
+        """__wake_up_common: every entry from the head; an exclusive one that really
+        woke a sleeper counts against nr (0: wake them all)."""
+        for entry in list(wq.entries):
+            if entry not in wq.entries:
+                continue                            # gone meanwhile
+            if isinstance(entry, PollEntry):
+                if not key or key & entry.key:
+                    self.make_runnable(entry.waiter)
+                continue
+            if self.callback(entry, key, pollfree) and entry.exclusive:
+                nr -= 1
+                if nr == 0:
+                    break
 
-    def wake_file(self, proc: Process, f: OFile, key: int):
+    def wake_file(self, proc: Process, f: OFile, key: int, nr: int = 1):
         if f.kind == P.SIGNALFD and "private_signalfd_wake" in self.m:
-            for item in [it for it in proc.sig_wq.entries if it.file is f]:
+            for item in [it for it in proc.sig_wq.entries if getattr(it, "file", None) is f]:
                 self.callback(item, key)
             return
-        self.wake(self.wq_of(proc, f), key)
+        self.wake(self.wq_of(proc, f), key, nr)
 
-    def callback(self, item: Item, key: int):
-        """ep_poll_callback."""
+    def callback(self, item: Item, key: int, pollfree: bool = False) -> bool:
+        """ep_poll_callback; True when an EPOLLEXCLUSIVE item woke a sleeper (ewake)."""
+        ewake = False
+        if pollfree:                                # the queue is going: detach for good
+            item.wq.remove(item)
+            item.wq = None
         if not item.events & ~PRIVATE_BITS:
-            return                                  # a disarmed ONESHOT item
+            return False                            # a disarmed ONESHOT item
         if key and not key & item.events:
-            return
+            return False
         if not item.linked:
             self.link(item)
         elif "move_to_tail" in self.m:
             item.ep.ready.remove(item)
             item.ep.ready.append(item)
+        if item.ep.sleepers:
+            if item.exclusive and not pollfree:
+                k = key & (IN | OUT)
+                ewake = k == 0 or bool(k in (IN, OUT) and k & item.events)
+            self.wake_sleeper(item.ep)
         if item.ep.wq.entries and "no_nested_wakeup" not in self.m:
             self.wake(item.ep.wq, WAKE_KEY[P.EPOLL])   # ep_poll_safewake
+        return ewake
+
+    def wake_sleeper(self, ep: OFile):
+        """wake_up(&ep->wq): the first epoll_wait sleeper (autoremoved) becomes runnable."""
+        if ep.sleepers:
+            self.make_runnable(ep.sleepers.pop(0))
+
+    def make_runnable(self, w: Waiter):
+        if w.outcome is None and w not in self.runnable:
+            self.runnable.append(w)
 
     def link(self, item: Item):
         item.linked = True
@@ -463,20 +628,23 @@ class Model:
         ep.items[(fd, f)] = item
         f.watchers.append(item)
         item.wq = self.wq_of(proc, f)
-        item.wq.add(item)
+        item.wq.add(item, item.exclusive)
         self.ready_if_hot(proc, item)
 
     def ready_if_hot(self, proc: Process, item: Item):
-        """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake the nest."""
+        """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake a
+        sleeper and the nest."""
         if self.item_poll(proc, item) and not item.linked:
             self.link(item)
+            self.wake_sleeper(item.ep)
             if item.ep.wq.entries and "no_nested_wakeup" not in self.m:
                 self.wake(item.ep.wq, WAKE_KEY[P.EPOLL])
 
     def ep_remove(self, item: Item):
         del item.ep.items[(item.fd, item.file)]
         item.file.watchers.remove(item)
-        item.wq.remove(item)
+        if item.wq is not None:
+            item.wq.remove(item)
         if item.linked:
             item.ep.ready.remove(item)
             item.linked = False
@@ -550,6 +718,8 @@ class Model:
 
     def send_events(self, proc: Process, ep: OFile, maxevents: int) -> tuple:
         """ep_send_events over the whole ready list (timeouts change nothing here)."""
+        if ep in self.uncertain:
+            self.touched = True
         scan, ep.ready = ep.ready, []
         events, taken = [], 0
         for item in scan:
@@ -570,6 +740,8 @@ class Model:
                 else:
                     ep.ready.append(item)
         ep.ready = scan[taken:] + ep.ready          # ep_done_scan: leftovers back at the head
+        if ep.ready:
+            self.wake_sleeper(ep)
         return tuple(events)
 
     # -- reading and writing ----------------------------------------------------
@@ -578,7 +750,7 @@ class Model:
         (0, None, 0) at end of file."""
         f = self.lookup(proc, fd)
         k = f.kind
-        if k == P.EPOLL:
+        if k in (P.EPOLL, LISTENER):
             raise Errno("EINVAL")
         if k in P.PEER_KINDS:
             n = min(f.tokens, READ_SIZE // 8)
@@ -670,10 +842,12 @@ class Model:
         if f.kind == P.SOCKET and f.sent:
             f.err = True                         # the peer died with unread data: ECONNRESET
         if f.alive:
-            self.wake_file(proc, f, 0)
+            self.wake_file(proc, f, 0, nr=0)       # wake_up_interruptible_all
 
     # -- step operations --------------------------------------------------------
     def _create(self, proc: Process, step: P.Step) -> Outcome:
+        if step.file.kind in P.PEER_KINDS:
+            self.bound = proc                        # the peer's hand-off traps
         fd = self.alloc_fd(proc)
         self.install(proc, fd, self.new_file(step.file))
         self.set_handle(proc, step.h, fd)
@@ -716,9 +890,10 @@ class Model:
     def _op_inject(self, proc, step):
         k = step.file.kind
         if k in P.PEER_KINDS:
+            self.bound = proc
             ret = self.peer_write(proc, self.files[step.file.name])
         elif k == P.EVENTFD:
-            unit = (self.program.files.index(step.file) + 1) << EFD_COUNT_BITS | 1
+            unit = (self.file_index[step.file.name] + 1) << EFD_COUNT_BITS | 1
             ret = self.sys_write(proc, self.num(proc, step.h), unit)
         elif k == P.TIMERFD:
             f = self.lookup(proc, self.num(proc, step.h))
@@ -739,6 +914,7 @@ class Model:
         return Outcome(ret=ret, reached=reached, count=count) if ret else Outcome(ret=0)
 
     def _op_hangup(self, proc, step):
+        self.bound = proc
         self.hangup(proc, self.files[step.file.name])
         return P.expected_outcome(step)
 
@@ -764,6 +940,9 @@ class Model:
         return Outcome(ret=total, reached=reached, count=count)
 
     def _op_replace(self, proc, step):
+        old = proc.fdt.get(self.num(proc, step.h))
+        if old is not None and old.refs > 1:
+            self.multi_ref_replaces += 1
         if step.via in P.ADDFD_VIAS:
             return self._replace_addfd(proc, step)
         dst = self.num(proc, step.h)
@@ -771,6 +950,8 @@ class Model:
         if step.h2 is not None:
             src = self.num(proc, step.h2)            # -1 without a number: the kernel answers
         else:                                        # the target makes the file at a temp number
+            if step.file.kind in P.PEER_KINDS:
+                self.bound = proc
             src = temp = self.alloc_fd(proc)
             if temp == dst:          # made on the closed handle's own number: the executor moves it
                 src = temp = self.alloc_fd(proc, start=temp + 1)
@@ -790,6 +971,7 @@ class Model:
 
     def _replace_addfd(self, proc, step):
         """The supervisor's copy (new, or pidfd_getfd of h2) is installed at h's number."""
+        self.bound = proc
         dst = self.num(proc, step.h)
         if step.h2 is not None:
             src = proc.fdt.get(self.num(proc, step.h2))
@@ -866,7 +1048,8 @@ class Model:
             if s.op not in P.SUPERVISOR_OPS:
                 break
             sends |= s.op == "addfd" and bool(s.addfd["flags"] & P.ADDFD_FLAG_SEND)
-        self.hold = Hold(self.index, sends)
+        self.hold = Hold(self.index, sends, proc)
+        self.bound = proc
         return None                               # filled in when the target returns
 
     def answer(self, proc: Process, val: int, error: int = 0, now: bool = True):
@@ -892,7 +1075,7 @@ class Model:
 
     def end_hold(self):
         if self.hold.state == "sent":             # the executor answers an unanswered hold
-            self.answer(self.procs[0], 0)
+            self.answer(self.hold.proc, 0)
         self.answer_deferred()
         self.outcomes[self.hold.index] = self.hold.outcome
         self.hold = None
@@ -985,7 +1168,7 @@ class Model:
 
     def pidfd_getfd(self, proc: Process, fd: int) -> OFile:
         """The supervisor's copy of the target's fd (the caller counts its reference)."""
-        if self.gone:
+        if not proc.alive:
             raise Errno("ESRCH")                   # __pidfd_fget on an exited task
         return self.lookup(proc, fd)
 
@@ -996,15 +1179,56 @@ class Model:
     _op_sup_kcmp = _op_kcmp_epoll_tfd
 
     # -- the target's end and the listener ---------------------------------------------
-    def target_ends(self, proc: Process):
-        """do_exit: the fd table goes (every file put), signals with the process."""
+    def proc_ends(self, proc: Process):
+        """do_exit of a whole process: its threads end, its fd table is closed (every
+        file put, in number order), its pending signals go; the sighand stays until
+        the process is reaped."""
+        self.alive -= {a.name for a in self.program.actors if a.table == proc.name}
+        for index, w in list(self.waiters.items()):
+            if w.proc is proc:                     # a call asleep ends with its actor (no
+                del self.waiters[index]            # join; a fatal signal: no events taken)
+                if w in self.runnable:
+                    self.runnable.remove(w)
+                if w.outcome is None:
+                    self.finish(w, Outcome(ret="killed"))
         for fd in sorted(proc.fdt):
             self.sys_close(proc, fd)
         proc.pending.clear()
-        self.gone = True
+        proc.alive = False
+        if proc.name != "main" and (proc.parent is None or not proc.parent.alive):
+            self.orphaned(proc)
+        else:
+            proc.sighand = "zombie"               # its parent never reaps it (main: the driver,
+        for child in proc.children:               # at the end of the run)
+            child.parent = None                   # re-parented to init
+            if not child.alive and child.sighand == "zombie":
+                self.orphaned(child)
+        if not any(p.alive for p in self.procs.values()):
+            self.gone = True
+
+    def orphaned(self, proc: Process):
+        """Init reaps a dead orphan at a moment of its own: its sighand's signalfd queue
+        is freed then (POLLFREE).  Done here; the epolls it may link become uncertain."""
+        proc.sighand = "orphan"
+        items = [e for e in proc.sig_wq.entries if isinstance(e, Item)]
+        if not items:
+            return
+        eps = {it.ep for it in items}
+        while eps - self.uncertain:
+            self.uncertain |= eps
+            eps = {w.ep for ep in eps for w in ep.watchers}
+        self.wake(proc.sig_wq, HUP, nr=0, pollfree=True)
+
+    def sigkill(self, proc: Process):
+        """SIGKILL: signalfd_notify wakes the victim's signalfd queue, then it dies."""
+        self.wake(proc.sig_wq, 0)
+        self.proc_ends(proc)
 
     def _op_exit_target(self, proc, step):
-        self.target_ends(proc)
+        if step.actor.kind == "thread":
+            self.alive.discard(step.actor.name)
+        else:
+            self.proc_ends(proc)
         return P.expected_outcome(step)
 
     def _op_kill_target(self, proc, step):
@@ -1013,9 +1237,252 @@ class Model:
             self.outcomes[self.hold.index] = Outcome(ret="killed")
             self.answer_deferred()
             self.hold = None
-        if not self.gone:
-            self.target_ends(proc)
+        for victim in [p for p in self.procs.values() if p.alive]:
+            self.wake(victim.sig_wq, 0)
+        for victim in [p for p in self.procs.values() if p.alive]:
+            self.proc_ends(victim)
         return P.expected_outcome(step)
+
+    # -- actors ------------------------------------------------------------------------
+    def _op_fork(self, proc, step):
+        """copy_process: a copy of the fd table (each slot a reference), no pending signals,
+        a sighand of its own; the executor copies the handle table."""
+        child = Process(len(self.procs), self.fifo, step.other.name, parent=proc)
+        proc.children.append(child)
+        private: dict = {}
+        for fd, f in sorted(proc.fdt.items()):
+            if f.kind == P.EPOLL and "ignore_fork_sharing" in self.m:
+                f = private.get(f) or private.setdefault(f, self.private_copy(f))
+            f.refs += 1
+            child.fdt[fd] = f
+        child.cloexec = set(proc.cloexec)
+        child.hfd, child.hnum = dict(proc.hfd), dict(proc.hnum)
+        self.procs[child.name] = child
+        self.alive.add(child.name)
+        self.bound = proc                          # the supervisor is told (a trap)
+        return P.expected_outcome(step)
+
+    def private_copy(self, ep: OFile) -> OFile:
+        """The ignore_fork_sharing mutant: a new epoll with the same entries and ready list."""
+        copy = OFile(ep.name, ep.kind, ep.index, self.fifo)
+        for (fd, f), it in ep.items.items():
+            item = Item(copy, fd, f, it.events, it.data)
+            copy.items[(fd, f)] = item
+            f.watchers.append(item)
+            item.wq = it.wq
+            if it.wq is not None:
+                it.wq.add(item, item.exclusive)
+        for it in ep.ready:
+            item = copy.items[(it.fd, it.file)]
+            item.linked = True
+            copy.ready.append(item)
+        return copy
+
+    def _op_thread(self, proc, step):
+        self.alive.add(step.other.name)
+        return P.expected_outcome(step)
+
+    def _op_kill_actor(self, proc, step):
+        self.sigkill(self.procs[step.other.table])
+        return P.expected_outcome(step)
+
+    # -- poll(), select() and background calls (fs/select.c, ep_poll) -------------------
+    def _op_poll(self, proc, step):
+        count, events = self.poll_pass(proc, step, self.nums(proc, step))
+        return P.expected_outcome(step, ret=count, events=events)
+
+    def _op_select(self, proc, step):
+        self.select_check(proc, step)
+        count, events = self.poll_pass(proc, step, self.nums(proc, step))
+        return P.expected_outcome(step, ret=count, events=events)
+
+    def nums(self, proc: Process, step: P.Step) -> list:
+        return [self.num(proc, h) for h in step.hs]
+
+    def select_check(self, proc: Process, step: P.Step):
+        """select's up-front checks: the executor refuses a handle without a number,
+        max_select_fd a number that is not open."""
+        for h in step.hs:
+            fd = self.num(proc, h)
+            if fd < 0 or fd >= 1024 or fd not in proc.fdt:
+                raise Errno("EBADF")
+
+    def poll_pass(self, proc: Process, step: P.Step, fds: list, hook: Waiter | None = None):
+        """One pass of poll()/select() over the numbers the step's handles had when the call
+        began: (count, events).  With hook, the pass hooks wait queues up to the first
+        ready file (do_pollfd)."""
+        select = step.op == "select"
+        filt = POLLIN_SET | POLLEX_SET if select else (step.events & 0xFFFF) | ERR | HUP
+        count, events, seen = 0, [], {}
+        for k, fd in enumerate(fds):
+            if select and fd in seen:
+                if seen[fd]:
+                    events.append((IN, k))
+                continue
+            if fd < 0:
+                continue                          # poll skips negative numbers
+            f = proc.fdt.get(fd)
+            if f is None:                         # closed since the call began: poll says
+                mask = DEFAULT_POLLMASK if select else NVAL   # NVAL, select's do_select
+            else:                                 # keeps its DEFAULT_POLLMASK (ready)
+                if hook is not None:
+                    self.hook(hook, proc, f, filt)
+                mask = self.poll(proc, f)
+            if select:
+                seen[fd] = bool(mask & POLLIN_SET)
+                if seen[fd]:
+                    count += 1
+                    events.append((IN, k))
+                    hook = None
+            elif mask & (filt | NVAL):
+                count += 1
+                events.append((mask & (filt | NVAL), k))
+                hook = None
+        return count, tuple(events)
+
+    def select_done(self, w: Waiter, count: int, events: tuple) -> Outcome:
+        """A background select returns: the executor lists the positions whose handle's
+        number *now* is in the ready set (FD_ISSET(num(h))); when a number changed since
+        the call began (or was lost: FD_ISSET(-1)), the listing is not to be trusted."""
+        now = self.nums(w.proc, w.step)
+        if now != w.fds:
+            w.racy = True
+            ready = {w.fds[k] for _, k in events}
+            events = tuple((IN, k) for k, fd in enumerate(now) if fd in ready)
+        return P.expected_outcome(w.step, ret=count, events=events, joined=True)
+
+    def hook(self, w: Waiter, proc: Process, f: OFile, key: int):
+        """__pollwait: a hook on the queue the file's ->poll names, with a reference."""
+        if f.kind not in POLLABLE:
+            return                                # no ->poll: nothing to wait on
+        wq = self.wq_of(proc, f)
+        entry = PollEntry(w, key)
+        wq.add(entry)
+        w.hooks.append((wq, entry))
+        f.refs += 1
+        w.refs.append(f)
+
+    def start_background(self, proc: Process, step: P.Step) -> Outcome:
+        """A background call: it returns at once, or sleeps until a boundary where it
+        has something, or until its join (its timeout)."""
+        w = Waiter(self.index, step, proc)
+        self.waiters[self.index] = w
+        try:
+            if step.op == "wait":
+                ep = self.lookup(proc, self.num(proc, step.ep))
+                if ep.kind != P.EPOLL:
+                    raise Errno("EINVAL")
+                ep.refs += 1                      # fdget's reference (a shared table)
+                w.ep = ep
+                w.refs.append(ep)
+                events = self.send_events(proc, ep, step.maxevents) if ep.ready else ()
+                if events:
+                    self.finish(w, P.expected_outcome(step, events=events, joined=True))
+                else:
+                    ep.sleepers.insert(0, w)
+            else:
+                w.fds = self.nums(proc, step)
+                self.transient_risk(w)
+                if w.racy:
+                    self.ambiguous.append(self.index)
+                if step.op == "select":
+                    self.select_check(proc, step)
+                count, events = self.poll_pass(proc, step, w.fds, hook=w)
+                if count:
+                    self.finish(w, P.expected_outcome(step, ret=count, events=events,
+                                                      joined=True))
+        except Errno as e:
+            self.finish(w, P.expected_outcome(step, errno=e.name, joined=True))
+        w.at_once = w.outcome is not None
+        return Outcome(ret="returned" if w.at_once else "blocked")
+
+    def finish(self, w: Waiter, outcome: Outcome):
+        """The call returns: its hooks go (poll_freewait), then its references."""
+        w.outcome = outcome
+        for wq, entry in w.hooks:
+            wq.remove(entry)
+        w.hooks = []
+        if w.ep is not None and w in w.ep.sleepers:
+            w.ep.sleepers.remove(w)
+        for f in w.refs:
+            self.fput(f)
+        w.refs = []
+
+    def transient_risk(self, w: Waiter):
+        """While a background poll/select runs, the executor's next step opens files of
+        its own for a moment in its process (the /proc stat file that tells whether the
+        call sleeps, pidfds), at the lowest free numbers: a watched number that is not
+        open may hold one just then (select: not EBADF; poll: not NVAL)."""
+        free, fd = [], FIRST_FD
+        while len(free) < 2:
+            if fd not in w.proc.fdt:
+                free.append(fd)
+            fd += 1
+        if any(fd in free for fd in w.fds):
+            w.racy = True
+
+    def run_waiter(self, w: Waiter):
+        """A woken call looks again: epoll_wait gathers events (or sleeps again, at the
+        head of the queue); poll/select poll every handle afresh."""
+        if w.outcome is not None:
+            return
+        if w.op == "poll":                    # (select polls such a number as ready anyway)
+            self.transient_risk(w)
+        if w.op == "wait":
+            events = self.send_events(w.proc, w.ep, w.step.maxevents)
+            if events:
+                self.finish(w, P.expected_outcome(w.step, events=events, joined=True))
+            else:
+                w.ep.sleepers.insert(0, w)
+        else:
+            count, events = self.poll_pass(w.proc, w.step, w.fds)
+            if count:
+                self.finish(w, self.select_done(w, count, events) if w.op == "select" else
+                            P.expected_outcome(w.step, ret=count, events=events, joined=True))
+
+    def settle(self, racing: bool = False):
+        """The step boundary: every woken call runs until it returns or sleeps again.
+        Calls woken together run concurrently: where one is an epoll_wait, which
+        consumes, what each of them sees depends on who runs first."""
+        if not self.runnable:
+            return
+        if len(self.runnable) > 1 and any(w.op == "wait" for w in self.runnable):
+            for w in self.runnable:     # an epoll_wait consumes (ET, ONESHOT, drops) what
+                w.racy = True           # the others may or may not have seen first
+        while self.runnable:
+            w = self.runnable.pop(0)
+            w.racy |= racing
+            self.touched = False
+            self.run_waiter(w)
+            w.racy |= self.touched
+            self.touched = False
+
+    def _op_join(self, proc, step):
+        """The caller is back: a call still asleep returns at its timeout (epoll_wait with
+        nothing, as it was not woken; poll/select after one last pass)."""
+        w = self.waiters.pop(self.step_index[id(step.of)])
+        if w.outcome is None:
+            self.timed_out.append(w)
+            # The join waits out the timeout: a sleeping call whose own timeout is not
+            # clearly longer may run out meanwhile, earlier than its join; the step right
+            # after a background call tells whether it slept only once this join is over.
+            for other in self.waiters.values():
+                if (other.outcome is None
+                        and other.step.timeout_ms <= w.step.timeout_ms + TIMEOUT_MARGIN_MS):
+                    other.racy = True
+                    if self.index == other.index + 1:
+                        self.ambiguous.append(other.index)
+            if w.op == "wait":
+                self.finish(w, P.expected_outcome(w.step, events=(), joined=True))
+            else:
+                if w.op == "poll":
+                    self.transient_risk(w)
+                count, events = self.poll_pass(w.proc, w.step, w.fds)
+                self.finish(w, self.select_done(w, count, events) if w.op == "select" else
+                            P.expected_outcome(w.step, ret=count, events=events, joined=True))
+        if w.racy:
+            self.ambiguous.append(self.index)
+        return w.outcome
 
     def _op_listener_wait(self, proc, step):
         """The listener in a fresh epoll: IN for a notification not yet received, OUT for

@@ -135,7 +135,8 @@ struct seccomp_notif_addfd {
 #define TIMER_TOKEN_SECONDS 100000000L
 
 /* What a trapped call asks the supervisor for (args[3]). */
-enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY, ACT_HELLO };
+enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIFY, ACT_HELLO,
+       ACT_SETTLE };
 
 struct fdr_file {
 	int32_t kind;
@@ -445,25 +446,24 @@ static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_
 			}
 		return r;
 	}
-	/* select(): the handles form the read set. */
+	/* select(): the handles form the read set, by their numbers at the call. */
 	struct timeval tv = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000 };
+	int fds[FDR_MAX_POLL], maxfd = -1;
 	fd_set rd;
-	int maxfd = -1;
 
 	FD_ZERO(&rd);
 	for (int k = 0; k < n; k++) {
-		int fd = num(t, s->hs[k]);
-
-		if (fd < 0 || fd >= FD_SETSIZE) {
+		fds[k] = num(t, s->hs[k]);
+		if (fds[k] < 0 || fds[k] >= FD_SETSIZE) {
 			errno = EBADF;
 			return -1;
 		}
-		FD_SET(fd, &rd);
-		maxfd = fd > maxfd ? fd : maxfd;
+		FD_SET(fds[k], &rd);
+		maxfd = fds[k] > maxfd ? fds[k] : maxfd;
 	}
 	r = select(maxfd + 1, &rd, NULL, NULL, &tv);
 	for (int k = 0; r > 0 && k < n; k++)
-		if (FD_ISSET(num(t, s->hs[k]), &rd)) {
+		if (FD_ISSET(fds[k], &rd)) {
 			o->ev[o->nevents].events = POLLIN;
 			o->ev[o->nevents++].data = k;
 		}
@@ -586,9 +586,13 @@ static int wait_actor_gone(struct shared *sh, int a)
  * and has not finished collecting).  A waker makes the sleeper runnable
  * before its own call returns, so once the next step starts a woken call is
  * never mistaken for a sleeping one. */
-static int quiescent(struct actor_slot *as, int i)
+static int quiescent(struct shared *sh, int a, int i)
 {
-	if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1 || as->ended)
+	struct actor_slot *as = &sh->actors[a];
+
+	/* Ended with its process (an exit or a kill): the call ended too. */
+	if (__atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) == i + 1 || as->ended ||
+	    sh->actors[as->table].ended)
 		return 2;
 	if (as->entering != i + 1 || !task_sleeping(as->pid, as->tid))
 		return 0;
@@ -599,21 +603,22 @@ static int quiescent(struct actor_slot *as, int i)
 	return 1;
 }
 
-/* Before a step runs: every background call has settled (so what it returns
- * never depends on how fast it ran), and an actor that just ended is gone. */
-static void before_turn(struct target *t)
+/* Settle every background call but the caller's own, and wait for the actor
+ * that just ended.  The supervisor does it when a step asks (ACT_SETTLE): the
+ * /proc files and pidfds it opens must not take a number in the target's fd
+ * table, where a sleeping select or poll of another thread could see them.
+ * 0, or -1 at the deadline. */
+static int settle_all(struct shared *sh, int self)
 {
-	struct shared *sh = t->sh;
-
 	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
 		struct actor_slot *as = &sh->actors[a];
 		int i = as->entering - 1, q;
 
-		if (i < 0 || a == t->actor)
+		if (i < 0 || a == self)
 			continue;
-		while (!(q = quiescent(as, i)))
+		while (!(q = quiescent(sh, a, i)))
 			if (now_ms() > sh->deadline)
-				_exit(4);
+				return -1;
 			else
 				pause_briefly();
 		/* The step right after a background call says whether it slept. */
@@ -623,9 +628,41 @@ static void before_turn(struct target *t)
 	sh->settle = 0;
 	if (sh->gone) {
 		if (wait_actor_gone(sh, sh->gone - 1) < 0)
-			_exit(4);
+			return -1;
 		sh->gone = 0;
 	}
+	return 0;
+}
+
+/* Does any background call of another actor still have to settle? */
+static int unsettled(struct shared *sh, int self)
+{
+	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
+		struct actor_slot *as = &sh->actors[a];
+
+		if (a != self && as->entering > 0 &&
+		    __atomic_load_n(&as->returned, __ATOMIC_ACQUIRE) != as->entering &&
+		    !as->ended && !sh->actors[as->table].ended)
+			return 1;
+	}
+	return 0;
+}
+
+/* Before step i runs: every background call has settled (so what it returns
+ * never depends on how fast it ran), and an actor that just ended is gone.
+ * Without such a call or end pending, nothing to ask. */
+static void before_turn(struct target *t, int i)
+{
+	struct shared *sh = t->sh;
+
+	if (sh->settle == t->actor + 1) {
+		/* Our own background call, joined at once: it returned, we run. */
+		sh->out[sh->settle_step].ret = 1;
+		sh->settle = 0;
+	}
+	if ((sh->settle || sh->gone || unsettled(sh, t->actor)) &&
+	    trap(-1, i, ACT_SETTLE, -1) < 0)
+		_exit(4);
 }
 
 static void actor_loop(struct target *t);
@@ -750,11 +787,8 @@ static long do_kill_actor(struct target *t, int v)
 	sh->actors[v].ended = 1;
 	if (kill(sh->actors[v].pid, SIGKILL) < 0)
 		return -1;
-	if (wait_actor_gone(sh, v) < 0) {
-		errno = ETIMEDOUT;
-		return -1;
-	}
-	return 0;
+	sh->gone = v + 1;	/* the supervisor waits for its end (ACT_SETTLE) */
+	return trap(-1, sh->step, ACT_SETTLE, -1) < 0 ? -1 : 0;
 }
 
 /* This actor ends here: a thread alone, a process with all its threads. */
@@ -1324,7 +1358,7 @@ static void actor_loop(struct target *t)
 			futex_wait(&sh->turn, i, 100);
 			continue;
 		}
-		before_turn(t);
+		before_turn(t, i);
 		sh->step = i;
 		if (t->steps[i].flags & FDR_F_BACKGROUND) {
 			run_background(t, i);
@@ -1797,6 +1831,14 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 		break;
 	case ACT_SYNC:
 		respond(s, n->id, 0, 0);
+		break;
+	case ACT_SETTLE:
+		/* Settle the background calls of every other actor, and wait for an
+		 * ended one, with this process's fds rather than the target's. */
+		if (settle_all(s->sh, st->actor) < 0)
+			respond(s, n->id, -1, ETIMEDOUT);
+		else
+			respond(s, n->id, 0, 0);
 		break;
 	case ACT_HELLO:
 		/* A process actor was forked: watch its end. */

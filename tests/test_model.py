@@ -19,6 +19,7 @@ from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3,
 from native.trace import FdinfoLine, Outcome as O
 
 EH = ERR | HUP            # ADD and MOD always OR these into the stored events
+NVAL = 0x20
 SCENARIOS = {}
 
 
@@ -489,6 +490,213 @@ for _end in ("exit", "kill"):
     SCENARIOS[f"target_ends_{_end}"] = lambda end=_end: _target_ends(end)
 
 
+# -- actors: fork, threads, blocking calls in the background ----------------------
+
+@scenario
+def fork_shares_the_epoll():
+    """fork copies the fd table: the child's close drops its own slot's reference only,
+    the epoll instance is one file, so a DEL by either side removes the shared entry."""
+    p = Program("fork_shares")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="P")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    c = p.fork("child")
+    with p.on(c):
+        p.close(r)
+        p.wait(ep)
+    p.inject(p.file_named("P"))
+    with p.on(c):
+        p.wait(ep)                                  # LT: re-queued for the parent too
+        p.epoll_ctl(ep, DEL, r)                     # closed in the child
+        p.fdinfo(ep)                                # tfd: a number no open handle holds
+    p.epoll_ctl(ep, DEL, r)
+    with p.on(c):
+        p.fdinfo(ep)                                # the parent's DEL shows in the child
+    p.wait(ep)
+    stock = [O("ep"), O("r"), O(0), O(0), O(0), ev(), O(8), ev((IN, 1)), O(-1, errno="EBADF"),
+             fdinfo(line("4", IN | EH, 1, "P", "pipefs")), O(0), fdinfo(), ev()]
+    return p, stock, None
+
+
+@scenario
+def signalfd_queue_of_the_registering_process():
+    """A signalfd entry hooks the sighand of the process that added it and is evaluated
+    against the pending signals of whoever waits: the child's signal neither wakes the
+    parent's entry nor shows to the parent; a SIGKILL wakes the victim's queue."""
+    p = Program("sighand")
+    ep = p.epoll_create("ep")
+    s = p.signalfd("s", file="S")
+    p.epoll_ctl(ep, ADD, s, IN, data=1)
+    c = p.fork("child")
+    with p.on(c):
+        p.inject(p.file_named("S"))               # the child's own signal: no wake-up
+        p.wait(ep)
+        p.read(s)                                 # the child's pending signal
+    p.inject(p.file_named("S"))                   # wakes the parent's queue: linked
+    with p.on(c):
+        p.wait(ep)                                # polled in the child: empty, dropped
+    p.wait(ep)
+    with p.on(c):
+        p.epoll_ctl(ep, DEL, s)
+        p.epoll_ctl(ep, ADD, s, IN, data=2)       # now on the child's queue
+    p.inject(p.file_named("S"))                   # the parent's queue: nobody there
+    p.wait(ep)
+    p.kill(c)                                     # SIGKILL wakes the child's queue
+    p.wait(ep)                                    # the parent's signal is pending
+    p.read(s)
+    stock = [O("ep"), O("s"), O(0), O(0), O(0), ev(), O(128, reached="S", count=1), O(0),
+             ev(), ev(), O(0), O(0), O(0), ev(), O(0), ev((IN, 2)),
+             O(256, reached="S", count=2)]
+    return p, stock, None
+
+
+def _two_sleepers(et):
+    p = Program(f"sleepers_{'et' if et else 'lt'}")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="P")
+    p.epoll_ctl(ep, ADD, r, IN | (ET if et else 0), data=1)
+    t1, t2 = p.thread("t1"), p.thread("t2")
+    with p.on(t1):
+        w1 = p.wait(ep, timeout_ms=300, background=True)
+    with p.on(t2):
+        w2 = p.wait(ep, timeout_ms=300, background=True)
+    p.inject(p.file_named("P"))
+    p.join(w2)
+    p.join(w1)
+    # The newest sleeper is woken first; with LT, ep_done_scan wakes the next one.
+    stock = [O("ep"), O("r"), O(0), O(0), O(0), O("blocked"), O("blocked"), O(8),
+             ev((IN, 1)), ev() if et else ev((IN, 1))]
+    return p, stock, None
+
+
+for _et in (False, True):
+    SCENARIOS[f"two_sleepers_{'et' if _et else 'lt'}"] = lambda et=_et: _two_sleepers(et)
+
+
+@scenario
+def exclusive_wake_one():
+    """EPOLLEXCLUSIVE: a callback that wakes an epoll_wait sleeper ends the wake-up walk,
+    so the other instance's exclusive entry is never queued."""
+    p = Program("exclusive")
+    ep1, ep2 = p.epoll_create("ep1"), p.epoll_create("ep2")
+    r = p.pipe("r", file="P")
+    p.epoll_ctl(ep1, ADD, r, IN | EXCLUSIVE, data=1)
+    p.epoll_ctl(ep2, ADD, r, IN | EXCLUSIVE, data=2)
+    t = p.thread("t")
+    with p.on(t):
+        w = p.wait(ep1, timeout_ms=300, background=True)
+    p.inject(p.file_named("P"))
+    p.join(w)
+    p.wait(ep2)
+    stock = [O("ep1"), O("ep2"), O("r"), O(0), O(0), O(0), O("blocked"), O(8), ev((IN, 1)),
+             ev()]
+    return p, stock, None
+
+
+@scenario
+def sleeping_select_keeps_the_old_file():
+    """A sleeping select holds a reference on each file it hooked: the replaced file (and
+    its stale entry) lives until the call returns; a wake-up on the old file makes it
+    look again, at the number's new file."""
+    p = Program("select_ref")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="A")
+    b = p.pipe("b", file="B")
+    p.epoll_ctl(ep, ADD, r, IN, data=7)
+    t = p.thread("t")
+    with p.on(t):
+        w = p.select([r], timeout_ms=300, background=True)
+    p.inject(p.file_named("B"))                   # not hooked: no wake-up
+    p.dup2(b, r)
+    p.fdinfo(ep)
+    p.inject(p.file_named("A"))                   # wakes the select: r is B now, ready
+    p.fdinfo(ep)                                  # it returned: A's last reference gone
+    p.join(w)
+    stock = [O("ep"), O("r"), O("b"), O(0), O(0), O("blocked"), O(8), O("r"),
+             fdinfo(line("r", IN | EH, 7, "A", "pipefs")), O(8), fdinfo(),
+             O(1, events=((IN, 0),))]
+    return p, stock, None
+
+
+@scenario
+def poll_looks_again_at_its_timeout():
+    """Nothing wakes a poll whose number now holds a ready file, but its timeout makes one
+    last pass; a closed number polls NVAL."""
+    p = Program("poll_timeout")
+    r = p.pipe("r", file="A")
+    b = p.pipe("b", file="B")
+    c = p.pipe("c", file="C")
+    t = p.thread("t")
+    with p.on(t):
+        w = p.poll([r, c], IN, timeout_ms=200, background=True)
+    p.inject(p.file_named("B"))
+    p.dup2(b, r)
+    p.close(c)
+    p.join(w)
+    stock = [O("r"), O("b"), O("c"), O(0), O("blocked"), O(8), O("r"), O(0),
+             O(2, events=((IN, 0), (NVAL, 1)))]
+    return p, stock, None
+
+
+@scenario
+def poll_and_select_now():
+    """poll() masks with the asked events plus ERR|HUP (a memfd has no ->poll: IN|OUT);
+    select counts each number once however often it is listed; a closed number is NVAL
+    for poll and EBADF for select."""
+    p = Program("poll_now")
+    m = p.memfd("m")
+    r = p.pipe("r", file="P")
+    p.poll([m, r], IN | OUT)
+    p.select([m, r])
+    p.inject(p.file_named("P"))
+    p.select([r, r])
+    p.poll([r, r], IN | OUT)
+    p.close(r)
+    p.poll([r, m], IN)
+    p.select([r, m])
+    stock = [O("m"), O("r"), O(1, events=((IN | OUT, 0),)), O(1, events=((IN, 0),)), O(8),
+             O(1, events=((IN, 0), (IN, 1))), O(2, events=((IN, 0), (IN, 1))), O(0),
+             O(2, events=((NVAL, 0), (IN, 1))), O(-1, errno="EBADF")]
+    return p, stock, None
+
+
+@scenario
+def sleeping_select_finds_a_closed_number_ready():
+    """A number closed under a sleeping select polls as DEFAULT_POLLMASK in do_select
+    (no file, no ->poll): at its timeout the select returns it as readable."""
+    p = Program("select_closed")
+    ep = p.epoll_create("ep")
+    e = p.eventfd("e")
+    t = p.thread("t")
+    w = p.select([e, ep], timeout_ms=100, background=True)
+    with p.on(t):
+        p.close(ep)
+    p.join(w)
+    stock = [O("ep"), O("e"), O(0), O("blocked"), O(0), O(1, events=((IN, 1),))]
+    return p, stock, None
+
+
+@scenario
+def background_call_joined_at_once():
+    """A call reads "returned" when it returned before the next step: at once when
+    another actor's step comes next, and always when its own join does."""
+    p = Program("joined_at_once")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="P")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    t = p.thread("t")
+    p.inject(p.file_named("P"))
+    w = p.wait(ep, timeout_ms=300, background=True)
+    p.join(w)
+    w = p.wait(ep, timeout_ms=300, background=True)
+    with p.on(t):
+        p.drain(r)
+    p.join(w)
+    stock = [O("ep"), O("r"), O(0), O(0), O(8), O("returned"), ev((IN, 1)), O("returned"),
+             O(8, reached="P", count=1), ev((IN, 1))]
+    return p, stock, None
+
+
 # -- the tests ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -566,3 +774,41 @@ def test_scenario_on_this_kernel(name):
     at = model.divergence(trace)
     shown = program.steps[:len(model.outcomes)]
     assert at is None, render_diff(shown, model.outcomes, trace, "stock")
+
+
+def test_calls_woken_together_are_flagged_ambiguous():
+    """An epoll_wait and a poll of the same instance woken by one step run concurrently:
+    whether the poll still sees the ET entry depends on who runs first."""
+    p = Program("together")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="P")
+    p.epoll_ctl(ep, ADD, r, IN | ET, data=1)
+    t1, t2 = p.thread("t1"), p.thread("t2")
+    with p.on(t1):
+        w = p.wait(ep, timeout_ms=300, background=True)
+    with p.on(t2):
+        q = p.poll([ep], IN, timeout_ms=300, background=True)
+    p.inject(p.file_named("P"))
+    jw = p.join(w)
+    jq = p.join(q)
+    model = Model(p)
+    model.run()
+    assert {p.steps.index(jw), p.steps.index(jq)} <= set(model.ambiguous)
+
+
+def test_closed_number_under_a_background_select_is_flagged_ambiguous():
+    """The executor's next step opens a /proc file for a moment at the lowest free number:
+    a background select watching that (closed) number may not see EBADF."""
+    p = Program("transient")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r")
+    p.close(r)
+    t = p.thread("t")
+    w = p.select([ep, r], timeout_ms=100, background=True)
+    with p.on(t):
+        p.getfd(ep)
+    j = p.join(w)
+    model = Model(p)
+    out = model.run()
+    assert out[p.steps.index(j)] == O(-1, errno="EBADF")
+    assert {p.steps.index(w), p.steps.index(j)} <= set(model.ambiguous)

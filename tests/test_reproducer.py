@@ -50,7 +50,8 @@ def compile_many(sources: dict[str, str], outdir: pathlib.Path) -> dict[str, pat
         src = outdir / f"{name}.c"
         exe = outdir / name
         src.write_text(text)
-        r = subprocess.run(GCC + ["-o", str(exe), str(src)], capture_output=True, text=True)
+        uring = ["-luring"] if "#define FDR_HAVE_LIBURING 1" in text else []
+        r = subprocess.run(GCC + ["-o", str(exe), str(src)] + uring, capture_output=True, text=True)
         return name, exe, r
     out = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2) * 2)) as ex:
@@ -93,7 +94,9 @@ def core_instances():
 
 def core_sample():
     """A deterministic sample: the first instance of every case, then every k-th of the rest."""
-    items = core_instances()
+    from native import probes
+    items = [(ident, p) for ident, p in core_instances()
+             if not probes.missing(probes.program_needs(p))]
     if os.environ.get("FDR_REPRO_ALL") == "1" or len(items) <= SAMPLE:
         return items
     chosen, seen = {}, set()
@@ -386,7 +389,37 @@ def prog_after_exit():
     return p
 
 
-HAND_BUILT = [prog_signalfd_timerfd, prog_kcmp_fdinfo, prog_dup3_cloexec_and_by_handle,
+def prog_actors():
+    """A child with a copy of the table, threads, background calls woken by other actors, poll and select, a kill."""
+    p = Program("actors")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="P")
+    s = p.signalfd("s", file="S")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    p.epoll_ctl(ep, ADD, s, IN | ET, data=2)
+    child = p.fork("child")
+    t = p.thread("t")
+    with p.on(t):
+        w = p.wait(ep, timeout_ms=2000, background=True)
+    with p.on(child):
+        p.inject(p.file_named("P"))
+        ps = p.poll([r, s], IN | OUT, timeout_ms=2000, background=True)
+    p.inject(p.file_named("S"))
+    p.join(w)
+    p.select([r, s, ep])
+    p.replace(r, by=SOCKET, via=ADDFD_SETFD, file="new")
+    p.fdinfo(ep)
+    p.join(ps)
+    with p.on(t):
+        p.exit_target()
+    with p.on(child):
+        p.poll([r], IN)
+    p.kill(child)
+    p.wait(ep)
+    return p
+
+
+HAND_BUILT = [prog_actors, prog_signalfd_timerfd, prog_kcmp_fdinfo, prog_dup3_cloexec_and_by_handle,
               prog_keep_and_new_kinds, prog_closed_handles, prog_memfd_hangup]
 if hasattr(Program, "notify"):
     HAND_BUILT += [prog_holds, prog_after_exit]
@@ -397,7 +430,7 @@ def test_hand_built_programs_cover_every_op(tmp_path):
     _needs_user_notif()
     programs = {f.__name__: expect_actual(f()) for f in HAND_BUILT}
     used_ops = {s.op for p in programs.values() for s in p.steps}
-    supported = set(SUPPORTED_OPS) & set(P.OPS)
+    supported = {op for op in set(SUPPORTED_OPS) & set(P.OPS) if not op.startswith("uring_")}
     assert used_ops >= supported, f"ops not covered: {supported - used_ops}"
     vias = {(s.via, s.h2 is None, s.keep, bool(s.flags)) for p in programs.values()
             for s in p.steps if s.op == "replace"}
@@ -410,23 +443,41 @@ def test_hand_built_programs_cover_every_op(tmp_path):
         assert r.stdout.splitlines()[-2] == f"ok 1 {program.name}"
 
 
-def test_generated_c_is_straight_line_and_commented():
-    """The target's steps are written out in order, each under its describe() comment; the supervisor is one switch on the step index."""
+def test_reproducer_is_the_executor_plus_the_program():
+    """The C file is native/executor.c (executor.h pasted in) verbatim, then the program's step array, each step under its describe() comment, in order; the head comment lists the steps with their expected outcomes."""
+    from fuzz.reproducer import executor_text
     program = prog_kcmp_fdinfo()
     text = write_reproducer(program, title="kcmp and fdinfo")
-    body = text.split("void __attribute__((noreturn)) target_steps(void)", 1)[1].split("\n}\n", 1)[0]
+    assert executor_text() in text
+    header = (ROOT / "native" / "executor.h").read_text()
+    source = (ROOT / "native" / "executor.c").read_text()
+    assert header in text and source.split('#include "executor.h"', 1)[1] in text
+    assert '#include "' not in text and "FDR_HAVE_LIBURING 1" not in text
+    array = text.split("static const struct fdr_step steps[NSTEPS_ALLOC] = {", 1)[1].split("\n};", 1)[0]
     pos = 0
     for i, s in enumerate(program.steps):
-        at = body.find(f"/* step {i}: {s.describe()}", pos)
+        at = array.find(f"/* step {i}: {s.describe()} */", pos)
         assert at >= pos, f"step {i} missing or out of order"
         pos = at
-        assert f"report({i}, " in body
-    assert "switch (step)" in text and "case 6:" in text      # step 6: the ADDFD replace
     head = text.split("*/", 1)[0]
-    assert "gcc -o repro repro.c" in head and "kcmp and fdinfo" in head
+    assert "gcc -o repro repro.c" in head and "kcmp and fdinfo" in head and "-luring" not in head
     for i, o in enumerate(program.expected_trace("stock")):
         assert f"step {i}: {program.steps[i].describe()} -> {o}" in head
-    assert '#include "' not in text
+
+
+def test_io_uring_programs_define_liburing():
+    """A program with io_uring steps gets #define FDR_HAVE_LIBURING 1 ahead of the executor and asks for -luring."""
+    from fuzz.reproducer import build_command
+    if not hasattr(Program, "uring_setup") or "uring_setup" not in SUPPORTED_OPS:
+        pytest.skip("no io_uring steps in this tree")
+    p = Program("ring")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r")
+    p.uring_poll(ring, r)
+    text = write_reproducer(p)
+    assert text.index("#define FDR_HAVE_LIBURING 1") < text.index("native/executor.h")
+    assert build_command(p) == "gcc -o repro repro.c -luring"
+    assert "gcc -o repro repro.c -luring" in text.split("*/", 1)[0]
 
 
 def test_timeout_kills_the_target_and_fails(tmp_path):
@@ -533,11 +584,22 @@ def test_cli_as_a_module(tmp_path):
 
 
 def test_generated_programs_match_the_executor(tmp_path):
-    """Random programs from the fuzzer's generator (closed handles, stale entries, every replace flavour): the reproducer prints the executor's trace."""
+    """Random programs from the fuzzer's generator (closed handles, stale entries, every replace flavour, forked children, threads, background calls, poll and select): the reproducer prints the executor's trace."""
     _needs_user_notif()
+    from fuzz.campaign import fit_timeouts
     gen = pytest.importorskip("fuzz.generate")
-    programs = {f"fuzz{seed}": gen.generate(gen.RandomChooser(seed), max_steps=40, name=f"fuzz{seed}")
-                for seed in range(12)}
+    programs, seen = {}, set()
+    actor_ops = {"fork", "thread", "kill_actor", "exit_target", "join", "poll", "select"}
+    for seed in range(200):
+        p = gen.generate(gen.RandomChooser(seed), max_steps=40, name=f"fuzz{seed}")
+        ops = {s.op for s in p.steps}
+        if len(programs) >= 8 and not (ops & actor_ops) - seen:
+            continue
+        programs[p.name], _ = fit_timeouts(p, "stock", None)
+        seen |= ops
+        if len(programs) >= 16 and seen >= actor_ops:
+            break
+    assert seen >= actor_ops, actor_ops - seen
     exes = compile_many({n: write_reproducer(p) for n, p in programs.items()}, tmp_path)
     for name, program in programs.items():
         r = run_repro(exes[name])
