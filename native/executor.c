@@ -1295,40 +1295,59 @@ static void setup_failed(struct shared *sh, const char *where)
 	_exit(3);
 }
 
-static int send_fd(int sock, int fd)
+/* Send len bytes, with an fd riding along (SCM_RIGHTS) when fd >= 0. */
+static int send_msg_fd(int sock, const void *buf, size_t len, int fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	char byte = 'L';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+/* Receive exactly len bytes; *fd gets the fd that came along, or -1. */
+static int recv_msg_fd(int sock, void *buf, size_t len, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	struct cmsghdr *c;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	*fd = -1;
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)len)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+static int send_fd(int sock, int fd)
+{
+	return send_msg_fd(sock, "L", 1, fd);
 }
 
 static int recv_fd(int sock)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	char byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
 	int fd;
 
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+	if (recv_msg_fd(sock, &byte, 1, &fd) < 0)
 		return -1;
-	c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_type != SCM_RIGHTS) {
+	if (fd < 0)
 		errno = EPROTO;
-		return -1;
-	}
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
 }
 
@@ -1915,46 +1934,25 @@ static struct {
 	pthread_mutex_t lock;
 } zy = { .pid = -1, .sock = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* One message, with an fd riding along when fd >= 0. */
 static int zsend(int sock, const struct zmsg *m, int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
+	return send_msg_fd(sock, m, sizeof(*m), fd);
 }
 
 /* Receive one message (and its fd, when fd is not NULL), waiting up to ms. */
 static int zrecv(int sock, struct zmsg *m, int *fd, int ms)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	struct pollfd pf = { .fd = sock, .events = POLLIN };
-	struct cmsghdr *c;
+	int got;
 
-	if (fd)
-		*fd = -1;
 	if (ms >= 0 && poll(&pf, 1, ms) != 1)
 		return -1;
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != sizeof(*m))
+	if (recv_msg_fd(sock, m, sizeof(*m), &got) < 0)
 		return -1;
-	c = CMSG_FIRSTHDR(&msg);
-	if (fd && c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	if (fd)
+		*fd = got;
+	else if (got >= 0)
+		close(got);
 	return 0;
 }
 

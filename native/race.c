@@ -923,16 +923,14 @@ static void tc_ctl_add(struct tgt *t, uint32_t k)
 
 /* The kept old file still carries the stale entry, if DEL lost the race:
  * closing it must take the entry with it. */
-static void tc_ctl_del(struct tgt *t, uint32_t k)
+/* The kept dup of the old file goes: no entry may outlive its last close. */
+static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
 {
 	char path[64];
 	int info, lines;
 
-	await_sup(t, k);
-	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
 	close(t->keep);
 	t->keep = -1;
-	expect_old_freed(t, k);
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->ep);
 	info = open(path, O_RDONLY | O_CLOEXEC);
 	lines = info >= 0 ? ep_lines(info, NULL) : -1;
@@ -942,23 +940,20 @@ static void tc_ctl_del(struct tgt *t, uint32_t k)
 		violation(t->sh, k, "epoll kept %d entries after the old file's last close", lines);
 }
 
+static void tc_ctl_del(struct tgt *t, uint32_t k)
+{
+	await_sup(t, k);
+	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+	close_keep_expect_no_entries(t, k);
+	expect_old_freed(t, k);
+}
+
 static void tc_wait(struct tgt *t, uint32_t k)
 {
-	char path[64];
-	int info, lines;
-
 	await_sup(t, k);
 	expect_read(t, k, t->keep, TOK_OLD, "the kept dup of the old file");
 	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-	close(t->keep);
-	t->keep = -1;
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->ep);
-	info = open(path, O_RDONLY | O_CLOEXEC);
-	lines = info >= 0 ? ep_lines(info, NULL) : -1;
-	if (info >= 0)
-		close(info);
-	if (lines != 0)
-		violation(t->sh, k, "epoll kept %d entries after the old file's last close", lines);
+	close_keep_expect_no_entries(t, k);
 }
 
 static void tc_close(struct tgt *t, uint32_t k)
