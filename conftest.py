@@ -11,6 +11,7 @@ import platform
 import pytest
 
 from native import probes
+from native.holdings import children, open_fds
 from native import program as P
 
 
@@ -73,38 +74,17 @@ def run_program(profile):
 
 # -- leak checks -------------------------------------------------------------
 
-def _open_fds() -> dict[int, str]:
-    fds = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass   # the directory's own fd, closed already
-    return fds
-
-
-def _children() -> set[int]:
-    kids = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/children") as f:
-                kids.update(int(pid) for pid in f.read().split())
-        except OSError:
-            pass
-    return kids
-
-
 @pytest.fixture(autouse=True)
 def no_leaks(request):
     """Fail a test that leaves fds, child processes or zombies behind."""
     if request.node.get_closest_marker("allow_leaks"):
         yield
         return
-    fds_before, kids_before = _open_fds(), _children()
+    fds_before, kids_before = open_fds(), children()
     yield
-    leaked_fds = {fd: path for fd, path in _open_fds().items()
+    leaked_fds = {fd: path for fd, path in open_fds().items()
                   if fd not in fds_before or fds_before[fd] != path}
-    leaked_kids = _children() - kids_before
+    leaked_kids = children() - kids_before
     if leaked_fds or leaked_kids:
         for pid in leaked_kids:   # reap, so one leak does not fail every later test
             try:

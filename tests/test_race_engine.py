@@ -5,6 +5,7 @@ import pytest
 
 from native import probes
 from native import race
+from native.holdings import children
 from native.race import RaceError, RaceResult, run_race
 
 
@@ -96,17 +97,6 @@ def test_deadline_ends_the_run_as_a_timeout():
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def _children() -> set[int]:
-    kids = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/children") as f:
-                kids.update(int(pid) for pid in f.read().split())
-        except OSError:
-            pass
-    return kids
-
-
 def test_killed_target_is_reported_as_a_crash():
     """A target killed from outside mid-run ends the run at once as a crash, reaped, not as a timeout."""
     import signal
@@ -120,20 +110,20 @@ def test_killed_target_is_reported_as_a_crash():
         except RaceError as exc:
             box["error"] = exc
 
-    before = _children()
+    before = children()
     thread = threading.Thread(target=runner)
     started = time.monotonic()
     thread.start()
-    while not _children() - before and thread.is_alive() and time.monotonic() - started < 10:
+    while not children() - before and thread.is_alive() and time.monotonic() - started < 10:
         time.sleep(0.01)        # the test polls for the target to appear; the engine never sleeps
-    for pid in _children() - before:
+    for pid in children() - before:
         os.kill(pid, signal.SIGKILL)
     thread.join(30)
     assert not thread.is_alive()
     assert box["error"].kind == "crashed", box["error"]
     assert "target died" in box["error"].detail
     assert time.monotonic() - started < 15
-    assert not _children() - before
+    assert not children() - before
 
 
 @pytest.mark.parametrize("name,iterations", [("two_dup2", 50), ("two_addfd", 50),
