@@ -1340,6 +1340,17 @@ static void expect_installed(struct run *r, uint32_t k, long ret, const char *wh
 			  RACE_FD);
 }
 
+/* Make the new file readable through its peer: a failed write means the
+ * new file is not at the fd (it has no reader left). */
+static void inject_new(struct run *r, uint32_t k, int peer)
+{
+	int e = write_token(peer, k, TOK_NEW);
+
+	if (e)
+		violation(r->sh, k, "the new file is not at the fd after ADDFD (write: %s)",
+			  strerror(-e));
+}
+
 /* Iteration k's supervisor part is over: let the target check and clean up. */
 static int finish(struct run *r, uint32_t k, int cls)
 {
@@ -1497,7 +1508,7 @@ static int si_ctl_add(struct run *r, uint32_t k)
 	struct epoll_event ev[4];
 	struct epline line;
 	struct stat st;
-	int np[2], e, nev, lines, cls;
+	int np[2], nev, lines, cls;
 	long ret;
 
 	if (race_addfd(r, k, &n, np, &ret) < 0)
@@ -1508,10 +1519,7 @@ static int si_ctl_add(struct run *r, uint32_t k)
 		return -1;
 	}
 	expect_installed(r, k, ret, "");
-	e = write_token(np[1], k, TOK_NEW);
-	if (e)
-		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
-			  strerror(-e));
+	inject_new(r, k, np[1]);
 	nev = epoll_wait(r->ep_copy, ev, 4, 0);
 	lines = ep_lines(r->epinfo, &line);
 	if (sh->ret[1] < 0) {
@@ -1540,7 +1548,7 @@ static int si_ctl_del(struct run *r, uint32_t k)
 	struct seccomp_notif n;
 	struct epoll_event ev[4];
 	struct epline line;
-	int np[2], e, nev, lines, cls;
+	int np[2], nev, lines, cls;
 	long ret, del;
 
 	if (race_addfd(r, k, &n, np, &ret) < 0)
@@ -1551,10 +1559,7 @@ static int si_ctl_del(struct run *r, uint32_t k)
 		return -1;
 	}
 	expect_installed(r, k, ret, "");
-	e = write_token(np[1], k, TOK_NEW);
-	if (e)
-		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
-			  strerror(-e));
+	inject_new(r, k, np[1]);
 	/* The new file is readable but was never registered: nothing to report. */
 	nev = epoll_wait(r->ep_copy, ev, 4, 0);
 	if (nev != 0)
@@ -1628,10 +1633,7 @@ static int si_wait(struct run *r, uint32_t k)
 	 * taken right before epoll_wait: when did the waiter go to sleep? */
 	cls = s0 > base ? 0 : s1 > base ? 1 : 2;
 
-	e = write_token(np[1], k, TOK_NEW);
-	if (e)
-		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
-			  strerror(-e));
+	inject_new(r, k, np[1]);
 	/* pipe_write ran the wakeups synchronously: had epoll an entry for the
 	 * new file, the epoll file would poll readable now. */
 	pf = (struct pollfd){ .fd = r->ep_copy, .events = POLLIN };
