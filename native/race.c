@@ -400,6 +400,19 @@ static void violation(struct shm *sh, uint32_t k, const char *fmt, ...)
 			 "iteration %u: %s", k, text);
 }
 
+/* Which of A and B holds the fd, from writing through their peers: the
+ * winner's read end is alive (0), the loser's is gone (-EPIPE). */
+static int winner_class(struct shm *sh, uint32_t k, int ea, int eb, const char *what)
+{
+	if (ea == 0 && eb == -EPIPE)
+		return 0;
+	if (eb == 0 && ea == -EPIPE)
+		return 1;
+	violation(sh, k, "after both %s, A's file %s and B's %s", what,
+		  ea ? "is gone" : "is alive", eb ? "is gone" : "is alive");
+	return 2;
+}
+
 /* The target's own waits give up a second after the supervisor's: the
  * supervisor, which knows what it was waiting for, is the one to report a
  * timeout, and it kills the target anyway. */
@@ -890,15 +903,7 @@ static void tc_two_dup2(struct tgt *t, uint32_t k)
 	 * end is gone now, the winner's lives at RACE_FD. */
 	ea = write_token(t->a_w, k, TOK_A);
 	eb = write_token(t->b_w, k, TOK_B);
-	if (ea == 0 && eb == -EPIPE)
-		cls = 0;
-	else if (eb == 0 && ea == -EPIPE)
-		cls = 1;
-	else {
-		cls = 2;
-		violation(sh, k, "after both dup2s, A's file %s and B's %s",
-			  ea ? "is gone" : "is alive", eb ? "is gone" : "is alive");
-	}
+	cls = winner_class(sh, k, ea, eb, "dup2s");
 	if (cls <= 1)
 		expect_read(t, k, RACE_FD, cls == 0 ? TOK_A : TOK_B, "the fd");
 	expect_old_freed(t, k);
@@ -1453,15 +1458,7 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	/* Only the winner's read end is still referenced (by RACE_FD). */
 	ea = write_token(a[1], k, TOK_A);
 	eb = write_token(b[1], k, TOK_B);
-	if (ea == 0 && eb == -EPIPE)
-		cls = 0;
-	else if (eb == 0 && ea == -EPIPE)
-		cls = 1;
-	else {
-		cls = 2;
-		violation(sh, k, "after both ADDFDs, A's file %s and B's %s",
-			  ea ? "is gone" : "is alive", eb ? "is gone" : "is alive");
-	}
+	cls = winner_class(sh, k, ea, eb, "ADDFDs");
 	close(a[1]);
 	close(b[1]);
 	return finish(r, k, cls);
