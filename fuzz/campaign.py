@@ -33,8 +33,10 @@ PROGRESS_EVERY = 2.0
 HYPOTHESIS_SHARE = 0.1        # of worker 0's time, at most HYPOTHESIS_MAX_S
 HYPOTHESIS_MAX_S = 6.0
 HYPOTHESIS_CHUNK = 20         # examples per hypothesis run (a run cannot be cut short)
-SLEEP_TIMEOUT_MS = 100        # a background call the model says sleeps to its join
-SHORT_TIMEOUT_MS = 1          # one whose join is moved right after it
+SLEEP_TIMEOUT_MS = 10         # a background call the model says sleeps to its join
+SHORT_TIMEOUT_MS = 0          # one whose join is moved right after it (nothing to wait for)
+STRETCH = 8                   # a sleeper that ran out early gets STRETCH times its timeout
+STRETCH_RETRIES = 3           # that many times (10 ms -> 5.12 s)
 KEEP_SLEEPERS = 0.15          # the share of sleeping calls left where they are
 
 
@@ -95,6 +97,8 @@ def count_kinds(program: P.Program, kinds: collections.Counter, model=None):
     meta = getattr(program, "meta", {}) or {}
     if meta.get("template"):
         kinds["extra:template"] += 1
+    if meta.get("stretched"):
+        kinds["extra:stretched"] += 1
     if model is not None:
         kinds["extra:multi_ref_replace"] += model.multi_ref_replaces
 
@@ -187,11 +191,32 @@ def check(program: P.Program, profile: str, mutant, confirm: bool = True, model=
     trace = execute(program)
     if model.divergence(trace) is None:
         return None, trace, model
+    for _ in range(STRETCH_RETRIES):
+        if not trace.expired:
+            break
+        # A sleeper ran out before its join: the steps in between did not all run while
+        # it slept, so this trace says nothing about the kernel.  Give it more time.
+        stretch(program, trace.expired)
+        model = predict(program, profile, mutant)
+        trace = execute(program)
+        if model.divergence(trace) is None:
+            return None, trace, model
+    if trace.expired:
+        return "flaky", trace, model
     if trace.failure is not None and trace.failure.kind == "setup":
         return "flaky", trace, model
     if confirm and execute(program) != trace:
         return "flaky", trace, model
     return "divergent", trace, model
+
+
+def stretch(program: P.Program, calls):
+    """Give the background calls at these step indices STRETCH times their timeout (in
+    place, so that a program reported later carries the timeouts it ran with)."""
+    for i in calls:
+        program.steps[i].timeout_ms = max(1, program.steps[i].timeout_ms) * STRETCH
+    program.meta = dict(getattr(program, "meta", {}) or {})
+    program.meta["stretched"] = program.meta.get("stretched", 0) + 1
 
 
 def diverges(program: P.Program, profile: str, mutant) -> bool:

@@ -160,6 +160,7 @@ struct fdr_outcome {
 	int32_t count;
 	int32_t nlines;
 	struct fdr_line line[FDR_MAX_LINES];
+	int32_t expired;    /* background call: its timeout ran out before its join's turn */
 };
 
 struct fdr_result {

@@ -193,7 +193,9 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
     failure = None
     if res.status != lib.FDR_RUN_OK:
         failure = _failure(res)
-    return Trace(outcomes, failure)
+    expired = tuple(i for i, step in enumerate(program.steps[:len(outcomes)])
+                    if step.background and out[i].expired)
+    return Trace(outcomes, failure, expired)
 
 
 def _failure(res) -> RunFailure:

@@ -116,6 +116,10 @@ class Trace:
     """The outcomes of a run, one per step executed, and how the run ended."""
     outcomes: list
     failure: RunFailure | None = None
+    # Background calls (step indices) whose timeout ran out before their join's turn:
+    # the steps in between did not all run while they slept (the machine was slower
+    # than the timeouts allowed).  Not part of the comparison.
+    expired: tuple = ()
 
     def __eq__(self, other):
         if isinstance(other, list):
@@ -142,4 +146,7 @@ def render_diff(steps, expected: list, actual: Trace, profile: str) -> str:
                 lines.append(f"   {'':2} {'':<{width}}  differs:  {', '.join(exp.differing_fields(act))}")
     if actual.failure is not None:
         lines.append(f"!! {actual.failure}")
+    for i in getattr(actual, "expired", ()):
+        lines.append(f"!! step {i}'s timeout ran out before its join (a timing assumption "
+                     "broke, not necessarily the kernel: raise that timeout)")
     return "\n".join(lines)

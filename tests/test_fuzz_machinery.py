@@ -101,7 +101,7 @@ def test_shrink_keeps_the_failure_and_drops_the_rest():
 
 
 def test_fitted_timeouts_and_moved_joins():
-    """A background call nothing wakes has its join moved right after it (1 ms) or keeps its place with a 100 ms timeout; a call something wakes keeps its long timeout."""
+    """A background call nothing wakes has its join moved right after it (timeout 0) or keeps its place with a 10 ms timeout; a call something wakes keeps its long timeout."""
     from fuzz.campaign import fit_timeouts
     p = Program()
     ep = p.epoll_create("ep")
@@ -119,7 +119,7 @@ def test_fitted_timeouts_and_moved_joins():
     p.fdinfo(ep)
     p.join(sleeper)
     kept, model = fit_timeouts(p, "stock", None)
-    assert [s.timeout_ms for s in kept.steps if s.background] == [400, 100]
+    assert [s.timeout_ms for s in kept.steps if s.background] == [400, 10]
     assert [w.step.op for w in model.timed_out] == ["select"]
 
     class Never:
@@ -127,8 +127,34 @@ def test_fitted_timeouts_and_moved_joins():
             return False
     moved, model = fit_timeouts(p, "stock", None, Never())
     assert [s.op for s in moved.steps][8:] == ["select", "join", "wait", "fdinfo"]
-    assert [s.timeout_ms for s in moved.steps if s.background] == [400, 1]
+    assert [s.timeout_ms for s in moved.steps if s.background] == [400, 0]
     assert run(moved).outcomes == model.outcomes
+
+
+def sleeper_program(timeout_ms):
+    p = Program()
+    quiet = p.pipe("quiet")
+    t = p.thread("t")
+    with p.on(t):
+        call = p.poll([quiet], IN, timeout_ms=timeout_ms, background=True)
+    p.getfd(quiet)
+    p.join(call)
+    return p
+
+
+def test_a_call_that_times_out_before_its_join_is_reported_expired():
+    """A background call whose timeout runs out before its join's turn is listed in Trace.expired; one still asleep at its join is not."""
+    assert run(sleeper_program(0)).expired == (2,)
+    assert run(sleeper_program(2000)).expired == ()
+
+
+def test_check_stretches_a_sleeper_that_ran_out_early():
+    """check() gives a sleeper that ran out before its join a longer timeout and runs the program again, instead of reporting a divergence."""
+    from fuzz.campaign import STRETCH, check
+    p = sleeper_program(0)
+    verdict, trace, _ = check(p, "stock", None)
+    assert verdict is None and trace.expired == ()
+    assert p.steps[2].timeout_ms >= STRETCH and p.meta["stretched"] >= 1
 
 
 def fuzz_cli(*args, env=None, timeout=120):
