@@ -297,6 +297,22 @@ class Step:
         return op
 
 
+class _ActorScope:
+    """Program.on()'s context: the steps added inside are the actor's."""
+    __slots__ = ("program", "actor", "saved")
+
+    def __init__(self, program, actor):
+        self.program, self.actor = program, actor
+
+    def __enter__(self):
+        self.saved, self.program._actor = self.program._actor, self.actor
+        return self.actor
+
+    def __exit__(self, *exc):
+        self.program._actor = self.saved
+        return False
+
+
 @dataclass(frozen=True)
 class E:
     """A per-profile expectation: E(events=[(IN, 0xd5)]) or E(-1, errno='ENOENT')."""
@@ -463,7 +479,8 @@ class Program:
         step.program = self
         step.actor = self._actor
         self.steps.append(step)
-        step.expected = {p: expected_outcome(step) for p in PROFILES}
+        default = expected_outcome(step)           # the same for every profile
+        step.expected = dict.fromkeys(PROFILES, default)
         return step
 
     # -- creating files -------------------------------------------------------
@@ -624,18 +641,9 @@ class Program:
     # -- actors ---------------------------------------------------------------
     def on(self, actor: Actor):
         """`with p.on(child): ...` adds the steps inside as the actor's."""
-        import contextlib
         if actor not in self.actors:
             raise ProgramError(f"unknown actor {actor!r}")
-
-        @contextlib.contextmanager
-        def scope():
-            saved, self._actor = self._actor, actor
-            try:
-                yield actor
-            finally:
-                self._actor = saved
-        return scope()
+        return _ActorScope(self, actor)
 
     def _new_actor(self, name: str | None, kind: str) -> Actor:
         if len(self.actors) >= MAX_ACTORS:
