@@ -69,7 +69,19 @@ def main(argv=None) -> int:
           f" ({flaky} not agreeing at once: run again)")
     print(f"per program:   generate+fit {1000 * t_gen / n:.2f} ms, model {1000 * t_model / n:.2f} ms,"
           f" executor {1000 * t_bare / n:.2f} ms, end to end {1000 * t_e2e / n:.2f} ms")
+    print(f"fixed cost:    an empty program takes {empty_run_us():.0f} us in the executor "
+          "(a target forked, filtered, handed over, killed and reaped)")
     return 0
+
+
+def empty_run_us(runs: int = 200) -> float:
+    from native.program import Program
+    empty = Program("empty")
+    run(empty)
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        run(empty)
+    return 1e6 * (time.perf_counter() - t0) / runs
 
 
 if __name__ == "__main__":
