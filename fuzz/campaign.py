@@ -83,8 +83,8 @@ class Stats:
                 + (f" ({extra})" if extra else ""))
 
 
-# Every step op the generator produces (io_uring is not modelled yet).
-GENERATED_OPS = tuple(op for op in P.OPS if not op.startswith("uring_"))
+# Every step op the generator produces.
+GENERATED_OPS = P.OPS
 
 
 def count_kinds(program: P.Program, kinds: collections.Counter, model=None):

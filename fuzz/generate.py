@@ -9,18 +9,28 @@ what the model covers.
 Programs have actors: the target's first process forks children (each with a
 copy of its fd table) and starts threads (sharing their process's table); every
 step is run by one live actor; children and threads end by exit or SIGKILL.
-Blocking calls (epoll_wait, poll, select) run in the background, joined a few
-steps later, so steps in between can wake them.
+Blocking calls (epoll_wait, poll, select, an io_uring reap) run in the
+background, joined a few steps later, so steps in between can wake them.
+
+io_uring rings are used only by the actor that set them up (SINGLE_ISSUER),
+and their fds only by io_uring steps.  Requests go to pipes, sockets and
+eventfds (polls; reads: pipes and sockets), only through handles whose file
+the program's static view knows for sure (a handle whose install may have
+failed at run time is left alone); a ring holds a bounded number of requests,
+so its CQ ring never overflows.  Foreground reaps wait 0 ms, background ones
+the usual BG_TIMEOUT_MS.
 
 A share of the programs starts from a focused template (TEMPLATES): a short
 scenario where one subtle kernel behaviour decides the outcome (wake-up order,
 edge-triggering, requeueing, nested wake-ups, signalfd queues, deferred fput,
-fork sharing), with random details, followed by random steps.  Random programs
-alone reach those corners too rarely for a short campaign.
+fork sharing, io_uring requests across a replace), with random details, followed
+by random steps.  Random programs alone reach those corners too rarely for a
+short campaign.
 """
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import random
 
@@ -29,6 +39,14 @@ from native import program as P
 CTL_EVENTS = (P.IN, P.OUT, P.IN | P.OUT, P.IN | P.ET, P.IN | P.ONESHOT, P.IN | P.RDHUP,
               P.IN | P.EXCLUSIVE, P.OUT | P.ET)
 POLL_EVENTS = (P.IN, P.IN | P.OUT, P.OUT, P.IN | P.RDHUP)
+URING_POLL_EVENTS = (P.IN, P.IN, P.IN | P.OUT, P.OUT, P.IN | P.RDHUP, P.RDHUP)
+URING_POLL_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.MEMFD)   # what the model covers
+URING_READ_KINDS = (P.PIPE, P.SOCKET)
+URING_FIXED_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD)
+MAX_RINGS = 2
+MAX_URING_SUBMITS = 12    # per ring: its CQEs never outgrow the CQ ring (16 entries)
+RING_SHARE = 0.3          # the share of random programs that set a ring up first
+BLOCKING_SHARE = 0.25     # pipes and sockets made without O_NONBLOCK
 FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD,
               P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD, P.MEMFD)   # memfd: rarely
 CREATE = {P.PIPE: P.Program.pipe, P.SOCKET: P.Program.socketpair,
@@ -48,6 +66,8 @@ STEP_WEIGHTS = {
     "kcmp_epoll_tfd": 1, "epoll_create": 1, "hold": 2,
     "fork": 2, "thread": 1, "poll": 2, "select": 1, "background": 4, "join": 3,
     "kill": 2, "exit": 2, "getfd": 1, "hangup": 1,
+    "uring_setup": 1, "uring_poll": 4, "uring_read": 3, "uring_register": 1,
+    "uring_unregister": 2, "uring_cancel": 3, "uring_reap": 4, "uring_exit": 1,
 }
 TEMPLATE_SHARE = 0.35     # the share of programs that start from a template
 
@@ -102,6 +122,18 @@ class _Skip(Exception):
     """The chosen step kind has nothing to act on yet."""
 
 
+@dataclasses.dataclass
+class GenRing:
+    """A ring as the generator sees it: who may use it, what it holds."""
+    handle: P.Handle
+    owner: P.Actor
+    fixed: str | None = None          # the kind of fixed file 0, once registered
+    registered: bool = False
+    requests: list = dataclasses.field(default_factory=list)   # poll/read steps submitted
+    submits: int = 0                  # poll, read and cancel submissions so far
+    exited: bool = False
+
+
 class Gen:
     """The state of one program being generated: who is alive, who is busy."""
 
@@ -112,6 +144,13 @@ class Gen:
         self.alive: list[P.Actor] = [P.MAIN]
         self.busy: dict[P.Actor, P.Step] = {}     # actor -> its background call
         self.ended = False                        # no process left: supervisor steps only
+        self.rings: dict[str, GenRing] = {}       # ring handle name -> the ring
+        # Owners of an exited ring: its exit work interrupts them at a moment of its own
+        # (no holds, no ADDFD replaces, no background epoll_wait/poll/select for them).
+        self.nagged: set = set()
+        # (table, handle) whose file at run time may not be what the static view says: an
+        # install onto it (dup2, replace) may have failed.
+        self.unsure: set = set()
 
     # -- who runs the next step ---------------------------------------------------------
     def free(self) -> list[P.Actor]:
@@ -138,8 +177,28 @@ class Gen:
             raise _Skip
         return self.c.choice(options)
 
+    def handles(self):
+        """Every handle but the rings' (their fds are for io_uring steps only)."""
+        return [h for h in self.p.handles if h.name not in self.rings]
+
     def open(self):
-        return [h for h in self.p.handles if self.p.file_of(h) is not None]
+        return [h for h in self.handles() if self.p.file_of(h) is not None]
+
+    # -- what the static view knows for sure --------------------------------------------
+    def table(self) -> str:
+        return self.p._actor.table
+
+    def sure(self, h: P.Handle) -> bool:
+        return (self.table(), h.name) not in self.unsure
+
+    def installed(self, h: P.Handle, certain: bool):
+        """h's file changed as the static view says, certainly or maybe."""
+        key = (self.table(), h.name)
+        (self.unsure.discard if certain else self.unsure.add)(key)
+
+    def known(self, kinds) -> list:
+        """Open handles whose file is surely of one of these kinds."""
+        return [h for h in self.open() if self.sure(h) and self.p.file_of(h).kind in kinds]
 
     def epolls(self):
         return [h for h in self.open() if self.p.file_of(h).kind == P.EPOLL]
@@ -158,31 +217,45 @@ class Gen:
             raise _Skip
         if kind == "join":
             return self.join()
+        if kind.startswith("uring_") and kind != "uring_setup":
+            ring = self.pick(r for r in self.live_rings() if r.owner not in self.busy)
+            with self.p.on(ring.owner):
+                return getattr(self, "s_" + kind)(ring)
         actor = self.pick_actor()
         with self.p.on(actor):
             getattr(self, "s_" + kind)(actor)
 
     def s_create(self, actor):
-        CREATE[self.kind()](self.p)
+        kind = self.kind()
+        if kind in P.PEER_KINDS and self.c.chance(BLOCKING_SHARE):
+            CREATE[kind](self.p, blocking=True)
+        else:
+            CREATE[kind](self.p)
 
     def s_dup(self, actor):
-        self.p.dup(self.pick(self.open()))
+        old = self.pick(self.open())
+        self.installed(self.p.dup(old), self.sure(old))
 
     def s_dup2(self, actor, three=False):
-        old, new = self.pick(self.open()), self.pick(self.p.handles)
+        old, new = self.pick(self.open()), self.pick(self.handles())
+        # onto a closed handle: its number may be gone (EBADF)
+        certain = self.sure(old) and (old == new or self.p.file_of(new) is not None)
         if three:
             self.p.dup3(old, new, self.c.choice((0, P.O_CLOEXEC)))
         else:
             self.p.dup2(old, new)
+        self.installed(new, certain and self.sure(new))
 
     def s_dup3(self, actor):
         self.s_dup2(actor, three=True)
 
     def s_close(self, actor):
-        self.p.close(self.pick(self.p.handles))
+        h = self.pick(self.handles())
+        self.p.close(h)
+        self.installed(h, True)                 # closed at run time too, whatever it held
 
     def s_epoll_ctl(self, actor):
-        targets = list(self.p.handles)      # epoll handles too: nesting, loops and self-adds
+        targets = self.handles()            # epoll handles too: nesting, loops and self-adds
         self.p.epoll_ctl(self.pick(self.epolls()), self.c.choice(P.CTL_OPS), self.pick(targets),
                          self.c.choice(CTL_EVENTS), data=self.c.choice(DATA))
 
@@ -198,26 +271,30 @@ class Gen:
         self.p.wait(self.pick(self.epolls()), maxevents=self.c.choice((16, 1, 2, 1)))
 
     def s_read(self, actor, drain=False):
-        h = self.pick(self.p.handles)
+        h = self.pick(self.handles())
         self.p.drain(h) if drain else self.p.read(h)
 
     def s_drain(self, actor):
         self.s_read(actor, drain=True)
 
     def s_replace(self, actor):
-        h = self.pick(self.p.handles)
-        via = self.c.choice(P.VIAS)
+        h = self.pick(self.handles())
+        via = self.c.choice((P.DUP2, P.DUP3) if actor in self.nagged else P.VIAS)
         keep = self.c.choice((False, True))
+        certain = self.p.file_of(h) is not None and self.sure(h)
         by_handle = [b for b in self.open() if b != h and self.p.file_of(b).kind != P.EPOLL]
         if by_handle and self.c.choice((False, True)):
-            self.p.replace(h, by=self.pick(by_handle), via=via, keep=keep)
+            by = self.pick(by_handle)
+            certain = certain and self.sure(by)
+            self.p.replace(h, by=by, via=via, keep=keep)
         else:
             self.p.replace(h, by=self.kind(), via=via, keep=keep)
+        self.installed(h, certain)
 
     def s_hold(self, actor):
         """The target traps on h; the supervisor ADDFDs a new file there, looks, answers.
         Not while a background call sleeps: it would race the supervisor's steps."""
-        if self.busy:
+        if self.busy or actor in self.nagged:
             raise _Skip
         h = self.pick(self.open())
         kind = self.kind()
@@ -245,7 +322,7 @@ class Gen:
         p.respond()
 
     def s_getfd(self, actor):
-        self.p.getfd(self.pick(self.p.handles))
+        self.p.getfd(self.pick(self.handles()))
 
     def s_hangup(self, actor):
         self.p.hangup(self.pick([f for f in self.p.files if f.kind in P.PEER_KINDS]))
@@ -254,7 +331,7 @@ class Gen:
         self.p.fdinfo(self.pick(self.epolls()))
 
     def s_kcmp_epoll_tfd(self, actor):
-        self.p.kcmp_epoll_tfd(self.pick(self.epolls()), self.pick(self.p.handles),
+        self.p.kcmp_epoll_tfd(self.pick(self.epolls()), self.pick(self.handles()),
                               self.pick(self.open()), toff=self.c.choice((0, 0, 1)))
 
     def s_epoll_create(self, actor):
@@ -264,7 +341,7 @@ class Gen:
 
     def watched(self):
         n = self.c.integer(1, 3)
-        return [self.pick(self.p.handles) for _ in range(n)]
+        return [self.pick(self.handles()) for _ in range(n)]
 
     def s_poll(self, actor):
         self.p.poll(self.watched(), self.c.choice(POLL_EVENTS))
@@ -275,7 +352,10 @@ class Gen:
     def s_fork(self, actor):
         if len(self.p.actors) >= P.MAX_ACTORS or self.p.meta["forks"] >= MAX_FORKS:
             raise _Skip
-        self.alive.append(self.p.fork())
+        child = self.p.fork()
+        self.unsure |= {(child.table, name) for table, name in self.unsure
+                        if table == actor.table}
+        self.alive.append(child)
         self.p.meta["forks"] += 1
 
     def s_thread(self, actor):
@@ -286,12 +366,17 @@ class Gen:
     def s_background(self, actor):
         """A blocking call another actor's steps can wake; somebody must be left to act
         (a thread is started for it if need be)."""
+        owned = [r for r in self.live_rings() if r.owner == actor]
+        ops = () if actor in self.nagged else ("wait", "wait", "poll", "select")
+        op = self.pick(ops + (("reap",) * 2 if owned else ()))
         if len(self.free()) < 2:
             if len(self.p.actors) >= P.MAX_ACTORS:
                 raise _Skip
             self.alive.append(self.p.thread())
-        op = self.c.choice(("wait", "wait", "poll", "select"))
-        if op == "wait":
+        if op == "reap":
+            step = self.p.uring_reap(self.c.choice(owned).handle, timeout_ms=BG_TIMEOUT_MS,
+                                     background=True)
+        elif op == "wait":
             step = self.p.wait(self.pick(self.epolls()), maxevents=self.c.choice((16, 1)),
                                timeout_ms=BG_TIMEOUT_MS, background=True)
         elif op == "poll":
@@ -300,6 +385,69 @@ class Gen:
         else:
             step = self.p.select(self.watched(), timeout_ms=BG_TIMEOUT_MS, background=True)
         self.busy[actor] = step
+
+    # -- io_uring ------------------------------------------------------------------------
+    def live_rings(self) -> list[GenRing]:
+        """Rings their owner can still use."""
+        return [r for r in self.rings.values() if not r.exited and r.owner in self.alive]
+
+    def s_uring_setup(self, actor):
+        if len(self.live_rings()) >= MAX_RINGS or len(self.p.files) >= MAX_FILES:
+            raise _Skip
+        self.new_ring()
+
+    def new_ring(self, name=None) -> GenRing:
+        h = self.p.uring_setup(name)
+        ring = self.rings[h.name] = GenRing(h, self.p._actor)
+        return ring
+
+    def submit(self, ring: GenRing, step_of) -> P.Step:
+        """A poll, read or cancel submission, within the ring's bound."""
+        if ring.submits >= MAX_URING_SUBMITS:
+            raise _Skip
+        ring.submits += 1
+        return step_of()
+
+    def s_uring_poll(self, ring: GenRing):
+        h = self.pick(self.known(URING_POLL_KINDS))
+        multishot = self.c.chance(0.3)
+        step = self.submit(ring, lambda: self.p.uring_poll(
+            ring.handle, h, self.c.choice(URING_POLL_EVENTS), multishot=multishot))
+        ring.requests.append(step)
+
+    def s_uring_read(self, ring: GenRing):
+        if ring.fixed in URING_READ_KINDS and self.c.chance(0.4):
+            step = self.submit(ring, lambda: self.p.uring_read(ring.handle, fixed=True))
+        else:
+            h = self.pick(self.known(URING_READ_KINDS))
+            step = self.submit(ring, lambda: self.p.uring_read(ring.handle, h))
+        ring.requests.append(step)
+
+    def s_uring_register(self, ring: GenRing):
+        if ring.registered and not self.c.chance(0.2):
+            raise _Skip                          # EBUSY now and then
+        h = self.pick(self.known(URING_FIXED_KINDS))
+        self.p.uring_register(ring.handle, h)
+        if not ring.registered:
+            ring.registered, ring.fixed = True, self.p.file_of(h).kind
+
+    def s_uring_unregister(self, ring: GenRing):
+        if not ring.registered and not self.c.chance(0.2):
+            raise _Skip                          # ENXIO now and then
+        self.p.uring_unregister(ring.handle)
+        ring.registered, ring.fixed = False, None
+
+    def s_uring_cancel(self, ring: GenRing):
+        target = self.pick(ring.requests)
+        self.submit(ring, lambda: self.p.uring_cancel(ring.handle, target))
+
+    def s_uring_reap(self, ring: GenRing):
+        self.p.uring_reap(ring.handle)
+
+    def s_uring_exit(self, ring: GenRing):
+        self.p.uring_exit(ring.handle)
+        ring.exited = True
+        self.nagged.add(ring.owner)
 
     def join(self, actor=None):
         """Join a background call; never another's right after a background step (that
@@ -352,8 +500,8 @@ class Gen:
                 p.listener_wait()
             elif look == "recv":
                 p.notif_recv()
-            elif p.handles:
-                (p.sup_fdinfo if look == "fdinfo" else p.sup_wait)(self.c.choice(p.handles))
+            elif self.handles():
+                (p.sup_fdinfo if look == "fdinfo" else p.sup_wait)(self.c.choice(self.handles()))
 
     def finish(self) -> P.Program:
         while self.busy:
@@ -377,6 +525,8 @@ def generate(choose, max_steps: int = 20, name: str = "fuzz", templates: bool = 
             g.s_create(P.MAIN)
         except _Skip:
             pass
+        if choose.chance(RING_SHARE):
+            g.new_ring()
     for _ in range(choose.integer(1, max_steps)):
         kind = choose.weighted(STEP_WEIGHTS)
         try:
@@ -539,12 +689,89 @@ def t_fork_shares(g: Gen):
     p.fdinfo(ep)
 
 
+def _uring_request(g: Gen, ring: GenRing, h: P.Handle) -> P.Step:
+    """A poll (one-shot or multishot) or a read of h, pending until h's file is ready."""
+    p = g.p
+    what = g.c.choice(("poll", "multishot", "read"))
+    if what == "read":
+        step = p.uring_read(ring.handle, h)
+    else:
+        step = p.uring_poll(ring.handle, h, P.IN, multishot=what == "multishot")
+    ring.requests.append(step)
+    ring.submits += 1
+    return step
+
+
+def _wake_old_and_new(g: Gen, old: P.File, new: P.File, ring: GenRing | None):
+    """The new file's readiness, then the old file's (or the other way round), each maybe
+    followed by a reap."""
+    for f in g.c.choice(((new, old), (old, new))):
+        g.p.inject(f)
+        if ring is not None and g.c.chance(0.5):
+            g.p.uring_reap(ring.handle)
+
+
+def t_uring_across_replace(g: Gen):
+    """A request submitted before a replace holds the old file: the new file's readiness
+    does not complete it, the old file's does, and the old file lives until then."""
+    p = g.p
+    kind = g.c.choice(P.PEER_KINDS)
+    ring = g.new_ring("ring")
+    r = CREATE[kind](p, "r", blocking=g.c.chance(0.5))
+    _uring_request(g, ring, r)
+    old = p.file_of(r)
+    p.replace(r, by=g.c.choice(P.PEER_KINDS), via=g.c.choice(P.VIAS))
+    _wake_old_and_new(g, old, p.file_of(r), ring)
+    p.uring_reap(ring.handle)
+    p.inject(old)
+
+
+def t_uring_blocked_reap(g: Gen):
+    """A thread asleep reaping its ring, with a request on a number another actor then
+    replaces, is woken by the old file only."""
+    p = g.p
+    r = CREATE[g.c.choice(P.PEER_KINDS)](p, "r")
+    t = p.thread("t")
+    g.alive.append(t)
+    with p.on(t):
+        ring = g.new_ring("ring")
+        _uring_request(g, ring, r)
+    old = p.file_of(r)
+    p.replace(r, by=g.c.choice(P.PEER_KINDS), via=g.c.choice(P.VIAS))
+    with p.on(t):
+        g.busy[t] = p.uring_reap(ring.handle, timeout_ms=BG_TIMEOUT_MS, background=True)
+    _wake_old_and_new(g, old, p.file_of(r), None)
+
+
+def t_uring_fixed_file(g: Gen):
+    """Fixed file 0 stays the old file after a replace: a fixed read reaches it, a read
+    through the number the new one; unregistering lets the old file go."""
+    p = g.p
+    kind = g.c.choice(P.PEER_KINDS)
+    ring = g.new_ring("ring")
+    r = CREATE[kind](p, "r")
+    p.uring_register(ring.handle, r)
+    ring.registered, ring.fixed = True, kind
+    old = p.file_of(r)
+    p.replace(r, by=kind, via=g.c.choice(P.VIAS))
+    _wake_old_and_new(g, old, p.file_of(r), None)
+    ring.requests += [p.uring_read(ring.handle, fixed=True), p.uring_read(ring.handle, r)]
+    ring.submits += 2
+    p.uring_reap(ring.handle)
+    if g.c.chance(0.5):
+        p.uring_unregister(ring.handle)
+        ring.registered, ring.fixed = False, None
+    p.inject(old)
+
+
 TEMPLATES = {
     "edge_triggered": t_edge_triggered, "oneshot": t_oneshot, "requeue_order": t_requeue_order,
     "queued_keeps_place": t_queued_keeps_place, "wake_order": t_wake_order,
     "nested_wakeup": t_nested_wakeup, "eventfd_out": t_eventfd_out,
     "signalfd_shared_queue": t_signalfd_shared_queue, "deferred_fput": t_deferred_fput,
     "fork_shares": t_fork_shares, "stale_entry_ctl": t_stale_entry_ctl,
+    "uring_across_replace": t_uring_across_replace, "uring_blocked_reap": t_uring_blocked_reap,
+    "uring_fixed_file": t_uring_fixed_file,
 }
 
 

@@ -59,19 +59,20 @@ target is trapped; a file the trapped target puts is released only when it
 returns (task_work), and meanwhile polls empty (epi_fget); the target's end
 (exit, SIGKILL) closes its table, the listener then polls HUP.
 
-Blocking calls (fs/select.c, ep_poll): poll() and select() evaluate every
-handle's file as it is now (a closed number: POLLNVAL for poll, EBADF up
-front for select); in the background, the first pass hooks the wait queues
-of the files polled (each hook holds a reference on its file, so a file
-closed meanwhile lives on, with its epoll entries, until the call returns),
-a matching wake-up makes the call poll every handle again (resolving the
-numbers afresh) and return if anything is ready, and its timeout makes one
-last pass.  epoll_wait sleeps on the instance's own queue (exclusive, newest
-sleeper first: __add_wait_queue_exclusive), is woken one at a time by
-ep_poll_callback / ep_insert / ep_modify / ep_done_scan, gathers events in
-its own context and returns 0 at its timeout without looking.  A callback
-on an EPOLLEXCLUSIVE item that wakes a sleeper ends the wake-up walk
-(wake-one).  Woken calls run at the step boundary (the executor lets every
+Blocking calls (fs/select.c, ep_poll, io_cqring_wait): poll() and select()
+evaluate every handle's file as it is now (a closed number: POLLNVAL for
+poll, EBADF up front for select); in the background, the first pass hooks
+the wait queues of the files polled (each hook holds a reference on its
+file, so a file closed meanwhile lives on, with its epoll entries, until the
+call returns), a matching wake-up makes the call poll every handle again
+(resolving the numbers afresh) and return if anything is ready, and its
+timeout makes one last pass.  epoll_wait sleeps on the instance's own queue
+(exclusive, newest sleeper first: __add_wait_queue_exclusive), is woken one
+at a time by ep_poll_callback / ep_insert / ep_modify / ep_done_scan,
+gathers events in its own context and returns 0 at its timeout without
+looking.  A callback on an EPOLLEXCLUSIVE item that wakes a sleeper ends the
+wake-up walk (wake-one).  An io_uring reap sleeps in its ring's wait (see
+below).  Woken calls run at the step boundary (the executor lets every
 background call settle before a step starts); a background step's outcome is
 "returned" when the call returned at once, "blocked" otherwise, and always
 "blocked" when the very next step is its own join (the executor's settle
@@ -83,13 +84,56 @@ a background poll/select races with the files the executor opens for a moment
 at the lowest free numbers of its process while it settles the call (a /proc
 stat file, pidfds), so a closed watched number there is flagged ambiguous.
 
-Not modelled: io_uring, EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the
-reverse-path limits of nested epolls, buffers filling up (pipe/socket/eventfd
-limits), the target's RLIMIT_NOFILE (taken as 1024), the listener's own
-wake-ups when it is installed in the target (it polls empty there), blocking
-calls woken while a hold's supervisor steps run, calls woken together when
-one of them is an epoll_wait, and the moment an orphan's sighand is freed
-(POLLFREE): the outcomes these decide are flagged ambiguous.
+io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c), with rings set up as the
+executor does (liburing, SINGLE_ISSUER|DEFER_TASKRUN, 8 entries) and used by
+the actor that set them up:
+
+- a request looks its file up at submission and holds a reference on it until
+  it completes, so after a replace it acts on the old file and keeps it alive;
+  fixed file 0 holds one until unregistered (a pending fixed read keeps its
+  own); register/unregister answer EBUSY/ENXIO, a missing file is -EBADF;
+- POLL_ADD polls for the asked events | ERR|HUP|NVAL|RDHUP, edge-triggered:
+  a one-shot poll of a ready file completes in the submission, otherwise the
+  request waits at the head of the file's queue (a ready multishot one queues
+  its task work at once); a file without ->poll (memfd) completes at once, or
+  with -EINVAL;
+- a wake-up whose key meets its events (no key meets all) queues task work;
+  later ones only count until it runs; a keyed one takes a one-shot request
+  off the queue.  The work runs only when the ring's task reaps, in the order
+  it was queued: one wake-up's key is the result, several (or no key) make it
+  poll again; a one-shot poll completes (or arms afresh when nothing is
+  there), a multishot one posts a CQE with F_MORE and stays;
+- READ of a pipe or socket (256 bytes, every token there is) completes in the
+  submission with data or at end of file, O_NONBLOCK or not; otherwise it arms
+  its own one-shot poll for IN and reads again in its task work;
+- ASYNC_CANCEL posts 0 or -ENOENT in the submission; the pending request it
+  found completes with -ECANCELED (letting its file go) in its task work;
+- a reap runs the task work, then collects every CQE (traces sort them by
+  submitting step); in the background it returns at once if that posted one
+  (or its timeout is 0), else sleeps in the ring's wait and is woken when
+  task work is queued, runs it, and returns once a CQE is there;
+- the ring goes with its last reference (a forked child's copy keeps it):
+  its exit work drops the requests' and the fixed file's references at a
+  moment of its own (those files are in limbo: what shows whether they are
+  gone, their pipe's EPIPE, the epolls that watched them, is flagged), and
+  then interrupts the ring's task once, also at a moment of its own (its later
+  epoll_wait, poll and select sleeps are flagged; its traps, a notify or an
+  ADDFD replace, are not modelled: the withdrawn notification is the
+  executor's business).
+
+Not modelled: io_uring used by another actor than the ring's creator
+(SINGLE_ISSUER refuses it after liburing queued the SQE in the shared ring),
+a ring's own fd in other steps (its ->poll, its mapping's reference), polls
+of signalfd, timerfd, epoll, listener or ring files, reads of anything but
+pipes and sockets (an eventfd read wakes from task work, a memfd read goes
+to io-wq), poll flags ET, ONESHOT or EXCLUSIVE, more CQEs than the CQ ring
+holds (flagged), EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
+limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
+the target's RLIMIT_NOFILE (taken as 1024), the listener's own wake-ups when
+it is installed in the target (it polls empty there), blocking calls woken
+while a hold's supervisor steps run, calls woken together when one of them
+is an epoll_wait, and the moment an orphan's sighand is freed (POLLFREE):
+the outcomes these decide are flagged ambiguous.
 """
 from __future__ import annotations
 
@@ -125,6 +169,18 @@ DEFAULT_POLLMASK = IN | OUT | RDNORM | WRNORM   # what poll()/select() see of a 
 POLLIN_SET = IN | RDNORM | RDBAND | HUP | ERR    # select's read set (fs/select.c)
 POLLEX_SET = PRI
 NVAL = mask_value("NVAL")
+MSG = mask_value("MSG")
+
+# io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c), as the executor sets rings up.
+POLL_UNMASK = ERR | HUP | NVAL | RDHUP           # IO_POLL_UNMASK: always polled for
+POLL_BITS = (IN | PRI | OUT | ERR | HUP | NVAL | RDNORM | RDBAND | WRNORM | WRBAND | MSG
+             | RDHUP)                            # what demangle_poll keeps of a poll mask
+READ_POLL_EVENTS = PRI | ERR | ET | ONESHOT | IN | RDNORM | POLL_UNMASK  # a read's own poll
+URING_READ_SIZE = 256        # the executor's per-request read buffer (URING_BUF)
+CQ_ENTRIES = 16              # io_uring_queue_init(8): twice the SQ entries
+MAX_REAPED = 32              # the executor peeks at most FDR_MAX_EVENTS CQEs per reap
+URING_POLL_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.MEMFD)   # what uring_poll is modelled on
+URING_READ_KINDS = P.PEER_KINDS                              # and uring_read
 
 
 @dataclass(frozen=True)
@@ -215,12 +271,14 @@ class PollEntry:
 
 
 class Waiter:
-    """A background blocking call: epoll_wait, poll or select, asleep or done."""
+    """A background blocking call: epoll_wait, poll, select or an io_uring reap, asleep
+    or done."""
 
     def __init__(self, index: int, step: P.Step, proc: "Process"):
         self.index, self.step, self.proc = index, step, proc
         self.op = step.op
         self.ep: "OFile | None" = None        # epoll_wait: the instance it sleeps on
+        self.ring: "Ring | None" = None       # uring_reap: the ring it waits on
         self.hooks: list = []                  # poll/select: (WaitQueue, PollEntry)
         self.fds: list = []                    # poll/select: the numbers it polls
         self.refs: list = []                   # files it holds a reference on
@@ -253,6 +311,7 @@ class OFile:
         self.watchers: list = []               # items watching this file (file->f_ep)
         self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
         self.ready: list = []                  # epoll: the ready list
+        self.ring: "Ring | None" = None        # an io_uring file: its ring
 
     def __repr__(self):
         return f"<{self.name}{'' if self.alive else ' freed'} refs={self.refs}>"
@@ -269,6 +328,42 @@ class Item:
     @property
     def exclusive(self) -> bool:
         return bool(self.events & EXCLUSIVE)
+
+
+class Request:
+    """An io_uring request waiting on a file's queue: a POLL_ADD, or a READ that found no
+    data and armed its own internal poll.  It holds a reference on its file (the fixed
+    file too, through the resource node) from submission until it completes."""
+    exclusive = False                          # add_wait_queue: a non-exclusive entry
+
+    def __init__(self, ring: "Ring", index: int, step: P.Step, file: OFile, events: int):
+        self.ring, self.index, self.step, self.file = ring, index, step, file
+        self.read = step.op == "uring_read"
+        self.events = events                   # poll->events: asked | UNMASK | ET [| ONESHOT]
+        self.refs = 0                          # poll_refs: wake-ups since its task work ran
+        self.key = 0                           # the key of the wake-up that queued the work
+        self.cancelled = False
+        self.wq: WaitQueue | None = None       # the queue it is armed on
+
+    @property
+    def oneshot(self) -> bool:
+        return bool(self.events & ONESHOT)
+
+
+class Ring:
+    """An io_uring instance set up with SINGLE_ISSUER|DEFER_TASKRUN: completions that
+    wake-ups cause wait as task work until the ring's own task enters it to reap."""
+
+    def __init__(self, handle: str, file: OFile, fd: int, owner: str, proc: "Process"):
+        self.handle, self.file, self.fd, self.owner, self.proc = handle, file, fd, owner, proc
+        self.requests: dict[int, Request] = {}  # pending requests by user_data (their step)
+        self.tw: list[Request] = []            # task work queued, in the order it runs
+        self.cq: list[tuple] = []              # CQEs posted and not yet reaped
+        self.registered = False                # a file table is registered (maybe sparse)
+        self.fixed: OFile | None = None        # fixed file 0
+        self.sleeper: "Waiter | None" = None   # a background reap asleep in the ring's wait
+        self.exited = False                    # io_uring_queue_exit has run
+        self.dead = False                      # the ring is torn down
 
 
 class Process:
@@ -327,6 +422,12 @@ class Model:
         self.runnable: list[Waiter] = []        # woken calls, run at the step boundary
         self.uncertain: set = set()             # epolls an orphan's POLLFREE may have hit
         self.timed_out: list[Waiter] = []       # background calls that slept to their join
+        self.rings: dict[str, Ring] = {}        # ring handle name -> the ring set up there
+        self.limbo: set = set()                 # files a torn-down ring let go of at a moment
+        #                                         of its own (io_ring_exit_work)
+        self.torn: set = set()                  # epolls that watched such a file
+        self.nagged: set[str] = set()           # actors a torn-down ring's exit work may
+        #                                         still interrupt
         self.multi_ref_replaces = 0             # replaces of a file with other references
         self.touched = False                    # the step looked at an uncertain epoll
         self.hold: Hold | None = None           # the notification being held, if any
@@ -365,6 +466,9 @@ class Model:
                 proc = self.procs[step.actor.table]
             if self.hold and self.hold.state == "gone" and self.deferred:
                 self.ambiguous.append(i)             # races the target's deferred fputs
+            self.refuse_rings(proc, step)
+            if not step.background and self.interruptible(step):
+                self.ambiguous.append(i)
             try:
                 if step.background:
                     out = self.start_background(proc, step)
@@ -399,6 +503,30 @@ class Model:
                             if steps[j].op not in P.SUPERVISOR_OPS), None)
                 if nxt is not None and steps[nxt].op == "join" and steps[nxt].of is s:
                     self.outcomes[i] = Outcome(ret="returned")
+
+    def refuse_rings(self, proc: Process, step: P.Step):
+        """A ring's own fd is used by io_uring steps only: closing, dup'ing, replacing,
+        polling or watching it is not modelled (the ring's mapping keeps it alive, its
+        ->poll reports the rings' state).  Nor is a trap of a task a ring's teardown may
+        still interrupt (see interruptible): the notification would be withdrawn."""
+        if step.actor.name in self.nagged and step.op not in P.SUPERVISOR_OPS and (
+                step.op == "notify" or step.op == "replace" and step.via in P.ADDFD_VIAS):
+            raise NotModelled(f"step {self.index}: a trap of {step.actor}, whose ring's "
+                              "teardown may interrupt it")
+        if step.op in P.URING_OPS:
+            return
+        for h in (step.h, step.h2, step.ep, *step.hs):
+            f = proc.fdt.get(self.num(proc, h)) if h is not None else None
+            if f is not None and f.kind == P.URING:
+                raise NotModelled(f"step {self.index} ({step.op}) uses io_uring fd {h}")
+
+    def interruptible(self, step: P.Step) -> bool:
+        """Once a ring is torn down, its exit work sends its task a task_work that
+        interrupts whatever it sleeps in then, at a moment of its own: epoll_wait
+        says EINTR, poll and select restart (one more pass); a ring's own wait just
+        runs it.  Any such call that may sleep is not pinned."""
+        return (step.actor.name in self.nagged and step.op in ("wait", "poll", "select")
+                and (step.background or step.timeout_ms > 0))
 
     def divergence(self, trace) -> int | None:
         """The first step where a real Trace differs from this (run) model, ignoring steps
@@ -473,7 +601,12 @@ class Model:
                 self.release(f)
 
     def release(self, f: OFile):
-        """__fput: eventpoll_release first, then the file's own release."""
+        """__fput: eventpoll_release first, then the file's own release (a ring's: its
+        teardown)."""
+        if f in self.limbo:                       # really released later, maybe: whoever
+            self.doubt({item.ep for item in f.watchers})   # watched it may see it still
+        if f.ring is not None:
+            self.ring_teardown(f.ring)
         for item in list(f.watchers):
             self.ep_remove(item)
         for item in list(f.items.values()):
@@ -542,6 +675,9 @@ class Model:
             return DEFAULT_POLLMASK               # no ->poll: vfs_poll's default
         if k == LISTENER:
             return 0      # seccomp_notify_poll from the target: its traps are answered by now
+        if k == P.URING:
+            self.touched = True   # a sleeping poll/select's number now holds a ring: its
+            return 0              # io_uring_poll (SQ space, CQ state) is not modelled
         # An epoll file: scan its ready list, dropping items that are not really ready.
         if f in self.uncertain:
             self.touched = True
@@ -569,6 +705,9 @@ class Model:
             if isinstance(entry, PollEntry):
                 if not key or key & entry.key:
                     self.make_runnable(entry.waiter)
+                continue
+            if isinstance(entry, Request):
+                self.uring_wake(entry, key)
                 continue
             if self.callback(entry, key, pollfree) and entry.exclusive:
                 nr -= 1
@@ -829,6 +968,8 @@ class Model:
         if not f.peer:
             raise Errno("EBADF")                 # the driver hung it up
         if not f.alive:
+            if f in self.limbo:                  # the ring's exit work may not have put it
+                self.ambiguous.append(self.index)
             raise Errno("EPIPE")
         f.tokens += 1
         self.wake_file(proc, f, WAKE_KEY[f.kind])
@@ -1000,6 +1141,8 @@ class Model:
         ep = proc.fdt.get(self.num(proc, step.ep))
         if ep is None:
             raise Errno("ENOENT")                    # /proc/self/fdinfo/<n> does not exist
+        if ep in self.torn:
+            self.touched = True
         lines = [FdinfoLine(tfd=str(self.handle_of(proc, it.fd)), events=it.events,
                             data=it.data, pos=0, ino=ino, sdev=sdev)
                  for it in ep.items.values() for ino, sdev in [self.inode_names(it.file)]]
@@ -1024,6 +1167,8 @@ class Model:
         ep = self.lookup(proc, self.num(proc, step.ep))
         if ep.kind != P.EPOLL:
             raise Errno("EINVAL")
+        if ep in self.torn:
+            self.touched = True
         tfd = self.num(proc, step.h)
         found = sorted((it for it in ep.items.values() if it.fd == tfd), key=lambda it: it.file.seq)
         if step.toff >= len(found):
@@ -1367,8 +1512,13 @@ class Model:
         has something, or until its join (its timeout)."""
         w = Waiter(self.index, step, proc)
         self.waiters[self.index] = w
+        if self.interruptible(step):
+            w.racy = True
+            self.ambiguous.append(self.index)
         try:
-            if step.op == "wait":
+            if step.op == "uring_reap":
+                self.start_reap(w, proc, step)
+            elif step.op == "wait":
                 ep = self.lookup(proc, self.num(proc, step.ep))
                 if ep.kind != P.EPOLL:
                     raise Errno("EINVAL")
@@ -1404,6 +1554,8 @@ class Model:
         w.hooks = []
         if w.ep is not None and w in w.ep.sleepers:
             w.ep.sleepers.remove(w)
+        if w.ring is not None and w.ring.sleeper is w:
+            w.ring.sleeper = None
         for f in w.refs:
             self.fput(f)
         w.refs = []
@@ -1428,7 +1580,11 @@ class Model:
             return
         if w.op == "poll":                    # (select polls such a number as ready anyway)
             self.transient_risk(w)
-        if w.op == "wait":
+        if w.op == "uring_reap":
+            self.run_task_work(w.ring)            # io_cqring_wait, woken: then back to
+            if w.ring.cq:                         # sleep unless a CQE is there
+                self.finish(w, self.reap_outcome(w.ring, w.step, w))
+        elif w.op == "wait":
             events = self.send_events(w.proc, w.ep, w.step.maxevents)
             if events:
                 self.finish(w, P.expected_outcome(w.step, events=events, joined=True))
@@ -1442,13 +1598,15 @@ class Model:
 
     def settle(self, racing: bool = False):
         """The step boundary: every woken call runs until it returns or sleeps again.
-        Calls woken together run concurrently: where one is an epoll_wait, which
-        consumes, what each of them sees depends on who runs first."""
+        Calls woken together run concurrently: where one consumes (an epoll_wait: ET,
+        ONESHOT, dropped items; a reap whose task work reads), what each of them sees
+        depends on who runs first."""
         if not self.runnable:
             return
-        if len(self.runnable) > 1 and any(w.op == "wait" for w in self.runnable):
-            for w in self.runnable:     # an epoll_wait consumes (ET, ONESHOT, drops) what
-                w.racy = True           # the others may or may not have seen first
+        if len(self.runnable) > 1 and any(w.op == "wait" or self.reads_in_task_work(w)
+                                          for w in self.runnable):
+            for w in self.runnable:
+                w.racy = True
         while self.runnable:
             w = self.runnable.pop(0)
             w.racy |= racing
@@ -1459,7 +1617,8 @@ class Model:
 
     def _op_join(self, proc, step):
         """The caller is back: a call still asleep returns at its timeout (epoll_wait with
-        nothing, as it was not woken; poll/select after one last pass)."""
+        nothing, as it was not woken; poll/select after one last pass; a reap with what
+        the task work it then runs posts)."""
         w = self.waiters.pop(self.step_index[id(step.of)])
         if w.outcome is None:
             self.timed_out.append(w)
@@ -1474,6 +1633,8 @@ class Model:
                         self.ambiguous.append(other.index)
             if w.op == "wait":
                 self.finish(w, P.expected_outcome(w.step, events=(), joined=True))
+            elif w.op == "uring_reap":            # -ETIME, then io_uring_get_events
+                self.finish(w, self.reap_outcome(w.ring, w.step, w))
             else:
                 if w.op == "poll":
                     self.transient_risk(w)
@@ -1501,6 +1662,302 @@ class Model:
         if not self.gone:
             raise NotModelled("NOTIF_RECV while the target lives would block")
         raise Errno("ENOENT")
+
+    # -- io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c; liburing in the executor) ----
+    def ring_for(self, proc: Process, step: P.Step) -> Ring:
+        """The executor's ring_of(): the ring set up under step.ep, used by its own task.
+        Another actor's use (SINGLE_ISSUER refuses it, after liburing queued its SQE in
+        the shared ring) is not modelled."""
+        ring = self.rings.get(step.ep.name)
+        if ring is None:
+            raise Errno("EBADF")                   # no ring under that handle
+        if step.actor.name != ring.owner:
+            raise NotModelled(f"step {self.index} uses ring {ring.handle} of {ring.owner}")
+        if ring.exited or self.num(proc, step.ep) != ring.fd:
+            raise Errno("EBADF")
+        return ring
+
+    def _op_uring_setup(self, proc, step):
+        """io_uring_queue_init: a ring fd (O_CLOEXEC) at the lowest free number, owned by
+        the actor that made it."""
+        fd = self.alloc_fd(proc)
+        f = self.new_file(step.file)
+        self.install(proc, fd, f, cloexec=True)
+        self.set_handle(proc, step.h, fd)
+        self.known.add(step.file.name)
+        f.ring = self.rings[step.h.name] = Ring(step.h.name, f, fd, step.actor.name, proc)
+        return P.expected_outcome(step, ret=self.handle_of(proc, fd))
+
+    def _op_uring_exit(self, proc, step):
+        """io_uring_queue_exit: unmap and close; the ring goes with its last reference."""
+        ring = self.ring_for(proc, step)
+        ring.exited = True
+        self.sys_close(proc, ring.fd)
+        proc.hfd[step.ep.name] = -1
+        return P.expected_outcome(step)
+
+    def ring_teardown(self, ring: Ring):
+        """The ring file's release: io_ring_exit_work cancels the requests and drops the
+        fixed file later, from a workqueue, then interrupts the ring's task (if alive).
+        The model lets go of the files now and puts them in limbo: whatever shows
+        whether they are gone is not pinned; nor is when the task is interrupted."""
+        if ring.dead:
+            return
+        ring.dead = True
+        if ring.owner in self.alive:
+            self.nagged.add(ring.owner)
+        held = [req.file for req in ring.requests.values()] + [ring.fixed]
+        for req in ring.requests.values():
+            self.detach(req)
+        ring.requests.clear()
+        ring.tw.clear()
+        ring.cq.clear()
+        ring.fixed = None
+        for f in held:
+            if f is not None:
+                self.limbo.add(f)
+                self.fput(f)
+
+    def doubt(self, eps: set):
+        """These epolls (and the ones watching them) may still hold entries for a file the
+        model has released: what they report is not pinned."""
+        seen: set = set()
+        while eps - seen:
+            seen |= eps
+            eps = {item.ep for ep in eps for item in ep.watchers}
+        self.uncertain |= seen
+        self.torn |= seen
+
+    def post(self, ring: Ring, step: P.Step, res: int, more: bool = False,
+             reached=None, count=None):
+        """A CQE, as traces show it (user_data is the submitting step)."""
+        ring.cq.append(P.cqe_outcome(self.program, step, res, more, reached, count))
+
+    def uring_file(self, proc: Process, ring: Ring, step: P.Step, kinds: tuple) -> OFile | None:
+        """The file a request is for (fget at submit, or fixed file 0); None: -EBADF."""
+        if step.fixed:
+            f = ring.fixed
+        else:
+            f = proc.fdt.get(self.num(proc, step.h))
+        if f is not None and f.kind not in kinds:
+            raise NotModelled(f"step {self.index}: {step.op} on a {f.kind}")
+        return f
+
+    def _op_uring_poll(self, proc, step):
+        """IORING_OP_POLL_ADD: asked events | ERR|HUP|NVAL|RDHUP, edge-triggered, one-shot
+        unless multishot."""
+        ring = self.ring_for(proc, step)
+        if step.events & ~POLL_BITS:
+            raise NotModelled("uring_poll with ET/ONESHOT/EXCLUSIVE or unknown bits")
+        f = self.uring_file(proc, ring, step, URING_POLL_KINDS)
+        if f is None:
+            self.post(ring, step, -errno_mod.EBADF)
+            return P.expected_outcome(step)
+        events = step.events | POLL_UNMASK | ET | (0 if step.multishot else ONESHOT)
+        if f.kind == P.MEMFD:                     # no ->poll, no queue: done inline, or
+            mask = DEFAULT_POLLMASK & events      # -EINVAL when nothing asked is there
+            self.post(ring, step, mask or -errno_mod.EINVAL)
+            return P.expected_outcome(step)
+        req = Request(ring, self.index, step, f, events)
+        f.refs += 1
+        self.poll_arm(req)
+        return P.expected_outcome(step)
+
+    def poll_arm(self, req: Request):
+        """__io_arm_poll_handler: a ready one-shot poll completes at once; otherwise the
+        request waits on the file's queue (a ready multishot one queues its task work)."""
+        mask = self.poll(req.ring.proc, req.file) & req.events
+        if mask and req.oneshot:
+            self.uring_complete(req, mask)
+            return
+        self.arm(req)
+        if mask:
+            req.refs, req.key = 1, mask
+            self.queue_task_work(req)
+
+    def arm(self, req: Request):
+        """On the file's queue, at the head (add_wait_queue), findable by cancel."""
+        req.wq = self.wq_of(req.ring.proc, req.file)
+        req.wq.add(req)
+        req.ring.requests[req.index] = req
+
+    def detach(self, req: Request):
+        """io_poll_remove_entries: off the queue; no wake-up is pending any more."""
+        if req.wq is not None and req in req.wq.entries:
+            req.wq.remove(req)
+        req.wq = None
+        req.refs = req.key = 0
+
+    def uring_complete(self, req: Request, res: int, reached=None, count=None):
+        """The request is done: its CQE, and its file reference goes."""
+        self.detach(req)
+        req.ring.requests.pop(req.index, None)
+        self.post(req.ring, req.step, res, reached=reached, count=count)
+        self.fput(req.file)
+
+    def _op_uring_read(self, proc, step):
+        """IORING_OP_READ of up to 256 bytes: done at once when there is data (or EOF);
+        otherwise it arms a one-shot poll for IN and reads again when woken (a pipe or
+        socket never says -EAGAIN to io_uring, O_NONBLOCK or not)."""
+        ring = self.ring_for(proc, step)
+        f = self.uring_file(proc, ring, step, URING_READ_KINDS)
+        if f is None:
+            self.post(ring, step, -errno_mod.EBADF)
+            return P.expected_outcome(step)
+        req = Request(ring, self.index, step, f, READ_POLL_EVENTS)
+        f.refs += 1
+        self.issue_read(req)
+        return P.expected_outcome(step)
+
+    def issue_read(self, req: Request):
+        """One non-blocking read attempt: a CQE, or the request armed on the file."""
+        got = self.uring_try_read(req.file)
+        if got is not None:
+            self.uring_complete(req, *got)
+            return
+        self.arm(req)
+        if self.poll(req.ring.proc, req.file) & req.events:
+            req.refs = 1                          # IO_APOLL_READY: retried as task work
+            self.queue_task_work(req)
+
+    def uring_try_read(self, f: OFile):
+        """(res, reached, count) of a read of a pipe or socket, None for -EAGAIN."""
+        n = min(f.tokens, URING_READ_SIZE // 8)
+        if n:
+            f.tokens -= n
+            return 8 * n, f.name, n
+        if f.err:                                 # sock_error() reports and clears it
+            f.err = False
+            return -errno_mod.ECONNRESET, None, None
+        if not f.peer:
+            return 0, None, None                  # end of file
+        return None
+
+    def uring_wake(self, req: Request, key: int):
+        """io_poll_wake: a matching wake-up (key 0 matches all) takes ownership and queues
+        task work; while that work is pending, further wake-ups only count.  A keyed
+        wake-up takes a one-shot request off the queue."""
+        if key and not key & req.events & ~(ONESHOT | PRI):
+            return
+        req.refs += 1
+        if req.refs > 1:
+            return
+        if key and req.oneshot:
+            req.wq.remove(req)
+            req.wq = None
+        req.key = key
+        self.queue_task_work(req)
+
+    def queue_task_work(self, req: Request):
+        """DEFER_TASKRUN: the work waits for the ring's task; a reap asleep in the ring's
+        wait is woken to run it."""
+        ring = req.ring
+        ring.tw.append(req)
+        if ring.sleeper is not None:
+            self.make_runnable(ring.sleeper)
+
+    def run_task_work(self, ring: Ring):
+        """io_run_local_work: the queued work in the order it was queued (work queued
+        meanwhile waits for the next run)."""
+        work, ring.tw = ring.tw, []
+        for req in work:
+            self.poll_task_work(req)
+
+    def poll_task_work(self, req: Request):
+        """io_poll_task_func / io_poll_check_events: one wake-up's key stands as the
+        result; several (or key 0) make it poll the file again."""
+        if req.cancelled:
+            self.uring_complete(req, -errno_mod.ECANCELED)
+            return
+        if req.read:                               # its poll fired (or polled empty after
+            self.detach(req)                       # all: reissued alike): read again
+            self.issue_read(req)
+            return
+        res = req.key if req.refs == 1 else 0
+        if not res:
+            res = self.poll(req.ring.proc, req.file) & req.events
+        if not req.oneshot:                      # multishot: a CQE with F_MORE, still armed
+            req.refs = req.key = 0
+            if res:
+                self.post(req.ring, req.step, res & req.events, more=True)
+        elif res:
+            self.uring_complete(req, res & req.events)
+        else:                                      # nothing there after all: armed afresh
+            self.detach(req)
+            self.poll_arm(req)
+
+    def reads_in_task_work(self, w: Waiter) -> bool:
+        """Is w a reap whose pending task work reads (consumes) data?"""
+        return w.op == "uring_reap" and any(req.read for req in w.ring.tw)
+
+    def _op_uring_cancel(self, proc, step):
+        """IORING_OP_ASYNC_CANCEL by user_data: its CQE at once, 0 or -ENOENT; a pending
+        request it finds completes with -ECANCELED when its task work runs (keeping its
+        file until then)."""
+        ring = self.ring_for(proc, step)
+        req = ring.requests.get(self.step_index[id(step.of)])
+        if req is None:
+            self.post(ring, step, -errno_mod.ENOENT)
+            return P.expected_outcome(step)
+        req.cancelled = True
+        req.refs += 1
+        if req.refs == 1:
+            self.queue_task_work(req)
+        self.post(ring, step, 0)
+        return P.expected_outcome(step)
+
+    def _op_uring_register(self, proc, step):
+        """IORING_REGISTER_FILES with h's number: fixed file 0 holds a reference; number
+        -1 registers an empty slot."""
+        ring = self.ring_for(proc, step)
+        if ring.registered:
+            raise Errno("EBUSY")
+        fd = self.num(proc, step.h)
+        f = None
+        if fd != -1:
+            f = self.lookup(proc, fd)
+            if f.kind in (P.URING, P.EPOLL):
+                raise NotModelled("registering a ring or an epoll as a fixed file")
+            f.refs += 1
+        ring.registered, ring.fixed = True, f
+        return P.expected_outcome(step)
+
+    def _op_uring_unregister(self, proc, step):
+        """The table's reference goes at once (a pending fixed read keeps its own)."""
+        ring = self.ring_for(proc, step)
+        if not ring.registered:
+            raise Errno("ENXIO")
+        f, ring.fixed, ring.registered = ring.fixed, None, False
+        if f is not None:
+            self.fput(f)
+        return P.expected_outcome(step)
+
+    def _op_uring_reap(self, proc, step):
+        """A reap in the foreground: the task work runs, every CQE is collected (a
+        timeout only makes it wait longer when there is none: nothing else runs)."""
+        return self.reap_outcome(self.ring_for(proc, step), step)
+
+    def start_reap(self, w: Waiter, proc: Process, step: P.Step):
+        """A reap in the background: io_cqring_wait runs the task work first and returns
+        if a CQE is there (timeout 0: always); otherwise it sleeps in the ring's wait."""
+        ring = w.ring = self.ring_for(proc, step)
+        self.run_task_work(ring)
+        if ring.cq or not step.timeout_ms:
+            self.finish(w, self.reap_outcome(ring, step, w))
+        else:
+            ring.sleeper = w
+
+    def reap_outcome(self, ring: Ring, step: P.Step, w: Waiter | None = None) -> Outcome:
+        """io_uring_get_events, then every CQE peeked (up to the executor's limit); past
+        the CQ ring's size the overflow list decides the order: not pinned."""
+        self.run_task_work(ring)
+        cqes, ring.cq = ring.cq[:MAX_REAPED], ring.cq[MAX_REAPED:]
+        if len(cqes) > CQ_ENTRIES:
+            self.touched = True
+            if w is not None:
+                w.racy = True
+        return P.expected_outcome(step, cqes=cqes, joined=w is not None)
+
 
 def predict(program: P.Program, profile: str | Profile = "stock", mutant=None) -> list[Outcome]:
     """The trace the executor reports for program under profile (one Outcome per step)."""

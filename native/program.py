@@ -223,7 +223,7 @@ class Step:
         if op == "uring_reap":
             return f"uring({self.ep}): reap(timeout={self.timeout_ms})"
         if op == "uring_cancel":
-            return f"uring({self.ep}): cancel(#{self.program.steps.index(self.of)})"
+            return f"uring({self.ep}): cancel(#{step_index(self.program, self.of)})"
         if op == "uring_exit":
             return f"io_uring_queue_exit({self.ep})"
         if op == "fork":
@@ -383,7 +383,7 @@ def cqe_outcome(program, step: Step, res, more: bool = False, reached=None, coun
 
     res is the poll mask's names for a poll, bytes for a read, '-ENAME' for an error.
     """
-    label = f"#{program.steps.index(step)}"
+    label = f"#{step_index(program, step)}"
     if isinstance(res, int) and res < 0:
         import errno as errno_mod
         res = "-" + errno_mod.errorcode.get(-res, str(-res))
@@ -393,6 +393,15 @@ def cqe_outcome(program, step: Step, res, more: bool = False, reached=None, coun
     if reached is not None and count is None:
         count = 1
     return (label, res, bool(more), reached, count)
+
+
+def step_index(program, step: Step) -> int:
+    """Where this very step is in the program (list.index would compare fields, and two
+    identical requests would share a label)."""
+    for i, s in enumerate(program.steps):
+        if s is step:
+            return i
+    raise ProgramError(f"step {step.op} is not in program {program.name!r}")
 
 
 def cqe_order(cqe) -> int:

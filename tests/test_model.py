@@ -697,6 +697,177 @@ def background_call_joined_at_once():
     return p, stock, None
 
 
+# -- io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c) ----------------------------
+
+def cq(reap, *cqes):
+    """A reap's outcome (a background one's join's): its CQEs as (submitting step, res[,
+    more[, reached[, count]]])."""
+    return P.expected_outcome(reap, cqes=cqes, joined=reap.background)
+
+
+@scenario
+def uring_poll_result_is_the_wake_up_key():
+    """A poll woken once completes with the wake-up's key even if the data is gone by the reap; a multishot poll woken twice polls again and posts nothing for an empty pipe."""
+    p = Program("uring_poll_key")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="P")
+    one = p.uring_poll(ring, r, IN)
+    multi = p.uring_poll(ring, r, IN | OUT, multishot=True)
+    p.inject(p.file_named("P"))
+    p.drain(r)
+    first = p.uring_reap(ring)
+    p.inject(p.file_named("P"))
+    p.inject(p.file_named("P"))
+    p.drain(r)
+    second = p.uring_reap(ring)
+    p.inject(p.file_named("P"))
+    third = p.uring_reap(ring)
+    p.uring_exit(ring)
+    stock = [O("ring"), O("r"), O(0), O(0), O(8), O(8, reached="P", count=1),
+             cq(first, (one, IN), (multi, IN, True)),      # key IN|RDNORM & asked events
+             O(8), O(8), O(16, reached="P", count=2),
+             cq(second),                                   # two wake-ups: polled again, empty
+             O(8), cq(third, (multi, IN, True)), O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_reads_newest_first():
+    """Two reads armed on one pipe are woken newest first: the newer takes the token, the older arms again and later takes every token there is; after the hangup a read completes at once with 0."""
+    p = Program("uring_reads")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="P")
+    k = p.dup(r, "k")
+    e = p.dup(r, "e")
+    older = p.uring_read(ring, r)
+    newer = p.uring_read(ring, k)
+    p.inject(p.file_named("P"))
+    first = p.uring_reap(ring)
+    p.inject(p.file_named("P"))
+    p.inject(p.file_named("P"))
+    second = p.uring_reap(ring)
+    p.hangup(p.file_named("P"))
+    eof = p.uring_read(ring, e)
+    third = p.uring_reap(ring)
+    p.uring_exit(ring)
+    stock = [O("ring"), O("r"), O("k"), O("e"), O(0), O(0), O(8),
+             cq(first, (newer, 8, False, "P")),
+             O(8), O(8), cq(second, (older, 16, False, "P", 2)),
+             O(0), O(0), cq(third, (eof, 0)), O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_cancel_keeps_the_file_until_the_reap():
+    """Cancelling a pending read posts the cancel's CQE at once and the read's -ECANCELED at the next reap, which is when the read lets its file go; cancelling it again finds nothing."""
+    p = Program("uring_cancel")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="old")
+    read = p.uring_read(ring, r)
+    p.close(r)
+    cancel = p.uring_cancel(ring, read)
+    p.inject(p.file_named("old"))
+    first = p.uring_reap(ring)
+    p.inject(p.file_named("old"))
+    again = p.uring_cancel(ring, read)
+    second = p.uring_reap(ring)
+    p.uring_exit(ring)
+    stock = [O("ring"), O("r"), O(0), O(0), O(0), O(8),
+             cq(first, (read, -125), (cancel, 0)),         # -ECANCELED
+             O(-1, errno="EPIPE"), O(0),
+             cq(second, (again, -2)),                      # -ENOENT
+             O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_socket_keys_and_hangup():
+    """A socket's data wake-up (IN|PRI|RDNORM|RDBAND) wakes a pending read but not a poll for RDHUP alone; the hangup (no key) makes both look again: the poll sees HUP|RDHUP and the read its end of file."""
+    p = Program("uring_socket")
+    ring = p.uring_setup("ring")
+    s = p.socketpair("s", file="S")
+    t = p.dup(s, "t")
+    rdhup = p.uring_poll(ring, s, RDHUP)
+    out = p.uring_poll(ring, s, OUT)
+    read = p.uring_read(ring, s)
+    p.inject(p.file_named("S"))
+    first = p.uring_reap(ring)
+    again = p.uring_read(ring, t)
+    p.hangup(p.file_named("S"))
+    second = p.uring_reap(ring)
+    p.uring_exit(ring)
+    stock = [O("ring"), O("s"), O("t"), O(0), O(0), O(0), O(8),
+             cq(first, (out, OUT), (read, 8, False, "S")),
+             O(0), O(0), cq(second, (rdhup, HUP | RDHUP), (again, 0)), O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_errors_fixed_files_and_memfd():
+    """Unregistering nothing is ENXIO and registering twice EBUSY; a fixed read without a file, and a poll of a closed number, complete with -EBADF; a memfd (no ->poll) completes a poll at once, with -EINVAL when none of the asked events is there."""
+    p = Program("uring_errors")
+    ring = p.uring_setup("ring")
+    m = p.memfd("m")
+    r = p.pipe("r", file="P")
+    p.uring_unregister(ring)
+    fixed = p.uring_read(ring, fixed=True)
+    p.uring_register(ring, r)
+    p.uring_register(ring, m)
+    pin = p.uring_poll(ring, m, IN)
+    pbad = p.uring_poll(ring, m, RDHUP)
+    p.close(m)
+    pclosed = p.uring_poll(ring, m, OUT)
+    reap = p.uring_reap(ring)
+    p.uring_unregister(ring)
+    p.uring_exit(ring)
+    stock = [O("ring"), O("m"), O("r"), O(-1, errno="ENXIO"), O(0), O(0),
+             O(-1, errno="EBUSY"), O(0), O(0), O(0), O(0),
+             cq(reap, (fixed, -9), (pin, IN), (pbad, -22), (pclosed, -9)),
+             O(0), O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_background_reap():
+    """A reap in the background runs the pending task work first and returns at once when that posts a CQE; otherwise it sleeps through wake-ups whose key its requests do not ask for and returns when one it asks for completes."""
+    p = Program("uring_background")
+    s = p.socketpair("s", file="S")
+    t = p.thread("t")
+    with p.on(t):
+        ring = p.uring_setup("ring")
+        multi = p.uring_poll(ring, s, OUT | RDHUP, multishot=True)
+        first = p.uring_reap(ring, timeout_ms=300, background=True)
+    p.getfd(s)
+    p.join(first)
+    with p.on(t):
+        second = p.uring_reap(ring, timeout_ms=300, background=True)
+    p.inject(p.file_named("S"))
+    p.getfd(s)
+    p.hangup(p.file_named("S"))
+    p.join(second)
+    with p.on(t):
+        p.uring_exit(ring)
+    stock = [O("s"), O(0), O("ring"), O(0), O("returned"), O(0),
+             cq(first, (multi, OUT, True)), O("blocked"), O(8), O(0), O(0),
+             cq(second, (multi, OUT | HUP | RDHUP, True)), O(0)]
+    return p, stock, None
+
+
+@scenario
+def uring_ring_lives_in_a_forked_child():
+    """After io_uring_queue_exit the ring lives on in a child forked meanwhile, and so does the pending poll's reference to the old file."""
+    p = Program("uring_fork")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="old")
+    p.uring_poll(ring, r, IN)
+    p.fork("c")
+    p.replace(r, by=P.PIPE, via=DUP2, file="new")
+    p.uring_exit(ring)
+    p.inject(p.file_named("old"))
+    stock = [O("ring"), O("r"), O(0), O(0), O("r"), O(0), O(8)]
+    return p, stock, None
+
+
 # -- the tests ------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -812,3 +983,47 @@ def test_closed_number_under_a_background_select_is_flagged_ambiguous():
     out = model.run()
     assert out[p.steps.index(j)] == O(-1, errno="EBADF")
     assert {p.steps.index(w), p.steps.index(j)} <= set(model.ambiguous)
+
+
+def test_a_torn_down_ring_lets_go_at_a_moment_of_its_own():
+    """After io_uring_queue_exit, whether the old file its pending poll held is gone (its pipe, its epoll entry) and whether a sleeping epoll_wait of the ring's task is interrupted are flagged ambiguous."""
+    p = Program("uring_limbo")
+    ep = p.epoll_create("ep")
+    ring = p.uring_setup("ring")
+    r = p.pipe("r", file="old")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    p.uring_poll(ring, r, IN)
+    p.replace(r, by=P.PIPE, via=DUP2, file="new")
+    p.uring_exit(ring)
+    steps = [p.inject(p.file_named("old")), p.fdinfo(ep)]
+    t = p.thread("t")
+    w = p.wait(ep, timeout_ms=100, background=True)
+    with p.on(t):
+        p.getfd(ep)
+    steps += [w, p.join(w)]
+    model = Model(p)
+    out = model.run()
+    assert {p.steps.index(s) for s in steps} <= set(model.ambiguous)
+    assert out[p.steps.index(steps[0])] == O(-1, errno="EPIPE")
+
+
+def test_what_the_model_leaves_to_others_is_refused():
+    """A ring used by another actor than its creator, a ring's own fd in a plain step, and a trap of a task whose ring's teardown may interrupt it raise NotModelled."""
+    def others_ring(p, ring, r):
+        with p.on(p.thread("t")):
+            p.uring_poll(ring, r, IN)
+
+    def ring_fd(p, ring, r):
+        p.dup(ring)
+
+    def trap_after_exit(p, ring, r):
+        p.uring_exit(ring)
+        p.notify(r)
+        p.respond()
+
+    for build in (others_ring, ring_fd, trap_after_exit):
+        p = Program(build.__name__)
+        ring = p.uring_setup("ring")
+        build(p, ring, p.pipe("r"))
+        with pytest.raises(M.NotModelled):
+            predict(p)

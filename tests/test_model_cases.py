@@ -3,10 +3,10 @@
 Cases (cases/) and the model (fuzz/model.py) are two independent witnesses of
 the same semantics; a disagreement is a bug in one of them.  Steps the model
 flags as ambiguous (their outcome depends on kernel pointer order or on timing
-the executor does not pin) are not compared.  Case programs with steps the
-model does not cover (io_uring) skip as not_modelled; conformance tests that
-assert invariants rather than a trace are listed in EXCLUDED, by name, with
-the reason.
+the executor does not pin) are not compared.  Every case program is predicted,
+io_uring ones included: a case using an operation the model does not cover
+fails.  Conformance tests that assert invariants rather than a trace are listed
+in EXCLUDED, by name, with the reason.
 """
 from __future__ import annotations
 
@@ -59,8 +59,7 @@ def _disputed(name, profile, test_id):
 def test_model_predicts_case(program, profile):
     from fuzz.model import Model
     missing = {s.op for s in program.steps} - Model.supported_ops()
-    if missing:
-        pytest.skip("not_modelled")
+    assert not missing, f"the model does not cover {sorted(missing)}"
     model = Model(program, profile)
     predicted = model.run()
     expected = program.expected_trace(profile)
