@@ -11,7 +11,10 @@ environment loads); then every worker runs the fast generator.
 Each program's background calls get timeouts fitted to the model's prediction
 (fit_timeouts), then the program runs for real and the model's prediction is
 compared step by step with Model.divergence (steps whose outcome the model
-flags as ambiguous are not compared).  A divergence is confirmed by running
+flags as ambiguous are not compared).  A run in which a sleeping call's
+timeout ran out before its join (Trace.expired: the machine was slower than
+the timeout allowed) proves nothing: the call gets a longer timeout and the
+program runs again.  A divergence is confirmed by running
 the program again (a trace that differs between two runs is counted as flaky,
 not as a divergence); the first one stops the campaign, is shrunk, given the
 model's prediction as its expected trace, and written out as a standalone C
