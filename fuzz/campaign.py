@@ -36,10 +36,10 @@ PROGRESS_EVERY = 2.0
 HYPOTHESIS_SHARE = 0.1        # of worker 0's time, at most HYPOTHESIS_MAX_S
 HYPOTHESIS_MAX_S = 6.0
 HYPOTHESIS_CHUNK = 20         # examples per hypothesis run (a run cannot be cut short)
-SLEEP_TIMEOUT_MS = 10         # a background call the model says sleeps to its join
+SLEEP_TIMEOUT_MS = 3          # a background call the model says sleeps to its join
 SHORT_TIMEOUT_MS = 0          # one whose join is moved right after it (nothing to wait for)
 STRETCH = 8                   # a sleeper that ran out early gets STRETCH times its timeout
-STRETCH_RETRIES = 3           # that many times (10 ms -> 5.12 s)
+STRETCH_RETRIES = 3           # that many times (3 ms -> 1.5 s)
 KEEP_SLEEPERS = 0.15          # the share of sleeping calls left where they are
 
 

@@ -101,8 +101,8 @@ def test_shrink_keeps_the_failure_and_drops_the_rest():
 
 
 def test_fitted_timeouts_and_moved_joins():
-    """A background call nothing wakes has its join moved right after it (timeout 0) or keeps its place with a 10 ms timeout; a call something wakes keeps its long timeout."""
-    from fuzz.campaign import fit_timeouts
+    """A background call nothing wakes has its join moved right after it (timeout 0) or keeps its place with a short timeout (SLEEP_TIMEOUT_MS); a call something wakes keeps its long timeout."""
+    from fuzz.campaign import SLEEP_TIMEOUT_MS, fit_timeouts
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r")
@@ -119,7 +119,7 @@ def test_fitted_timeouts_and_moved_joins():
     p.fdinfo(ep)
     p.join(sleeper)
     kept, model = fit_timeouts(p, "stock", None)
-    assert [s.timeout_ms for s in kept.steps if s.background] == [400, 10]
+    assert [s.timeout_ms for s in kept.steps if s.background] == [400, SLEEP_TIMEOUT_MS]
     assert [w.step.op for w in model.timed_out] == ["select"]
 
     class Never:
