@@ -748,6 +748,23 @@ def t_uring_blocked_reap(g: Gen):
     _wake_old_and_new(g, old, p.file_of(r), None)
 
 
+def t_uring_wakeup_key(g: Gen):
+    """A poll's task work takes the one wake-up's key as its result (the data may be gone
+    by the reap); after two wake-ups it polls the file again."""
+    p = g.p
+    ring = g.new_ring("ring")
+    r = CREATE[g.c.choice(P.PEER_KINDS)](p, "r")
+    poll = p.uring_poll(ring.handle, r, g.c.choice((P.IN, P.IN | P.OUT)),
+                        multishot=g.c.chance(0.5))
+    ring.requests.append(poll)
+    ring.submits += 1
+    for _ in range(g.c.integer(1, 2)):
+        p.inject(p.file_of(r))
+    if g.c.chance(0.7):
+        p.drain(r)
+    p.uring_reap(ring.handle)
+
+
 def t_uring_fixed_file(g: Gen):
     """Fixed file 0 stays the old file after a replace: a fixed read reaches it, a read
     through the number the new one; unregistering lets the old file go."""
@@ -779,7 +796,7 @@ TEMPLATES = {
     "signalfd_shared_queue": t_signalfd_shared_queue, "deferred_fput": t_deferred_fput,
     "fork_shares": t_fork_shares, "stale_entry_ctl": t_stale_entry_ctl,
     "uring_across_replace": t_uring_across_replace, "uring_blocked_reap": t_uring_blocked_reap,
-    "uring_fixed_file": t_uring_fixed_file,
+    "uring_fixed_file": t_uring_fixed_file, "uring_wakeup_key": t_uring_wakeup_key,
 }
 
 

@@ -227,6 +227,9 @@ MUTANTS = {
     "kcmp_ignores_file": "KCMP_EPOLL_TFD answers 0 whenever an entry exists",
     "no_deferred_fput": "a file replaced by ADDFD is released at once, not when the target returns",
     "ignore_fork_sharing": "fork gives the child private copies of the epoll instances in its table",
+    "uring_request_no_ref": "an io_uring request holds no reference on its file",
+    "uring_poll_repolls": "an io_uring poll's task work polls the file again instead of "
+                          "taking the wake-up's key",
 }
 
 
@@ -343,6 +346,7 @@ class Request:
         self.refs = 0                          # poll_refs: wake-ups since its task work ran
         self.key = 0                           # the key of the wake-up that queued the work
         self.cancelled = False
+        self.holds_ref = True                  # on its file (always, but for a mutant)
         self.wq: WaitQueue | None = None       # the queue it is armed on
 
     @property
@@ -1706,7 +1710,7 @@ class Model:
         ring.dead = True
         if ring.owner in self.alive:
             self.nagged.add(ring.owner)
-        held = [req.file for req in ring.requests.values()] + [ring.fixed]
+        held = [req.file for req in ring.requests.values() if req.holds_ref] + [ring.fixed]
         for req in ring.requests.values():
             self.detach(req)
         ring.requests.clear()
@@ -1758,10 +1762,16 @@ class Model:
             mask = DEFAULT_POLLMASK & events      # -EINVAL when nothing asked is there
             self.post(ring, step, mask or -errno_mod.EINVAL)
             return P.expected_outcome(step)
-        req = Request(ring, self.index, step, f, events)
-        f.refs += 1
+        req = self.new_request(ring, step, f, events)
         self.poll_arm(req)
         return P.expected_outcome(step)
+
+    def new_request(self, ring: Ring, step: P.Step, f: OFile, events: int) -> Request:
+        """A poll or read request for f, holding its own reference on it (io_file_get)."""
+        req = Request(ring, self.index, step, f, events)
+        req.holds_ref = "uring_request_no_ref" not in self.m
+        f.refs += req.holds_ref
+        return req
 
     def poll_arm(self, req: Request):
         """__io_arm_poll_handler: a ready one-shot poll completes at once; otherwise the
@@ -1793,7 +1803,8 @@ class Model:
         self.detach(req)
         req.ring.requests.pop(req.index, None)
         self.post(req.ring, req.step, res, reached=reached, count=count)
-        self.fput(req.file)
+        if req.holds_ref:
+            self.fput(req.file)
 
     def _op_uring_read(self, proc, step):
         """IORING_OP_READ of up to 256 bytes: done at once when there is data (or EOF);
@@ -1804,8 +1815,7 @@ class Model:
         if f is None:
             self.post(ring, step, -errno_mod.EBADF)
             return P.expected_outcome(step)
-        req = Request(ring, self.index, step, f, READ_POLL_EVENTS)
-        f.refs += 1
+        req = self.new_request(ring, step, f, READ_POLL_EVENTS)
         self.issue_read(req)
         return P.expected_outcome(step)
 
@@ -1873,7 +1883,7 @@ class Model:
             self.detach(req)                       # all: reissued alike): read again
             self.issue_read(req)
             return
-        res = req.key if req.refs == 1 else 0
+        res = req.key if req.refs == 1 and "uring_poll_repolls" not in self.m else 0
         if not res:
             res = self.poll(req.ring.proc, req.file) & req.events
         if not req.oneshot:                      # multishot: a CQE with F_MORE, still armed
