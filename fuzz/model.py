@@ -888,6 +888,21 @@ class Model:
         return tuple(events)
 
     # -- reading and writing ----------------------------------------------------
+    def peer_read(self, f: OFile, size: int) -> tuple[int, str | None, int]:
+        """One read of up to size bytes of a pipe or socket: (bytes, reached, count), every
+        token there is; (0, None, 0) at end of file; ECONNRESET once (sock_error()
+        reports and clears it); EAGAIN when empty."""
+        n = min(f.tokens, size // 8)
+        if n:
+            f.tokens -= n
+            return 8 * n, f.name, n
+        if f.err:
+            f.err = False
+            raise Errno("ECONNRESET")
+        if not f.peer:
+            return 0, None, 0
+        raise Errno("EAGAIN")
+
     def sys_read(self, proc: Process, fd: int) -> tuple[int, str | None, int]:
         """One read(fd, buf, 4096): (bytes, reached, count) as the executor decodes them;
         (0, None, 0) at end of file."""
@@ -896,16 +911,7 @@ class Model:
         if k in (P.EPOLL, LISTENER):
             raise Errno("EINVAL")
         if k in P.PEER_KINDS:
-            n = min(f.tokens, READ_SIZE // 8)
-            if n:
-                f.tokens -= n
-                return 8 * n, f.name, n
-            if f.err:                                # sock_error() reports and clears it
-                f.err = False
-                raise Errno("ECONNRESET")
-            if not f.peer:
-                return 0, None, 0
-            raise Errno("EAGAIN")
+            return self.peer_read(f, READ_SIZE)
         if k == P.MEMFD:
             words = f.words[f.pos:f.pos + READ_SIZE // 8]
             f.pos += len(words)
@@ -1831,17 +1837,13 @@ class Model:
             self.queue_task_work(req)
 
     def uring_try_read(self, f: OFile):
-        """(res, reached, count) of a read of a pipe or socket, None for -EAGAIN."""
-        n = min(f.tokens, URING_READ_SIZE // 8)
-        if n:
-            f.tokens -= n
-            return 8 * n, f.name, n
-        if f.err:                                 # sock_error() reports and clears it
-            f.err = False
-            return -errno_mod.ECONNRESET, None, None
-        if not f.peer:
-            return 0, None, None                  # end of file
-        return None
+        """(res, reached, count) of a read of a pipe or socket as its CQE shows it, None
+        for -EAGAIN."""
+        try:
+            res, reached, count = self.peer_read(f, URING_READ_SIZE)
+        except Errno as e:
+            return None if e.name == "EAGAIN" else (-getattr(errno_mod, e.name), None, None)
+        return res, reached, count or None        # end of file: no count
 
     def uring_wake(self, req: Request, key: int):
         """io_poll_wake: a matching wake-up (key 0 matches all) takes ownership and queues
