@@ -75,6 +75,15 @@ exit status: 0 pass, 1 fail, 4 all skipped (3 with --exit-convention fedora,
 environment: KSFT_MACHINE_SLOW=yes multiplies the timeouts by 5
 (FDR_TIMEOUT_SCALE=N by N); ci/settings holds the run's timeout in seconds.
 
+kernel version: behaviours that changed with a known kernel commit are expected
+by the kernel's upstream version (Debian: /proc/version, Ubuntu:
+/proc/version_signature, else uname -r); the header's 'kernel version' line
+says which was used and 'kernel commits' what follows from it.
+  FDR_KERNEL_VERSION=X.Y.Z     use this upstream version instead
+  FDR_KERNEL_COMMITS=+SHA,-SHA declare a backport the version does not show
+                               (RHEL-style kernels), or its absence; known SHAs
+                               are listed in native/kernel_facts.py
+
 Offline: `ci/bundle` writes a tarball whose `run-gate` runs this gate on a
 machine with only Python (same minor version), no compiler, venv or network.
 """
@@ -148,6 +157,11 @@ def validate(args) -> None:
             pass                                  # pytest itself will complain (exit 4 -> usage error)
         except SyntaxError as exc:
             raise UsageError(f"-k {args.keyword!r}: {exc.msg}") from None
+    try:
+        from native import kernel_facts
+        kernel_facts.facts()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         timeout = int(read_settings().get("timeout", "300"))
         timeout_scale(os.environ)
@@ -276,7 +290,8 @@ def run_fuzz(seconds: int, seed: int, profile: str | None, env, repo: Path = REP
         return Result("fuzz", "smoke", SKIP, "disabled")
     if not (repo / "fuzz" / "__main__.py").exists():
         return Result("fuzz", "smoke", SKIP, "no_fuzzer")
-    cmd = [sys.executable, "-m", "fuzz", "--seconds", str(seconds), "--seed", str(seed)]
+    cmd = [sys.executable, "-m", "fuzz", "--seconds", str(seconds), "--seed", str(seed),
+           "--shrink-seconds", "30"]
     cmd += ["--profile", profile] if profile else []
     cmd += ["--out", str(out_dir)] if out_dir else []
     limit = (seconds + 60) * int(env.get("FDR_TIMEOUT_SCALE", "1"))
@@ -317,6 +332,18 @@ def detect_profile(forced: str | None) -> tuple[str, Result]:
     return f"{name} (detected)", Result(GATE_FAMILY, "profile", PASS)
 
 
+def kernel_version_info() -> dict[str, str]:
+    """The header lines naming the upstream version used for version facts, where it was
+    read, and which tracked commits follow from it (with FDR_KERNEL_COMMITS if set)."""
+    from native import kernel_facts
+    info = {"kernel version": str(kernel_facts.upstream_version()),
+            "kernel commits": " ".join(f"{'+' if has else '-'}{sha}"
+                                       for sha, has in kernel_facts.facts().items())}
+    if kernel_facts.overrides_text():
+        info["kernel commits"] += f" (FDR_KERNEL_COMMITS={kernel_facts.overrides_text()})"
+    return info
+
+
 def pytest_result(rc: int | None, timeout: int) -> Result:
     """gate.pytest: did pytest run to its end (exit 0 or 1)?"""
     if rc in (0, 1):
@@ -343,7 +370,7 @@ def main(argv=None) -> int:
     klog, taint_before = health.KernelLog(), health.read_taint()
     profile, profile_res = detect_profile(args.profile)
     info = {"suite": f"fd-replacement gate {SUITE_VERSION}", "seed": seed, "kernel": platform.release(),
-            "profile": profile, "timeout scale": env["FDR_TIMEOUT_SCALE"]}
+            **kernel_version_info(), "profile": profile, "timeout scale": env["FDR_TIMEOUT_SCALE"]}
     out = Outputs(Path(args.results))
     try:
         print(ktap.header(info), end="", flush=True)
