@@ -141,6 +141,7 @@ import errno as errno_mod
 import itertools
 from dataclasses import dataclass
 
+from native import kernel_facts
 from native import program as P
 from native.trace import FdinfoLine, Outcome, mask_value
 
@@ -404,8 +405,12 @@ class Hold:
 class Model:
     """Runs a program against the model kernel; .run() returns the outcomes."""
 
-    def __init__(self, program: P.Program, profile: str | Profile = "stock", mutant=None):
+    def __init__(self, program: P.Program, profile: str | Profile = "stock", mutant=None,
+                 facts: dict[str, bool] | None = None):
         self.program = program
+        # Behaviours that changed with a kernel commit follow the kernel's version
+        # (native/kernel_facts.py), as the cases do: the running kernel's by default.
+        self.facts = kernel_facts.facts() if facts is None else facts
         self.profile = profile if isinstance(profile, Profile) else PROFILES[profile]
         mutants = (mutant,) if isinstance(mutant, str) else tuple(mutant or ())
         unknown = [m for m in mutants if m not in MUTANTS]
@@ -693,7 +698,7 @@ class Model:
         return 0
 
     def item_poll(self, proc: Process, item: Item) -> int:
-        if item.file.dying:                      # epi_fget() fails on a zero refcount
+        if item.file.dying and self.facts["4efaa5acf0a1"]:   # epi_fget() fails on a zero refcount
             return 0
         return self.poll(proc, item.file) & item.events
 
@@ -818,6 +823,8 @@ class Model:
             return max((up(item.ep) + 1 for item in e.watchers), default=0)
 
         depth = down(tep, 0)
+        if not self.facts["f2e467a48287"]:        # before it only the path below counted
+            return depth <= EP_MAX_NESTS
         return depth <= EP_MAX_NESTS and depth + 1 + up(ep) <= EP_MAX_NESTS
 
     def sys_epoll_ctl(self, proc: Process, epfd: int, op: str, fd: int, events: int, data: int):
@@ -832,7 +839,7 @@ class Model:
             if op == P.MOD or tf.kind == P.EPOLL or events & ~EXCLUSIVE_OK_BITS:
                 raise Errno("EINVAL")
         if op == P.ADD and tf.kind == P.EPOLL and not self.loop_check(epf, tf):
-            raise Errno("ELOOP")
+            raise Errno("ELOOP" if self.facts["f2e467a48287"] else "EINVAL")
         if "del_by_fd" in self.m and op != P.ADD:
             item = next((it for (n, _), it in epf.items.items() if n == fd), None)
         else:
@@ -973,12 +980,13 @@ class Model:
         self.wake_file(proc, f, IN)
         return 8
 
-    def peer_write(self, proc: Process, f: OFile) -> int:
-        """The driver writes a token through f's peer."""
+    def peer_write(self, proc: Process, f: OFile, settled: bool = False) -> int:
+        """The driver writes a token through f's peer (after waiting for a release in
+        limbo to happen, when settled)."""
         if not f.peer:
             raise Errno("EBADF")                 # the driver hung it up
         if not f.alive:
-            if f in self.limbo:                  # the ring's exit work may not have put it
+            if f in self.limbo and not settled:  # the ring's exit work may not have put it
                 self.ambiguous.append(self.index)
             raise Errno("EPIPE")
         f.tokens += 1
@@ -1042,7 +1050,7 @@ class Model:
         k = step.file.kind
         if k in P.PEER_KINDS:
             self.bound = proc
-            ret = self.peer_write(proc, self.files[step.file.name])
+            ret = self.peer_write(proc, self.files[step.file.name], settled=step.timeout_ms > 0)
         elif k == P.EVENTFD:
             unit = (self.file_index[step.file.name] + 1) << EFD_COUNT_BITS | 1
             ret = self.sys_write(proc, self.num(proc, step.h), unit)
@@ -1655,11 +1663,18 @@ class Model:
             self.ambiguous.append(self.index)
         return w.outcome
 
+    def filter_released(self) -> bool:
+        """No task uses the filter any more: the target is gone and, before bfafe5efa975,
+        reaped too (the executor reaps no process before the run ends)."""
+        return self.gone and self.facts["bfafe5efa975"]
+
     def _op_listener_wait(self, proc, step):
         """The listener in a fresh epoll: IN for a notification not yet received, OUT for
         one received and unanswered, HUP once no task uses the filter."""
-        if self.gone:
+        if self.filter_released():
             mask = HUP
+        elif self.gone:
+            mask = 0                               # dead but unreaped: the filter is in use
         elif self.hold is not None and self.hold.state == "sent":
             mask = OUT | WRNORM
         else:
@@ -1669,9 +1684,10 @@ class Model:
         return P.expected_outcome(step, events=[(revents, step.data)] if revents else [])
 
     def _op_notif_recv(self, proc, step):
+        """ENOENT once the filter is released; the executor says EAGAIN rather than block."""
         if not self.gone:
             raise NotModelled("NOTIF_RECV while the target lives would block")
-        raise Errno("ENOENT")
+        raise Errno("ENOENT" if self.filter_released() else "EAGAIN")
 
     # -- io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c; liburing in the executor) ----
     def ring_for(self, proc: Process, step: P.Step) -> Ring:
@@ -1821,6 +1837,9 @@ class Model:
         if f is None:
             self.post(ring, step, -errno_mod.EBADF)
             return P.expected_outcome(step)
+        if f.kind == P.PIPE and not self.facts["afed6271f5b0"]:
+            raise NotModelled("before afed6271f5b0 a pipe read goes to an io-wq worker: its "
+                              "completion and its file's release come at moments of their own")
         req = self.new_request(ring, step, f, READ_POLL_EVENTS)
         self.issue_read(req)
         return P.expected_outcome(step)
@@ -1971,6 +1990,8 @@ class Model:
         return P.expected_outcome(step, cqes=cqes, joined=w is not None)
 
 
-def predict(program: P.Program, profile: str | Profile = "stock", mutant=None) -> list[Outcome]:
-    """The trace the executor reports for program under profile (one Outcome per step)."""
-    return Model(program, profile, mutant).run()
+def predict(program: P.Program, profile: str | Profile = "stock", mutant=None,
+            facts: dict[str, bool] | None = None) -> list[Outcome]:
+    """The trace the executor reports for program under profile (one Outcome per step), on
+    a kernel with these facts (default: the running kernel's)."""
+    return Model(program, profile, mutant, facts).run()

@@ -943,7 +943,7 @@ static long uring_reap(struct target *t, const struct fdr_step *s, struct fdr_ou
 	if (s->timeout_ms > 0) {
 		struct __kernel_timespec ts = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000000L };
 
-		r = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+		r = io_uring_wait_cqes(ring, &cqe, s->arg > 1 ? (unsigned)s->arg : 1, &ts, NULL);
 		if (r < 0 && r != -ETIME) {
 			errno = -r;
 			return -1;
@@ -1644,6 +1644,64 @@ static void sup_wait(const struct fdr_step *st, struct fdr_outcome *o, int fd)
 	o->err = r < 0 ? errno : 0;
 }
 
+/* The watchdog: no supervisor call may outlive the run's deadline.  A blocking
+ * ioctl (an ADDFD the target never takes up, a NOTIF_RECV with nothing to
+ * receive) would ignore it; a timer aimed at this thread interrupts such a call
+ * (EINTR: no SA_RESTART) shortly after the deadline, and again every
+ * WATCHDOG_REPEAT_MS, so the loops see the deadline and end the run as a
+ * timeout. */
+#define WATCHDOG_GRACE_MS 500
+#define WATCHDOG_REPEAT_MS 100
+
+struct watchdog {
+	timer_t timer;
+	int armed;
+	struct sigaction old;
+};
+
+static void watchdog_tick(int sig)
+{
+	(void)sig;
+}
+
+static void watchdog_arm(struct watchdog *w, int64_t deadline)
+{
+	struct sigaction sa;
+	struct sigevent ev;
+	int64_t first = deadline + WATCHDOG_GRACE_MS - now_ms();
+	struct itimerspec its = {
+		.it_value = { first / 1000, (first % 1000) * 1000000L },
+		.it_interval = { 0, WATCHDOG_REPEAT_MS * 1000000L },
+	};
+
+	w->armed = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watchdog_tick;		/* no SA_RESTART: the call returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGRTMAX, &sa, &w->old) < 0)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = SIGRTMAX;
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (first < 1)
+		its.it_value.tv_nsec = 1000000L;
+	if (timer_create(CLOCK_MONOTONIC, &ev, &w->timer) == 0 &&
+	    timer_settime(w->timer, 0, &its, NULL) == 0)
+		w->armed = 1;
+	else
+		sigaction(SIGRTMAX, &w->old, NULL);
+}
+
+static void watchdog_disarm(struct watchdog *w)
+{
+	if (!w->armed)
+		return;
+	timer_delete(w->timer);
+	sigaction(SIGRTMAX, &w->old, NULL);
+	w->armed = 0;
+}
+
 /* Wait until every process of the target has died (not reaped: that is
  * fdr_run's job for the first, their parents' for the others). */
 static int wait_gone(struct supervisor *s)
@@ -1742,8 +1800,17 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 		}
 		break;
 	case FDR_OP_NOTIF_RECV: {
+		/* Only when it cannot block: with nothing pending and the filter
+		 * still in use (before bfafe5efa975 a dead target keeps it in use
+		 * until it is reaped) NOTIF_RECV would sleep; say EAGAIN instead. */
+		struct pollfd pf = { .fd = s->listener, .events = POLLIN };
 		struct seccomp_notif n;
 
+		if (poll(&pf, 1, 0) != 1) {
+			o->ret = -1;
+			o->err = EAGAIN;
+			break;
+		}
 		memset(&n, 0, sizeof(n));
 		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
 		o->ret = r;
@@ -1844,6 +1911,14 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 		respond(s, n->id, r < 0 ? -1 : 0, r < 0 ? errno : 0);
 		break;
 	case ACT_INJECT:
+		if (st->timeout_ms > 0 && f && f->peer >= 0) {
+			/* wait_release: the file's last reference may go at a moment
+			 * of the kernel's own; its peer reports POLLERR (pipe) or
+			 * POLLHUP (socket) once it has. */
+			struct pollfd pf = { .fd = f->peer, .events = 0 };
+
+			poll(&pf, 1, st->timeout_ms);
+		}
 		r = inject_peer(f, st->file, &err);
 		respond(s, n->id, r, err);
 		break;
@@ -2308,6 +2383,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 
 	prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+	struct watchdog dog;
+
+	watchdog_arm(&dog, sh->deadline);
 	if (sup.listener >= 0 && sup.apidfd[0] >= 0) {
 		serve(&sup, res);
 		/* Supervisor steps after the target's end (exits or a kill) run now. */
@@ -2322,8 +2400,12 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 		res->err = errno;
 		snprintf(res->where, sizeof(res->where), "pidfd_open");
 	}
+	watchdog_disarm(&dog);
 	if (slack > 0)
 		prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+	if (res->status == FDR_RUN_OK && now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
+	    !sh->finished && !sh->killed)
+		res->status = FDR_RUN_TIMEOUT;	/* the watchdog cut a supervisor call short */
 	if (res->status == FDR_RUN_TIMEOUT) {
 		int i = sh->step >= 0 && sh->step < nsteps ? sh->step : 0;
 		struct actor_slot *as = &sh->actors[nsteps ? steps[i].actor : 0];

@@ -117,6 +117,8 @@ def serialize(program: P.Program):
             c.arg = VIA_CODES[s.via]
         elif s.op in P.WAIT_OPS:
             c.arg = s.maxevents
+        elif s.op == "uring_reap":
+            c.arg = s.wait_nr
         elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
         elif s.op == "addfd":
@@ -175,6 +177,7 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
     start_zygote()
     steps, kinds = serialize(program)
     n = len(program.steps)
+    scale_step_timeouts(program, steps, timeout_scale())
     out = ffi.new("struct fdr_outcome[]", max(1, n))
     res = ffi.new("struct fdr_result *")
     timeout = int((timeout_ms or DEFAULT_TIMEOUT_MS) * timeout_scale())
@@ -196,6 +199,21 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
     expired = tuple(i for i, step in enumerate(program.steps[:len(outcomes)])
                     if step.background and out[i].expired)
     return Trace(outcomes, failure, expired)
+
+
+# Steps whose timeout_ms is a bound on a wait (not a size): stretched on slow machines.
+SCALED_TIMEOUT_OPS = P.WAIT_OPS + ("uring_reap", "inject")
+
+
+def scale_step_timeouts(program: P.Program, steps, scale: float) -> None:
+    """Multiply the steps' wait bounds by FDR_TIMEOUT_SCALE: a sleeper's timeout or a
+    reap's bound sized for this machine still holds on one 20 times slower (a TCG
+    guest).  Outcomes do not depend on the value, only on what happens within it."""
+    if scale == 1:
+        return
+    for i, s in enumerate(program.steps):
+        if s.op in SCALED_TIMEOUT_OPS and s.timeout_ms > 0:
+            steps[i].timeout_ms = int(s.timeout_ms * scale)
 
 
 def _failure(res) -> RunFailure:

@@ -165,6 +165,7 @@ class Step:
     background: bool = False         # a blocking call the next step does not wait for
     multishot: bool = False          # uring_poll: a multishot poll
     fixed: bool = False              # uring_read: the ring's registered file 0
+    wait_nr: int = 1                 # uring_reap: completions to wait for (within timeout_ms)
     of: "Step | None" = field(default=None, repr=False, compare=False)  # join: its call
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups
@@ -221,7 +222,8 @@ class Step:
         if op == "uring_unregister":
             return f"uring({self.ep}): unregister_files()"
         if op == "uring_reap":
-            return f"uring({self.ep}): reap(timeout={self.timeout_ms})"
+            nr = f", wait_nr={self.wait_nr}" if self.wait_nr > 1 else ""
+            return f"uring({self.ep}): reap(timeout={self.timeout_ms}{nr})"
         if op == "uring_cancel":
             return f"uring({self.ep}): cancel(#{step_index(self.program, self.of)})"
         if op == "uring_exit":
@@ -257,7 +259,8 @@ class Step:
             return f"epoll_ctl({self.ep}, {self.ctl}, {self.h}{tail})"
         if op == "inject":
             through = f" through {self.h}" if self.h is not None else ""
-            return f"inject({self.file}{through})"
+            wait = f", wait_release={self.timeout_ms}ms" if self.timeout_ms else ""
+            return f"inject({self.file}{through}{wait})"
         if op in ("drain", "read"):
             return f"{op}({self.h})"
         if op == "wait":
@@ -636,10 +639,13 @@ class Program:
             raise ProgramError("uring_cancel takes an earlier uring_poll or uring_read step")
         return self._add(Step("uring_cancel", ep=self._known(ring), of=request))
 
-    def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False) -> Step:
-        """Wait up to timeout_ms for a completion, then collect every CQE posted."""
+    def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False,
+                   wait_nr: int = 1) -> Step:
+        """Wait up to timeout_ms for wait_nr completions, then collect every CQE posted."""
+        if wait_nr < 1 or (wait_nr > 1 and (background or timeout_ms <= 0)):
+            raise ProgramError("wait_nr > 1 needs a foreground reap with a timeout")
         return self._add(Step("uring_reap", ep=self._known(ring), timeout_ms=timeout_ms,
-                              background=background))
+                              background=background, wait_nr=wait_nr))
 
     def uring_exit(self, ring: Handle) -> Step:
         """io_uring_queue_exit(): unmap the ring and close its fd."""
@@ -697,14 +703,18 @@ class Program:
                               h2=self._known(against), toff=toff))
 
     # -- readiness and reading ------------------------------------------------
-    def inject(self, file: File, through: Handle | None = None) -> Step:
+    def inject(self, file: File, through: Handle | None = None, wait_release_ms: int = 0) -> Step:
         """Make a file readable with its token.
 
         Pipes and sockets are written through the peer the driver holds (no handle,
         no reference to the subject file).  eventfd and timerfd have no peer and are
         injected through a handle the program names; a signalfd's signal is raised
-        in the target.
+        in the target.  wait_release_ms > 0 (pipes and sockets): the driver first
+        waits up to that long for the file to be released (its peer shows the other
+        end gone), for a release the kernel does at a moment of its own.
         """
+        if wait_release_ms and file.kind not in PEER_KINDS:
+            raise ProgramError("wait_release_ms is for pipes and sockets")
         if file not in self.files:
             raise ProgramError(f"unknown file {file!r}")
         if file.kind in PEER_KINDS and through is not None:
@@ -713,7 +723,7 @@ class Program:
             raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
         if file.kind in (EPOLL, MEMFD):
             raise ProgramError(f"a {file.kind} file cannot be injected")
-        return self._add(Step("inject", file=file,
+        return self._add(Step("inject", file=file, timeout_ms=wait_release_ms,
                               h=self._known(through) if through is not None else None))
 
     def hangup(self, file: File) -> Step:
@@ -859,7 +869,9 @@ class Program:
         return self._add(Step("listener_wait", events=events, data=data))
 
     def notif_recv(self) -> Step:
-        """SECCOMP_IOCTL_NOTIF_RECV (only once the target is gone: it would block)."""
+        """SECCOMP_IOCTL_NOTIF_RECV, only once the target is gone; EAGAIN instead of blocking
+        when nothing is pending and the filter is still in use (a dead, unreaped target
+        before bfafe5efa975)."""
         return self._add(Step("notif_recv"))
 
     def getfd(self, h: Handle) -> Step:

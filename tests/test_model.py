@@ -13,6 +13,7 @@ import pytest
 
 from fuzz import model as M
 from fuzz.model import MUTANTS, Model, Profile, predict
+from native import kernel_facts
 from native import program as P
 from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3, ERR, ET,
                             EXCLUSIVE, HUP, IN, MOD, ONESHOT, OUT, RDHUP, VIAS, Program)
@@ -21,6 +22,8 @@ from native.trace import FdinfoLine, Outcome as O
 EH = ERR | HUP            # ADD and MOD always OR these into the stored events
 NVAL = 0x20
 SCENARIOS = {}
+# The scenarios state what upstream Linux does today, whatever kernel runs the tests.
+UPSTREAM = dict.fromkeys(kernel_facts.COMMITS, True)
 
 
 def scenario(fn):
@@ -875,7 +878,32 @@ def uring_ring_lives_in_a_forked_child():
 def test_scenario(name, profile):
     program, stock, follow = SCENARIOS[name]()
     want = stock if profile == "stock" or follow is None else follow
-    assert predict(program, profile) == want
+    assert predict(program, profile, facts=UPSTREAM) == want
+
+
+@pytest.mark.parametrize("end", ("exit", "kill"))
+def test_filter_released_only_when_reaped_before_bfafe5efa975(end):
+    """Before bfafe5efa975 a dead, unreaped target keeps the filter in use: the listener
+    shows nothing and NOTIF_RECV would block (EAGAIN from the executor), not HUP/ENOENT."""
+    program, stock, _ = _target_ends(end)
+    old = predict(program, "stock", facts=dict(UPSTREAM, bfafe5efa975=False))
+    assert old[-6:-4] == [ev(), O(-1, errno="EAGAIN")]
+    assert old[:-6] + old[-4:] == stock[:-6] + stock[-4:]
+
+
+def test_nesting_limit_before_f2e467a48287():
+    """Before f2e467a48287 an over-deep nest is EINVAL and only the path below counts."""
+    p = Program("nest")
+    eps = [p.epoll_create(f"e{i}") for i in range(1, 7)]
+    for i in range(1, 5):
+        p.epoll_ctl(eps[i - 1], ADD, eps[i], IN, data=i)
+    p.epoll_ctl(eps[4], ADD, eps[5], IN, data=5)
+    top = p.epoll_create("top")
+    p.epoll_ctl(top, ADD, eps[0], IN, data=6)
+    new = predict(p, "stock", facts=UPSTREAM)
+    old = predict(p, "stock", facts=dict(UPSTREAM, f2e467a48287=False))
+    assert (new[10], new[12]) == (O(-1, errno="ELOOP"), O(-1, errno="ELOOP"))
+    assert (old[10], old[12]) == (O(0), O(-1, errno="EINVAL"))
 
 
 def test_sigpipe_ends_the_run():
