@@ -1,9 +1,17 @@
 """python -m fuzz --seconds N --profile stock|follow --seed S --jobs J --out DIR
 
 Runs random programs through the real executor and the reference model.  Exit
-0 with no divergence, 1 with one (shrunk, its C reproducer written to DIR), 2
-on bad input, 4 (skipped, the reason last on stdout) on a kernel without seccomp
-user notification, ADDFD (with SEND) or kcmp.
+0 with no divergence, 1 with one or more (each distinct one shrunk, its C
+reproducer written to DIR), 2 on bad input, 4 (skipped, the reason last on
+stdout) on a kernel without seccomp user notification, ADDFD (with SEND) or kcmp.
+
+A divergence does not end the campaign: divergences are grouped by signature
+(where they first differ, and how), each group counted, and the search goes on
+until the time is up; then the first program of each group is shrunk (within
+--shrink-seconds in all) and written out, and DIR/buckets.txt lists the groups.
+--first stops at the first divergence instead.  A program that hangs is ended
+at its deadline and counted as a "timeout at <step>" group, with the target's
+stack in its reproducer's .txt.
 
 DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
@@ -39,6 +47,10 @@ def parse(argv):
     ap.add_argument("--max-steps", type=int, default=20, help="steps per program (default 20)")
     ap.add_argument("--no-hypothesis", action="store_true",
                     help="skip the hypothesis phase (fast generator only)")
+    ap.add_argument("--first", action="store_true",
+                    help="stop at the first divergence (default: group them and go on)")
+    ap.add_argument("--shrink-seconds", type=float, default=120.0,
+                    help="time to shrink the divergences found, in all (default 120)")
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
     args = ap.parse_args(argv)
@@ -88,14 +100,22 @@ def main(argv=None) -> int:
     stats, found, seed = run_campaign(args.seconds, args.profile, args.seed, args.jobs,
                                       mutant=args.mutant, max_steps=args.max_steps,
                                       progress=progress, out=args.out,
-                                      hypothesis=not args.no_hypothesis)
-    if found is not None:
-        if seed is not None:
-            save_to_corpus(args.out, seed)
-        print(f"fuzz: divergence in {found.name} ({len(found.steps)} steps); shrinking",
-              file=sys.stderr, flush=True)
+                                      hypothesis=not args.no_hypothesis, first=args.first)
+    buckets = sorted(stats.buckets.values(), key=lambda b: -b.count)
+    if args.first and found is not None and not buckets:
+        from fuzz.campaign import Bucket
+        buckets = [Bucket("first divergence", 1, found, seed)]
+    budget = args.shrink_seconds / max(1, len(buckets))
+    listing = []
+    for number, bucket in enumerate(buckets, 1):
+        found = bucket.program
+        if bucket.seed is not None:
+            save_to_corpus(args.out, bucket.seed)
+        print(f"fuzz: divergence {number}/{len(buckets)} ({bucket.count}x): {bucket.signature}; "
+              f"shrinking {found.name} ({len(found.steps)} steps)", file=sys.stderr, flush=True)
         write_diff(args.out, found, args.profile, args.mutant)
-        small = shrink_divergence(found, args.profile, args.mutant)
+        small = shrink_divergence(found, args.profile, args.mutant, seconds=budget,
+                                  same_as=None if args.first else bucket.signature)
         small.name = found.name
         expected = with_expectations(small, args.profile, args.mutant)
         path = write_outputs(args.out, expected, args.profile)
@@ -106,12 +126,21 @@ def main(argv=None) -> int:
               f"reproducer: {path} (build: {build_command(small, str(path))})", file=sys.stderr)
         for i, step in enumerate(small.steps):
             print(f"fuzz:   {i:2d} {step.describe()}", file=sys.stderr)
+        listing.append(f"{bucket.count}\t{bucket.signature}\t{path.name}\t{len(small.steps)} steps\n")
+    if listing:
+        write_text(args.out / "buckets.txt", "# count\tsignature\treproducer\tsize\n" + "".join(listing))
     if stats.flaky_names:
         (args.out / "flaky.txt").write_text(
             "# programs whose two runs gave different traces (or whose set-up failed)\n"
             + "\n".join(stats.flaky_names) + "\n")
     print(stats.line(), flush=True)
-    return 1 if found is not None else 0
+    return 1 if buckets else 0
+
+
+def write_text(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def write_diff(out: pathlib.Path, program: P.Program, profile: str, mutant) -> pathlib.Path:
