@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="length of the fuzz smoke run (default 5, 0 to skip)")
     p.add_argument("--exit-convention", choices=tuple(exitcodes.CONVENTIONS), default="kselftest",
                    help="exit codes: kselftest (skip 4, default), fedora (skip 3), automake (skip 77)")
+    p.add_argument("--timeout", type=_count, default=None, metavar="S",
+                   help="the case run's limit in seconds before FDR_TIMEOUT_SCALE "
+                        "(default: ci/settings' timeout, as kselftest's --override-timeout)")
     p.add_argument("--cases-dir", default=str(REPO / "cases"), help=argparse.SUPPRESS)
     return p
 
@@ -170,7 +173,7 @@ def validate(args) -> None:
     if not args.list:
         check_writable(Path(args.results))
     args.results = os.path.abspath(args.results)   # pytest and the fuzzer run in the suite's directory
-    args.timeout = timeout
+    args.timeout = args.timeout or timeout
 
 
 def check_writable(directory: Path) -> None:
@@ -232,6 +235,27 @@ def pytest_error(rc: int, log: str) -> str:
         return "no case selected (empty cases directory, or -k matched nothing)"
     lines = [line for line in log.splitlines() if "error" in line.lower()]
     return "pytest: " + (lines[-1].strip() if lines else f"usage error (exit {rc})")
+
+
+def collected_cases(args, env) -> list[tuple[str, str]]:
+    """(family, name) of every case the run selects, in collection order ([] if pytest
+    cannot collect)."""
+    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    from ci.ktap_plugin import identify
+    return [identify(line.strip()) for line in proc.stdout.splitlines() if "::" in line]
+
+
+def unreported(args, env, reported: list[Result], progress: list[Result], limit: int) -> list[Result]:
+    """After pytest was killed at its limit: the cases of families that never completed,
+    each with its verdict if it had one (progress), else as an ERROR (timeout), so a hung
+    family shows up with its cases."""
+    seen = {(r.family, r.name) for r in reported}
+    known = {(r.family, r.name): r for r in progress}
+    return [known.get((family, name)) or
+            Result(family, name, ERROR, "timeout",
+                   details=f"not reported when pytest was killed after the {limit} s limit")
+            for family, name in collected_cases(args, env) if (family, name) not in seen]
 
 
 def list_cases(args, env) -> int:
@@ -348,7 +372,8 @@ def pytest_result(rc: int | None, timeout: int) -> Result:
     """gate.pytest: did pytest run to its end (exit 0 or 1)?"""
     if rc in (0, 1):
         return Result(GATE_FAMILY, "pytest", PASS)
-    what = f"killed after the {timeout} s timeout (ci/settings)" if rc is None else f"exited {rc}"
+    what = (f"killed after its {timeout} s limit (ci/settings timeout x FDR_TIMEOUT_SCALE)"
+            if rc is None else f"exited {rc}")
     return Result(GATE_FAMILY, "pytest", ERROR, "timeout" if rc is None else f"exit_{rc}",
                   details=f"pytest {what}; see pytest.log")
 
@@ -380,16 +405,24 @@ def main(argv=None) -> int:
         if rc in (4, 5):
             raise UsageError(pytest_error(rc, out.tmp("pytest.log").read_text()))
         cases = read_jsonl(out.tmp("results.jsonl"))
+        limit = args.timeout * int(env["FDR_TIMEOUT_SCALE"])
+        progress = read_jsonl(out.tmp("results.jsonl.progress"))
+        hung = unreported(args, env, cases, progress, limit) if rc is None else []
         detected = profile.split()[0]
         fuzz = run_fuzz(args.fuzz_seconds, seed, detected if detected in ("stock", "follow") else None,
                         env, out_dir=Path(args.results) / "fuzz")
         kernel = health.health_results(taint_before, health.read_taint(), klog.read_new(), klog.error)
-        synthetic = [fuzz, profile_res, pytest_result(rc, args.timeout)] + kernel
-        case_families = len({r.family for r in cases})
+        synthetic = [fuzz, profile_res, pytest_result(rc, limit)] + kernel
+        # A family's block is written when it completes: one with a case that never
+        # reported was not, and is written now with every case it has.
+        incomplete = {r.family for r in hung if r.outcome == ERROR and r.reason == "timeout"}
+        cases += hung
+        printed = len({r.family for r in cases} - incomplete)
+        hung_families = results.by_family([r for r in cases if r.family in incomplete])
         if not out.tmp("plan").exists():          # pytest died before collection: the plan is ours
-            print(ktap.plan(case_families + len(SYNTHETIC_FAMILIES)), end="")
-        emitter = ktap.FamilyEmitter(sys.stdout, first=case_families + 1)
-        for family, group in results.by_family(synthetic).items():
+            print(ktap.plan(printed + len(hung_families) + len(SYNTHETIC_FAMILIES)), end="")
+        emitter = ktap.FamilyEmitter(sys.stdout, first=printed + 1)
+        for family, group in list(hung_families.items()) + list(results.by_family(synthetic).items()):
             emitter.family(family, group)
         everything = cases + synthetic
         print(ktap.totals_line(everything), end="", flush=True)
@@ -414,6 +447,7 @@ def main(argv=None) -> int:
         out.discard()
         out.tmp("junit-pytest.xml").unlink(missing_ok=True)
         out.tmp("plan").unlink(missing_ok=True)
+        out.tmp("results.jsonl.progress").unlink(missing_ok=True)
         klog.close()
 
 

@@ -79,6 +79,13 @@ def _xfail_reason(report) -> str:
     return str(report.wasxfail).removeprefix("reason: ")
 
 
+def _progress_path(jsonl: str) -> str:
+    """'DIR/.results.jsonl.partial-PID' -> 'DIR/.results.jsonl.progress.partial-PID' (the
+    gate's Outputs.tmp('results.jsonl.progress'))."""
+    head, sep, tail = jsonl.rpartition(".partial-")
+    return f"{head}.progress{sep}{tail}" if sep else jsonl + ".progress"
+
+
 def merge_phase(result: Result, report) -> None:
     """Fold one phase report (setup, call, teardown) into the test's result."""
     result.duration += report.duration
@@ -106,6 +113,9 @@ class KtapReporter:
         self.emitter = ktap.FamilyEmitter(os.fdopen(fd, "w", closefd=False)) if fd is not None else None
         path = config.getoption("ktap_jsonl")
         self.jsonl = open(path, "w") if path else None
+        # Every result as soon as it is known (jsonl gets them a family at a time): what
+        # the gate reads back when it had to kill the run before a family completed.
+        self.progress = open(_progress_path(path), "w") if path else None
         self.extra = config.getoption("ktap_extra_families")
         self.plan_file = config.getoption("ktap_plan_file")
         self.xdist = config.pluginmanager.hasplugin("dsession")
@@ -155,6 +165,9 @@ class KtapReporter:
             self.finished(result)
 
     def finished(self, result: Result) -> None:
+        if self.progress:
+            self.progress.write(result.to_json() + "\n")
+            self.progress.flush()
         self.done.setdefault(result.family, []).append(result)
         left = self.pending.get(result.family)
         if left is not None:
@@ -186,3 +199,4 @@ class KtapReporter:
                                      details="the session ended before this test reported"))
         if self.jsonl:
             self.jsonl.close()
+            self.progress.close()

@@ -267,3 +267,26 @@ def test_pytest_dying_before_collection_still_gives_a_plan(tmp_path):
     assert outer["plans"] == [3] and [t.description for t in outer["tests"]] == ["fuzz", "gate", "kernel_health"]
     assert "  not ok 2 pytest # ERROR exit_3\n" in proc.stdout
     assert {p.name for p in (tmp_path / "out").iterdir()} <= OUTPUT_FILES
+
+
+def test_a_family_cut_off_by_the_limit_is_reported_with_its_cases(tmp_path):
+    """pytest killed at the gate's limit: the family that never completed still appears, its
+    finished case with its verdict and the unfinished one as ERROR timeout, and gate.pytest
+    names the real (scaled) limit."""
+    results = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ci.gate", "--results", str(results), "--cases-dir",
+           str(REPO / "tests" / "gate_fixtures_hang"), "--profile", "stock", "--fuzz-seconds", "0",
+           "--timeout", "4"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FDR_FIXTURE_HANG": "1", "FDR_TIMEOUT_SCALE": "2"})
+    assert proc.returncode == 1, proc.stderr
+    top, blocks = split_ktap(proc.stdout)
+    outer = parse(top)
+    assert [t.description for t in outer["tests"]] == ["delta", "fuzz", "gate", "kernel_health"]
+    assert outer["plans"] == [4]
+    assert "  ok 1 test_quick\n" in proc.stdout, proc.stdout
+    assert "  # not reported when pytest was killed after the 8 s limit\n" \
+           "  not ok 2 test_hangs # ERROR timeout\n" in proc.stdout, proc.stdout
+    summary = (results / "summary.md").read_text()
+    assert "killed after its 8 s limit" in summary
+    assert "| delta | 1 | 1 |" in summary
