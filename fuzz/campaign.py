@@ -383,12 +383,18 @@ def worker(job: Job, progress=None, stop=None):
                                                    HYPOTHESIS_MAX_S), one, stats, stop)
         if found is not None:
             return done(), found, None
+    from fuzz.model import NotModelled
     i = 0
     base = job.seed + job.worker
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         seed = f"{base}:{i}"
         i += 1
-        found = one(*seeded_program(seed, job.max_steps, job.profile, job.mutant), seed=seed)
+        try:
+            program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
+        except NotModelled:         # the generator should not make one: counted, not fatal
+            stats.kinds["extra:not_modelled"] += 1
+            continue
+        found = one(program, model, seed=seed)
         if found is not None:
             return done(), found, seed
     return done(), None, None
