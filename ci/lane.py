@@ -99,6 +99,8 @@ class Run:
     kernel_version: str = ""
     profile: str = ""
     timeout_scale: int = 1
+    calibration: str = ""          # 'SCALE SPAWN_MS,PYTHON_MS' measured in the guest
+    reference: str = ""            # the host's 'SPAWN_MS,PYTHON_MS'
     gate_exit: int | None = None
     fuzz_exit: int | None = None
     guest_error: str = ""
@@ -120,7 +122,8 @@ cd {repo}
 now() {{ cut -d' ' -f1 /proc/uptime; }}
 echo "boot $(now)" > /lane/times
 uname -r > /lane/release
-scale=$({python} -m ci.calibrate --against {reference}) || scale=20
+{python} -m ci.calibrate --against {reference} > /lane/calibration || echo "20 unmeasured" > /lane/calibration
+scale=$(cut -d' ' -f1 /lane/calibration)
 echo "$scale" > /lane/scale
 echo "calibrated $(now)" >> /lane/times
 mkdir -p /lane/gate /lane/fuzz
@@ -229,6 +232,7 @@ def read_guest_files(share: Path, run: Run) -> None:
             return ""
     run.release = text("release") or run.release
     run.timeout_scale = int(text("scale") or 1)
+    run.calibration = text("calibration")
     run.gate_exit = int(text("gate.rc")) if text("gate.rc") else None
     run.fuzz_exit = int(text("fuzz.rc")) if text("fuzz.rc") else None
     marks = dict(line.split() for line in text("times").splitlines() if len(line.split()) == 2)
@@ -351,7 +355,8 @@ def main(argv=None) -> int:
     for spec, kernel in resolved:
         label = "host-" + os.uname().release if kernel is None else kernel.label
         label = label_of(kernels.Kernel(spec, label, Path()), taken)
-        runs.append((spec, kernel, Run(spec, label, str(results / label), release=kernel.release if kernel else "")))
+        runs.append((spec, kernel, Run(spec, label, str(results / label), release=kernel.release if kernel else "",
+                                       reference=f"{reference['spawn_ms']},{reference['python_ms']}")))
     stop = threading.Event()
     jobs = args.jobs or max(1, (os.cpu_count() or 2) // max(1, args.cpus))
     done: list[Run] = []

@@ -70,10 +70,12 @@ def test_cpio_archive_is_newc_that_cpio_reads(tmp_path):
 
 
 def test_timeout_scale_is_the_worse_ratio_with_a_margin():
-    """The scale follows the slower of process creation and interpreter work, at least 1."""
+    """The scale follows the slower of interpreter work and (at half weight) process
+    creation, with a margin, at least 1."""
     ref = {"spawn_ms": 1.0, "python_ms": 10.0}
-    assert calibrate.scale({"spawn_ms": 1.0, "python_ms": 10.0}, ref) == 2
-    assert calibrate.scale({"spawn_ms": 15.0, "python_ms": 20.0}, ref) == 30
+    assert calibrate.scale({"spawn_ms": 1.0, "python_ms": 10.0}, ref) == 2          # 1 x 1.5
+    assert calibrate.scale({"spawn_ms": 40.0, "python_ms": 20.0}, ref) == 30        # 40 / 2 x 1.5
+    assert calibrate.scale({"spawn_ms": 4.0, "python_ms": 100.0}, ref) == 15        # 10 x 1.5
     assert calibrate.scale({"spawn_ms": 0.5, "python_ms": 5.0}, ref) == 1
     assert calibrate.scale({"spawn_ms": 1e6, "python_ms": 1.0}, ref) == calibrate.MAX_SCALE
 
