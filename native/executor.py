@@ -172,12 +172,15 @@ def start_zygote() -> bool:
     return lib.fdr_zygote_pid() > 0
 
 
-def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
-    """Execute the program in a fresh target under a supervisor; return its Trace."""
+def run(program: P.Program, timeout_ms: int | None = None, step_scale: float | None = None) -> Trace:
+    """Execute the program in a fresh target under a supervisor; return its Trace.
+
+    step_scale stretches the steps' own wait bounds (default FDR_TIMEOUT_SCALE); the
+    run's deadline always takes FDR_TIMEOUT_SCALE."""
     start_zygote()
     steps, kinds = serialize(program)
     n = len(program.steps)
-    scale_step_timeouts(program, steps, timeout_scale())
+    scale_step_timeouts(program, steps, timeout_scale() if step_scale is None else step_scale)
     out = ffi.new("struct fdr_outcome[]", max(1, n))
     res = ffi.new("struct fdr_result *")
     timeout = int((timeout_ms or DEFAULT_TIMEOUT_MS) * timeout_scale())
