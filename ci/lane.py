@@ -122,6 +122,7 @@ cd {repo}
 now() {{ cut -d' ' -f1 /proc/uptime; }}
 echo "boot $(now)" > /lane/times
 uname -r > /lane/release
+dmesg > /lane/dmesg-boot.txt 2>&1
 {python} -m ci.calibrate --against {reference} > /lane/calibration || echo "20 unmeasured" > /lane/calibration
 scale=$(cut -d' ' -f1 /lane/calibration)
 echo "$scale" > /lane/scale
@@ -244,7 +245,9 @@ def read_guest_files(share: Path, run: Run) -> None:
         run.seconds["boot"] = round(float(marks["boot"]), 1)
     run.taint = int(text("tainted")) if text("tainted").isdigit() else None
     from ci import health
-    run.health = health.scan_log(text("dmesg.txt"))
+    # What the kernel logged while the suite ran (the boot's own lines are in dmesg-boot.txt).
+    booted = len(text("dmesg-boot.txt").splitlines())
+    run.health = health.scan_log("\n".join(text("dmesg.txt").splitlines()[booted:]))
     if run.taint:
         run.health.append(f"kernel tainted: {health.taint_letters(run.taint)}")
     header = text("gate/ktap.txt").splitlines()[:12]

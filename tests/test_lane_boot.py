@@ -6,7 +6,9 @@ and pipe reads go through io-wq (afed6271f5b0 is missing).  Both families must
 pass there with the expectations the version facts give, inside a guest the
 lane booted, with its results, matrix and exit code brought back through the
 shared directory.  Needs root (QEMU's 9p export of /, apt-get download) and a
-few minutes under TCG; FDR_NO_LANE=1 leaves it out.
+few minutes under TCG, best with nothing else running: like the mutation check
+it runs as its own step (`ci/test -m lane tests/test_lane_boot.py`, as .ci/run
+does), not inside the parallel run.
 """
 from __future__ import annotations
 
@@ -22,10 +24,14 @@ KERNEL = "linux-image-6.1.0-57-amd64-unsigned"
 BOUND_S = 1500
 
 
+pytestmark = pytest.mark.lane
+
+
 @pytest.fixture
-def lane_ok():
-    if os.environ.get("FDR_NO_LANE") == "1":
-        pytest.skip("lane_disabled")
+def lane_ok(request):
+    selected = "lane" in (request.config.getoption("markexpr", "") or "").replace("not lane", "")
+    if os.environ.get("FDR_NO_LANE") == "1" or not (selected or os.environ.get("FDR_LANE") == "1"):
+        pytest.skip("lane: select with -m lane (or FDR_LANE=1)")
     if os.geteuid() != 0:
         pytest.skip("not_root")
 
