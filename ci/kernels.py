@@ -134,6 +134,9 @@ def fetch_debian(package: str, cache: Path) -> Kernel:
             if shutil.which("apt-get") is None:
                 raise SpecError(f"debian:{package}: apt-get is not available to download it")
             proc = _run(["apt-get", "download", package], cwd=root)
+            if proc.returncode != 0 and os.geteuid() == 0:     # package lists missing or stale
+                _run(["apt-get", "update", "-qq"])
+                proc = _run(["apt-get", "download", package], cwd=root)
             debs = list(root.glob("*.deb"))
             if proc.returncode != 0 or not debs:
                 msg = (proc.stderr.strip().splitlines() or ["no .deb downloaded"])[-1]
