@@ -683,11 +683,17 @@ static void run_background(struct target *t, int i)
 	/* No join (its actor is killed in it): what it returns goes nowhere. */
 	struct fdr_outcome scratch, *o = s->aux == i ? &scratch : &sh->out[s->aux];
 
+	int64_t started = now_ms();
+
 	blocking_call(t, s, o);
 	/* Run out of time before its join's turn came: the timeout was too short
 	 * for this machine, and the steps in between did not all run while it
-	 * slept.  Said, so that no verdict rests on it unnoticed. */
-	if (o->ret == 0 && s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux)
+	 * slept.  Said, so that no verdict rests on it unnoticed.  A call that
+	 * returned something at its timeout counts too: select and poll look at
+	 * every file once more when the time is up, and may find one that a
+	 * later step (the one not yet run) would have drained. */
+	if (s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux &&
+	    (o->ret == 0 || (s->timeout_ms > 0 && now_ms() - started >= s->timeout_ms)))
 		sh->out[i].expired = 1;
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
