@@ -655,9 +655,34 @@ class Model:
                 self.ep_remove(item)
                 if (fd, new) not in ep.items:
                     self.ep_insert(proc, ep, fd, new, item.events, item.data)
+        elif replacing in P.FIXUP_VIAS and "no_fixup" not in self.m:
+            self.fixup_entries(proc, fd, old, new)
         elif "replace_removes_entries" in self.m:
             for item in [it for it in old.watchers if it.fd == fd]:
                 self.ep_remove(item)
+
+    def fixup_entries(self, proc: Process, fd: int, old: OFile, new: OFile):
+        """The supervisor's userspace fixup (native/fixup.c) on a stock kernel: follow,
+        within what a supervisor can do.  It sees only the epolls in the replacing
+        process's table; it deletes (fd, old), then adds (fd, new) with EPOLL_CTL_ADD,
+        which ORs in EPOLLERR|EPOLLHUP (a disarmed ONESHOT entry comes back armed for
+        them); it leaves an entry whose new file is a signalfd (an ADD
+        from the supervisor would watch the supervisor's signals)."""
+        seen = {id(f) for f in proc.fdt.values()}
+        for ep in [f for f in self.files.values() if f.kind == P.EPOLL and f.alive]:
+            item = ep.items.get((fd, old))
+            if item is None or id(ep) not in seen or new.kind == P.SIGNALFD:
+                continue
+            if not self.can_watch(ep, new, item.events):
+                continue
+            events = item.events if "fixup_no_errhup" in self.m else item.events | ERR | HUP
+            data = 0 if "fixup_no_data" in self.m else item.data
+            if "fixup_mod" in self.m:          # MOD cannot change an entry's file: ENOENT
+                continue
+            if "fixup_keep_old" not in self.m:
+                self.ep_remove(item)
+            if (fd, new) not in ep.items:
+                self.ep_insert(proc, ep, fd, new, events, data)
 
     # -- readiness (the files' poll methods) -----------------------------------
     def poll(self, proc: Process, f: OFile) -> int:
@@ -1139,7 +1164,7 @@ class Model:
             self.set_handle(proc, step.h, dst)
             if step.h2 is None:
                 self.known.add(step.file.name)
-            sysret = 0 if step.via == P.ADDFD_SETFD else self.handle_of(proc, dst)
+            sysret = self.handle_of(proc, dst) if step.via in P.SEND_VIAS else 0
             return P.expected_outcome(step, ret=step.h.name, sysret=sysret)
         finally:
             if step.keep:

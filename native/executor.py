@@ -49,6 +49,8 @@ KIND_CODES = {
 VIA_CODES = {
     P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
     P.DUP2: lib.FDR_VIA_DUP2, P.DUP3: lib.FDR_VIA_DUP3,
+    P.ADDFD_SETFD_FIXUP: lib.FDR_VIA_ADDFD_SETFD_FIXUP,
+    P.ADDFD_SETFD_SEND_FIXUP: lib.FDR_VIA_ADDFD_SETFD_SEND_FIXUP,
 }
 CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
 FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}
@@ -223,7 +225,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     if op == "replace" and step.via in P.ADDFD_VIAS:
         if o.sysret < 0:
             sysret = f"-1 {errname(o.syserr)}"
-        elif step.via == P.ADDFD_SETFD_SEND and o.sysret_handle >= 0:
+        elif step.via in P.SEND_VIAS and o.sysret_handle >= 0:
             sysret = _handle_name(program, o.sysret_handle)
         else:
             sysret = o.sysret
