@@ -230,6 +230,13 @@ MUTANTS = {
     "uring_request_no_ref": "an io_uring request holds no reference on its file",
     "uring_poll_repolls": "an io_uring poll's task work polls the file again instead of "
                           "taking the wake-up's key",
+    # The userspace fixup done wrong (its vias are predicted as follow on a stock kernel).
+    "fixup_no_data": "the fixup re-adds (fd, new file) with data 0: the entry's data not copied",
+    "fixup_mod": "the fixup uses EPOLL_CTL_MOD instead of DEL+ADD (it finds no (fd, new) "
+                 "entry, so the entry stays with the old file)",
+    "fixup_no_rearm": "the fixup's re-added entry is not polled at once: a new file ready "
+                      "already is reported only after its next wake-up",
+    "fixup_keep_old": "the fixup adds (fd, new file) but leaves the stale (fd, old file) entry",
 }
 
 
@@ -655,7 +662,7 @@ class Model:
                 self.ep_remove(item)
                 if (fd, new) not in ep.items:
                     self.ep_insert(proc, ep, fd, new, item.events, item.data)
-        elif replacing in P.FIXUP_VIAS and "no_fixup" not in self.m:
+        elif replacing in P.FIXUP_VIAS:
             self.fixup_entries(proc, fd, old, new)
         elif "replace_removes_entries" in self.m:
             for item in [it for it in old.watchers if it.fd == fd]:
@@ -675,14 +682,14 @@ class Model:
                 continue
             if not self.can_watch(ep, new, item.events):
                 continue
-            events = item.events if "fixup_no_errhup" in self.m else item.events | ERR | HUP
-            data = 0 if "fixup_no_data" in self.m else item.data
-            if "fixup_mod" in self.m:          # MOD cannot change an entry's file: ENOENT
+            if "fixup_mod" in self.m:          # MOD finds no (fd, new) entry: ENOENT
                 continue
             if "fixup_keep_old" not in self.m:
                 self.ep_remove(item)
             if (fd, new) not in ep.items:
-                self.ep_insert(proc, ep, fd, new, events, data)
+                self.ep_insert(proc, ep, fd, new, item.events | ERR | HUP,
+                               0 if "fixup_no_data" in self.m else item.data,
+                               poll_now="fixup_no_rearm" not in self.m)
 
     # -- readiness (the files' poll methods) -----------------------------------
     def poll(self, proc: Process, f: OFile) -> int:
@@ -791,13 +798,15 @@ class Model:
             item.ep.ready.append(item)
 
     # -- epoll (fs/eventpoll.c) --------------------------------------------------
-    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int):
+    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int,
+                  poll_now: bool = True):
         item = Item(ep, fd, f, events, data)
         ep.items[(fd, f)] = item
         f.watchers.append(item)
         item.wq = self.wq_of(proc, f)
         item.wq.add(item, item.exclusive)
-        self.ready_if_hot(proc, item)
+        if poll_now:
+            self.ready_if_hot(proc, item)
 
     def ready_if_hot(self, proc: Process, item: Item):
         """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake a
