@@ -1,0 +1,100 @@
+"""The userspace fixup's library from Python (native/fixup.py over native/fixup.c).
+
+This process plays both parts: the target whose epoll entries move and the
+supervisor that moves them; a dup2 stands in for ADDFD's install (both go
+through the kernel's do_dup2).  The ADDFD path itself runs in every fixup
+case (cases/test_fixup_*.py) and in bench/fixup_latency.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+
+import pytest
+
+from native import probes
+from native._executor import lib
+
+IN, OUT, ERR, HUP = select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP
+
+
+@pytest.fixture(autouse=True)
+def _kcmp():
+    token = probes.missing(["kcmp"])
+    if token:
+        pytest.skip(token)
+
+
+@contextlib.contextmanager
+def watched(events=IN):
+    """An epoll watching the read end r of a pipe (Python sets the low half of the data
+    to r), the old file kept alive by a dup, and a second pipe to install at r's number."""
+    from native.fixup import Fixup
+    ep = select.epoll()
+    r, w = os.pipe2(os.O_NONBLOCK)
+    keep = os.dup(r)
+    nr, nw = os.pipe2(os.O_NONBLOCK)
+    pidfd = os.pidfd_open(os.getpid())
+    ep.register(r, events)
+    fx = Fixup(os.getpid(), pidfd)
+    try:
+        yield fx, ep, r, w, keep, nr, nw
+    finally:
+        fx.close()
+        ep.close()
+        for fd in (r, w, keep, nr, nw, pidfd):
+            os.close(fd)
+
+
+def fdinfo_lines(ep) -> list[tuple[int, int, int]]:
+    """(tfd, events, data) of each entry, from this process's fdinfo of ep."""
+    with open(f"/proc/self/fdinfo/{ep.fileno()}") as f:
+        return [(int(p[1]), int(p[3], 16), int(p[5], 16))
+                for p in (line.split() for line in f) if p and p[0] == "tfd:"]
+
+
+@pytest.mark.parametrize("tracked", [False, True], ids=["scan", "tracked"])
+def test_entry_follows_the_new_file(tracked):
+    """After prepare, the install and apply, the entry reports the new file under the old mask and data and no longer the old file."""
+    with watched() as (fx, ep, r, w, keep, nr, nw):
+        if tracked:
+            fx.mode = lib.FDR_FIXUP_TRACKED
+            fx.track()
+        before = fdinfo_lines(ep)
+        with fx.prepare(r) as plan:
+            os.dup2(nr, r)
+            assert plan.apply(nr) == 1 and plan.kept == 0
+            assert [(r, e.events, e.data) for e in plan.entries] == before
+        os.write(w, b"old")
+        assert ep.poll(0) == []
+        os.write(nw, b"new")
+        assert ep.poll(0) == [(r, IN)]
+        assert fdinfo_lines(ep) == before == [(r, IN | ERR | HUP, before[0][2])]
+
+
+def test_a_file_no_epoll_takes_leaves_the_entry():
+    """A new file that is not pollable (a regular file) is not added: the entry stays with the old file, as follow says."""
+    with watched() as (fx, ep, r, w, keep, nr, nw):
+        reg = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            with fx.prepare(r) as plan:
+                os.dup2(reg, r)
+                assert plan.apply(reg) == 0 and plan.kept == 1
+                assert plan.entries[0].add_err == errno.EPERM
+            os.write(w, b"old")
+            assert ep.poll(0) == [(r, IN)]                   # the old file, kept by keep
+        finally:
+            os.close(reg)
+
+
+def test_ctl_between_prepare_and_apply_is_undone():
+    """An epoll_ctl MOD made between prepare and apply (another target thread during the fixup) is lost: apply re-adds the mask and data prepare read."""
+    with watched() as (fx, ep, r, w, keep, nr, nw):
+        before = fdinfo_lines(ep)
+        with fx.prepare(r) as plan:
+            ep.modify(r, OUT)
+            os.dup2(nr, r)
+            plan.apply(nr)
+        assert fdinfo_lines(ep) == before == [(r, IN | ERR | HUP, before[0][2])]
