@@ -10,7 +10,8 @@
  * by a new pipe, through fdr_fixup_addfd() in one of the modes (round robin,
  * so every mode meets the same target in the same run): none (a plain ADDFD),
  * naive (every fdinfo read), scan (readlink of every fd, kcmp on epolls),
- * tracked (the epolls remembered by one scan before the loop).  After each
+ * tracked (the epolls the target made through its trapped epoll_create1,
+ * which the supervisor answered with fdr_fixup_epoll_create: no scan at all).  After each
  * fixup every epoll must hold (R, new file): else it exits 1.
  * Prints "mode samples_us..." lines; bench/fixup_latency.py summarises them.
  * Build: gcc -O2 -o fixup_bench bench/fixup_bench.c native/fixup.c -Inative
@@ -57,11 +58,14 @@ static double now_us(void)
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
 }
 
-/* The target: fds, epolls, then a listener and REPS traps on r. */
+/* The target: a filter trapping epoll_create1 and the magic ioctl, its
+ * listener handed over, then epolls (made by the supervisor), fds, and REPS
+ * traps on r. */
 static void target(int nfds, int nepolls, int reps, int report)
 {
 	struct sock_filter filter[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_epoll_create1, 3, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MAGIC, 0, 1),
@@ -72,12 +76,19 @@ static void target(int nfds, int nepolls, int reps, int report)
 	int p[2], ep[64], open_now, listener;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (pipe2(p, O_NONBLOCK) < 0)
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (listener < 0 || pipe2(p, O_NONBLOCK) < 0)
+		_exit(3);
+	int msg[2] = { listener, p[0] };
+
+	if (write(report, msg, sizeof(msg)) != sizeof(msg))
 		_exit(3);
 	for (int i = 0; i < nepolls; i++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xd5 };
 
-		ep[i] = epoll_create1(0);
+		ep[i] = epoll_create1(0);	/* trapped: the supervisor makes it */
 		if (ep[i] < 0 || epoll_ctl(ep[i], EPOLL_CTL_ADD, p[0], &ev) < 0)
 			_exit(3);
 	}
@@ -93,15 +104,6 @@ static void target(int nfds, int nepolls, int reps, int report)
 			epoll_ctl(ep[i % nepolls], EPOLL_CTL_ADD, fd, &ev);
 		}
 	}
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-	if (listener < 0)
-		_exit(3);
-	int msg[2] = { listener, p[0] };
-
-	if (write(report, msg, sizeof(msg)) != sizeof(msg))
-		_exit(3);
 	for (int i = 0; i < reps; i++)
 		if (ioctl(p[0], MAGIC, 0) < 0)
 			_exit(4);
@@ -151,10 +153,19 @@ int main(int argc, char **argv)
 	listener = syscall(__NR_pidfd_getfd, pidfd, msg[0], 0);
 	if (pidfd < 0 || listener < 0)
 		die("pidfd");
-	track_us = now_us();
-	if (fdr_fixup_track(&ctx, pid, pidfd) < 0)
-		die("track");
-	track_us = now_us() - track_us;
+	/* Tracking: the target's epoll_create1 calls, answered by the fixup. */
+	track_us = 0;
+	for (int i = 0; i < nepolls; i++) {
+		struct seccomp_notif n = { 0 };
+		double t0;
+
+		if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) < 0 || n.data.nr != __NR_epoll_create1)
+			die("epoll_create1 notification");
+		t0 = now_us();
+		if (fdr_fixup_epoll_create(&ctx, listener, n.id, (int)n.data.args[0]) < 0)
+			die("fdr_fixup_epoll_create");
+		track_us += now_us() - t0;
+	}
 	for (int m = 0; m < NMODES; m++)
 		t[m] = calloc(reps, sizeof(double));
 	for (int i = 0; i < reps; i++) {

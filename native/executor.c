@@ -68,13 +68,8 @@
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
 #endif
-#ifndef SECCOMP_ADDFD_FLAG_SETFD
-#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
-#endif
-#ifndef SECCOMP_ADDFD_FLAG_SEND
-#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
-#endif
-/* struct seccomp_notif_addfd, for headers before 5.9: from fixup.c, included above. */
+/* The ADDFD flags and struct seccomp_notif_addfd, for headers before 5.9: from
+ * fixup.c, included above. */
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
 #endif

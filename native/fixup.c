@@ -48,6 +48,12 @@
 #ifndef KCMP_EPOLL_TFD
 #define KCMP_EPOLL_TFD 7
 #endif
+#ifndef SECCOMP_ADDFD_FLAG_SETFD
+#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
+#endif
+#ifndef SECCOMP_ADDFD_FLAG_SEND
+#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
+#endif
 #ifndef SECCOMP_IOCTL_NOTIF_ADDFD
 struct seccomp_notif_addfd {
 	__u64 id;
@@ -506,4 +512,29 @@ void fdr_fixup_untrack(struct fdr_fixup_ctx *c)
 	for (int i = 0; i < c->nep; i++)
 		close(c->ep[i]);
 	c->nep = 0;
+}
+
+int fdr_fixup_epoll_create(struct fdr_fixup_ctx *c, int listener, uint64_t id, int flags)
+{
+	struct seccomp_notif_addfd a = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SEND,
+					 .newfd_flags = (flags & EPOLL_CLOEXEC) ? O_CLOEXEC : 0 };
+	int ep, r, err;
+
+	if (c->nep >= FDR_FIXUP_MAX_EPOLLS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -1;
+	a.srcfd = (uint32_t)ep;
+	r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	if (r < 0) {
+		err = errno;
+		close(ep);
+		errno = err;
+		return -1;
+	}
+	c->ep[c->nep++] = ep;
+	return r;
 }

@@ -70,3 +70,10 @@ int fdr_fixup_addfd(int listener, uint64_t id, int srcfd, int newfd, uint32_t fl
  * epoll_create1, received fds, ...).  0, or -1 with errno. */
 int fdr_fixup_track(struct fdr_fixup_ctx *ctx, int pid, int pidfd);
 void fdr_fixup_untrack(struct fdr_fixup_ctx *ctx);
+/* Tracking without any scan: a supervisor that traps epoll_create/epoll_create1
+ * answers the notification with this.  It makes the epoll itself, installs it
+ * in the target with ADDFD(SEND) (EPOLL_CLOEXEC in flags: O_CLOEXEC there) and
+ * remembers its copy.  Returns the target's new fd (the syscall's answer), or
+ * -1 with errno when the notification is still to be answered (ENOSPC: the
+ * context is full; answer with FLAG_CONTINUE and track() later). */
+int fdr_fixup_epoll_create(struct fdr_fixup_ctx *ctx, int listener, uint64_t id, int flags);
