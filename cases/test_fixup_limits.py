@@ -68,3 +68,20 @@ def test_disarmed_oneshot_comes_back_armed_for_errhup(via):
     p.wait(ep).expect(stock=E(events=[(HUP, 7)]), follow=E(events=[]))
     p.fdinfo(ep).expect(fdinfo=[FdinfoLine("r", ONESHOT, 7, ino="new", sdev="sockfs")])
     return p
+
+
+@case(params=matrix(via=FIXUP_VIAS))
+def test_nested_epoll_the_target_cannot_see(via):
+    """An inner epoll nested in the target's outer epoll, its fd closed and held only by a forked child, is invisible to the fixup: its entry stays with the old file, so the outer epoll does not see the new file's readiness."""
+    p = Program()
+    outer = p.epoll_create("outer")
+    inner = p.epoll_create("inner")
+    r = p.pipe("r", file="old")
+    p.epoll_ctl(inner, ADD, r, IN, data=DATA)
+    p.epoll_ctl(outer, ADD, inner, IN, data=0x11)
+    p.fork("child")
+    p.close(inner)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("new"))
+    p.wait(outer).expect(stock=E(events=[]), follow=E(events=[(IN, 0x11)]))
+    return p

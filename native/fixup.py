@@ -83,6 +83,15 @@ class Fixup:
         if lib.fdr_fixup_track(self._ctx, self.pid, self.pidfd) < 0:
             raise OSError(ffi.errno, os.strerror(ffi.errno))
 
+    def epoll_create(self, listener: int, notif_id: int, flags: int = 0) -> int:
+        """Answer a trapped epoll_create1(flags) (epoll_create: flags 0): make the epoll,
+        install it in the target (ADDFD with SEND) and track it; the target's new fd."""
+        r = lib.fdr_fixup_epoll_create(self._ctx, listener, notif_id, flags)
+        if r < 0:
+            raise OSError(ffi.errno, os.strerror(ffi.errno))
+        self.mode = lib.FDR_FIXUP_TRACKED
+        return r
+
     def close(self):
         lib.fdr_fixup_untrack(self._ctx)
 
