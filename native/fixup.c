@@ -83,6 +83,11 @@ static int entry_is(int pid1, int fd, int pid2, int efd, int tfd, int toff)
 	return r < 0 ? -1 : r == 0 ? 0 : 1;
 }
 
+static int same_file(int a, int b)
+{
+	return syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, a, b) == 0;
+}
+
 /* The whole of a /proc text file (a big epoll's fdinfo runs to many pages). */
 static char *slurp(const char *path, size_t *len)
 {
@@ -146,7 +151,7 @@ static int record(struct fdr_fixup_plan *p, int ep, int toff)
 		return 0;
 	}
 	for (int i = 0; i < p->n; i++) {	/* one instance at two target numbers: once */
-		if (syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, ep, p->e[i].ep) == 0) {
+		if (same_file(ep, p->e[i].ep)) {
 			close(ep);
 			return 0;
 		}
@@ -409,6 +414,11 @@ int fdr_fixup_apply(struct fdr_fixup_plan *p, int newfile)
 	p->moved = p->kept = 0;
 	if (p->n == 0)
 		return 0;
+	/* The same file installed again: its entries are already right. */
+	if (same_file(p->old, newfile)) {
+		p->moved = p->n;
+		return p->moved;
+	}
 	/* A signalfd polls for the signals of whoever polls it, and an ADD hooks
 	 * the entry to the adder's signal queue: from here it would watch the
 	 * supervisor.  Such entries, and those of a file no epoll takes, stay
@@ -485,7 +495,7 @@ static int track_one(void *arg, int efd)
 	if (ep < 0)
 		return errno == EBADF ? 0 : -1;	/* closed meanwhile */
 	for (int i = 0; i < c->nep; i++) {	/* the same instance at two numbers: once */
-		if (syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, ep, c->ep[i]) == 0) {
+		if (same_file(ep, c->ep[i])) {
 			close(ep);
 			return 0;
 		}

@@ -98,3 +98,16 @@ def test_ctl_between_prepare_and_apply_is_undone():
             os.dup2(nr, r)
             plan.apply(nr)
         assert fdinfo_lines(ep) == before == [(r, IN | ERR | HUP, before[0][2])]
+
+
+def test_the_same_file_again_leaves_the_entry_alone():
+    """Installing the file that is there already changes nothing: a disarmed ONESHOT entry stays disarmed (no DEL+ADD)."""
+    with watched(IN | select.EPOLLONESHOT) as (fx, ep, r, w, keep, nr, nw):
+        os.write(w, b"old")
+        assert ep.poll(0) == [(r, IN)]                       # reported once: disarmed
+        before = fdinfo_lines(ep)
+        with fx.prepare(r) as plan:
+            os.dup2(keep, r)                                 # the same open file
+            assert plan.apply(keep) == 1
+        assert fdinfo_lines(ep) == before == [(r, select.EPOLLONESHOT, before[0][2])]
+        assert ep.poll(0) == []
