@@ -3,7 +3,8 @@
 This process plays both parts: the target whose epoll entries move and the
 supervisor that moves them; a dup2 stands in for ADDFD's install (both go
 through the kernel's do_dup2).  The ADDFD path itself runs in every fixup
-case (cases/test_fixup_*.py) and in bench/fixup_latency.py.
+case (cases/test_fixup_*.py); the C driver of bench/fixup_latency.py, run here
+small, checks fdr_fixup_addfd in every mode and fdr_fixup_epoll_create.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import contextlib
 import errno
 import os
 import select
+import subprocess
 
 import pytest
 
@@ -111,3 +113,13 @@ def test_the_same_file_again_leaves_the_entry_alone():
             assert plan.apply(keep) == 1
         assert fdinfo_lines(ep) == before == [(r, select.EPOLLONESHOT, before[0][2])]
         assert ep.poll(0) == []
+
+
+def test_bench_driver_moves_every_entry_in_every_mode(tmp_path):
+    """The bench's seccomp target (epolls made through its trapped epoll_create1, then ADDFD replaces with the fixup in each mode) ends with every epoll holding the new file after every replace."""
+    from bench.fixup_latency import build
+    exe = build(tmp_path)
+    done = subprocess.run([str(exe), "200", "3", "8"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == \
+        ["scan", "tracked", "naive", "none"]
