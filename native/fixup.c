@@ -88,12 +88,13 @@ static int same_file(int a, int b)
 	return syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, a, b) == 0;
 }
 
-/* The whole of a /proc text file (a big epoll's fdinfo runs to many pages). */
-static char *slurp(const char *path, size_t *len)
+/* The whole of a /proc text file (a big epoll's fdinfo runs to many pages),
+ * path relative to dir (AT_FDCWD or a directory fd). */
+static char *slurp(int dir, const char *path, size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return NULL;
@@ -157,7 +158,7 @@ static int record(struct fdr_fixup_plan *p, int ep, int toff)
 		}
 	}
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", ep);
-	text = slurp(path, &len);
+	text = slurp(AT_FDCWD, path, &len);
 	e = &p->e[p->n];
 	memset(e, 0, sizeof(*e));
 	e->ep = ep;
@@ -185,13 +186,15 @@ static int examine_target_epoll(struct fdr_fixup_plan *p, int pid, int pidfd, in
 		if (r == 0) {
 			int ep = syscall(__NR_pidfd_getfd, pidfd, efd, 0);
 
-			return ep < 0 ? -1 : record(p, ep, toff);
+			if (ep < 0)	/* closed meanwhile: gone with its entries */
+				return errno == EBADF ? 0 : -1;
+			return record(p, ep, toff);
 		}
 	}
 	return 0;
 }
 
-struct dirent64 {
+struct fixup_dirent {
 	uint64_t d_ino;
 	int64_t d_off;
 	unsigned short d_reclen;
@@ -214,7 +217,7 @@ static int each_epoll(int pid, int naive, int tfd, int *scanned,
 		return -1;
 	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
 		for (long off = 0; off < n;) {
-			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			struct fixup_dirent *d = (struct fixup_dirent *)(buf + off);
 			int efd, hit;
 
 			off += d->d_reclen;
@@ -222,18 +225,14 @@ static int each_epoll(int pid, int naive, int tfd, int *scanned,
 				continue;
 			efd = atoi(d->d_name);
 			++*scanned;
-			if (naive) {
-				char text[4096], want[32];
-				int f = openat(dir, d->d_name, O_RDONLY | O_CLOEXEC);
-				ssize_t r = f < 0 ? -1 : read(f, text, sizeof(text) - 1);
+			if (naive) {	/* the whole fdinfo, as a parser of it must */
+				char want[32], *text;
+				size_t len;
 
-				if (f >= 0)
-					close(f);
-				if (r <= 0)
-					continue;
-				text[r] = 0;
+				text = slurp(dir, d->d_name, &len);
 				snprintf(want, sizeof(want), "tfd: %8d ", tfd);
-				hit = strstr(text, want) != NULL;
+				hit = text && strstr(text, want) != NULL;
+				free(text);
 			} else {
 				ssize_t r = readlinkat(dir, d->d_name, link, sizeof(link));
 
