@@ -5,11 +5,12 @@ Each case replaces through the fixup (native/fixup.c, via addfd_setfd_fixup).
 kernel with eventpoll_replace_file() gives (it moved every entry itself, and
 the fixup then finds none).  The README's section for runtime authors names
 each difference; cases/test_fixup_every_replace.py lists the case instances
-these explain.
+these explain.  One detail where the fixup does match is pinned too: an
+EPOLLEXCLUSIVE entry.
 """
 from cases.casekit import E, case, matrix
-from native.program import (ADD, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP, ERR, HUP, IN,
-                            ONESHOT, PIPE, SIGNALFD, SOCKET, Program)
+from native.program import (ADD, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP, ERR, EXCLUSIVE,
+                            HUP, IN, MOD, ONESHOT, PIPE, SIGNALFD, SOCKET, Program)
 from native.trace import FdinfoLine
 
 FIXUP_VIAS = (ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
@@ -84,4 +85,25 @@ def test_nested_epoll_the_target_cannot_see(via):
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("new"))
     p.wait(outer).expect(stock=E(events=[]), follow=E(events=[(IN, 0x11)]))
+    return p
+
+
+@case(params=matrix(via=FIXUP_VIAS))
+def test_exclusive_entry_keeps_its_flag_and_its_sleeper(via):
+    """An EPOLLEXCLUSIVE entry comes back exclusive (MOD still refused) and a thread asleep in epoll_wait across the fixup is woken by the new file only: here the fixup matches the kernel patch."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    p.dup(r, "keep")
+    p.epoll_ctl(ep, ADD, r, IN | EXCLUSIVE, data=0x33)
+    t = p.thread("t")
+    with p.on(t):
+        sleeper = p.wait(ep, timeout_ms=5000, background=True)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("old"))
+    p.inject(p.file_named("new"))
+    p.join(sleeper).expect(events=[(IN, 0x33)])
+    p.fdinfo(ep).expect(fdinfo=[FdinfoLine("r", IN | ERR | HUP | EXCLUSIVE, 0x33, ino="new",
+                                           sdev="pipefs")])
+    p.epoll_ctl(ep, MOD, r, IN, data=1).expect(-1, errno="EINVAL")
     return p
