@@ -74,13 +74,16 @@ struct kcmp_slot {
 
 /* 0 when epoll efd (in pid2's table) has, as its toff-th entry with number tfd,
  * the file at fd in pid1's table; 1 when it is another file; -1 when there is no
- * such entry (ENOENT) or the question is bad. */
+ * such entry (ENOENT) or efd was closed meanwhile (EBADF); -2 with errno when
+ * kcmp cannot answer (no CONFIG_KCMP, no ptrace access): never "no entry". */
 static int entry_is(int pid1, int fd, int pid2, int efd, int tfd, int toff)
 {
 	struct kcmp_slot slot = { (uint32_t)efd, (uint32_t)tfd, (uint32_t)toff };
 	long r = syscall(SYS_kcmp, pid1, pid2, KCMP_EPOLL_TFD, fd, &slot);
 
-	return r < 0 ? -1 : r == 0 ? 0 : 1;
+	if (r < 0)
+		return errno == ENOENT || errno == EBADF ? -1 : -2;
+	return r == 0 ? 0 : 1;
 }
 
 static int same_file(int a, int b)
@@ -182,7 +185,7 @@ static int examine_target_epoll(struct fdr_fixup_plan *p, int pid, int pidfd, in
 		int r = entry_is(pid, p->fd, pid, efd, p->fd, toff);
 
 		if (r < 0)
-			return 0;
+			return r == -1 ? 0 : -1;
 		if (r == 0) {
 			int ep = syscall(__NR_pidfd_getfd, pidfd, efd, 0);
 
@@ -278,6 +281,8 @@ int fdr_fixup_prepare(int mode, const struct fdr_fixup_ctx *ctx, int pid, int pi
 			for (int toff = 0; toff < MAX_TOFF; toff++) {
 				int r = entry_is(self, p->old, self, ctx->ep[i], fd, toff);
 
+				if (r == -2)
+					goto fail;
 				if (r < 0)
 					break;
 				if (r == 0) {
