@@ -13,6 +13,7 @@ import errno
 import os
 import select
 import subprocess
+import sys
 
 import pytest
 
@@ -123,3 +124,63 @@ def test_bench_driver_moves_every_entry_in_every_mode(tmp_path):
     assert (done.returncode, done.stderr) == (0, "")
     assert [line.split()[0] for line in done.stdout.splitlines()[1:]] == \
         ["scan", "tracked", "naive", "none"]
+
+
+TARGET = r"""
+import os, select, sys
+n = int(sys.argv[1])
+ep = select.epoll()
+r, w = os.pipe2(os.O_NONBLOCK)
+os.dup2(r, n)
+os.close(r)
+nr, nw = os.pipe2(os.O_NONBLOCK)
+ep.register(n, select.EPOLLIN)
+print(ep.fileno(), nr, nw, flush=True)
+sys.stdin.readline()
+os.dup2(nr, n)
+print("installed", flush=True)
+sys.stdin.readline()
+"""
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """The fd of another process, copied here (Python 3.11 has no os.pidfd_getfd)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.syscall(438, pidfd, fd, 0)          # __NR_pidfd_getfd (same number everywhere)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), "pidfd_getfd")
+    return r
+
+
+def test_another_process_with_its_fd_number_free_here():
+    """A target in another process whose fd number is free in the supervisor: the fixup works on that number in place (no helper child) and leaves it free again."""
+    from native.fixup import Fixup
+    n = max(int(fd) for fd in os.listdir("/proc/self/fd")) + 100
+    proc = subprocess.Popen([sys.executable, "-c", TARGET, str(n)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    pidfd = os.pidfd_open(proc.pid)
+    copies = []
+    try:
+        epfd, nr, nw = (int(x) for x in proc.stdout.readline().split())
+        fx = Fixup(proc.pid, pidfd)
+        with fx.prepare(n) as plan:
+            proc.stdin.write("install\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == "installed\n"
+            copies = [pidfd_getfd(pidfd, fd) for fd in (nr, nw, epfd)]
+            assert plan.apply(copies[0]) == 1
+        with pytest.raises(OSError):
+            os.fstat(n)                           # free again here
+        os.write(copies[1], b"new")
+        ep = select.epoll.fromfd(copies.pop())
+        try:
+            assert [(d & 0xFFFFFFFF, e) for d, e in ep.poll(0)] == [(n, IN)]
+        finally:
+            ep.close()
+    finally:
+        for fd in copies + [pidfd]:
+            os.close(fd)
+        proc.stdin.close()
+        proc.wait(timeout=10)
+        proc.stdout.close()
