@@ -57,7 +57,9 @@ opens a hold in which ADDFD (every argument check, SETFD or not, SEND),
 NOTIF_SEND and the supervisor's fdinfo/epoll_wait/kcmp/inject run while the
 target is trapped; a file the trapped target puts is released only when it
 returns (task_work), and meanwhile polls empty (epi_fget); the target's end
-(exit, SIGKILL) closes its table, the listener then polls HUP.
+(exit, SIGKILL) closes its table, the listener then polls HUP.  The fixup vias
+(the supervisor's userspace fixup, native/fixup.c) give follow on a stock
+kernel within a supervisor's reach (Model.fixup_entries says where not).
 
 Blocking calls (fs/select.c, ep_poll, io_cqring_wait): poll() and select()
 evaluate every handle's file as it is now (a closed number: POLLNVAL for
