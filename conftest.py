@@ -53,17 +53,10 @@ def profile(request) -> str:
     return name
 
 
-def step_scales() -> list[float]:
-    """The rungs of step-bound stretching: 1, then 8, then FDR_TIMEOUT_SCALE (if larger)."""
-    from native.executor import timeout_scale
-    full = timeout_scale()
-    return sorted({x for x in (1.0, 8.0, full) if x <= full})
-
-
 @pytest.fixture
 def run_program(profile):
     """Run a Program for real and assert its trace equals the expected one, step by step."""
-    from native.executor import run
+    from native.executor import run, step_scales
     from native.trace import render_diff
 
     def check(program: P.Program):

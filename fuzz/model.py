@@ -57,7 +57,9 @@ opens a hold in which ADDFD (every argument check, SETFD or not, SEND),
 NOTIF_SEND and the supervisor's fdinfo/epoll_wait/kcmp/inject run while the
 target is trapped; a file the trapped target puts is released only when it
 returns (task_work), and meanwhile polls empty (epi_fget); the target's end
-(exit, SIGKILL) closes its table, the listener then polls HUP.
+(exit, SIGKILL) closes its table, the listener then polls HUP.  The fixup vias
+(the supervisor's userspace fixup, native/fixup.c) give follow on a stock
+kernel within a supervisor's reach (Model.fixup_entries says where not).
 
 Blocking calls (fs/select.c, ep_poll, io_cqring_wait): poll() and select()
 evaluate every handle's file as it is now (a closed number: POLLNVAL for
@@ -231,6 +233,13 @@ MUTANTS = {
     "uring_request_no_ref": "an io_uring request holds no reference on its file",
     "uring_poll_repolls": "an io_uring poll's task work polls the file again instead of "
                           "taking the wake-up's key",
+    # The userspace fixup done wrong (its vias are predicted as follow on a stock kernel).
+    "fixup_no_data": "the fixup re-adds (fd, new file) with data 0: the entry's data not copied",
+    "fixup_mod": "the fixup uses EPOLL_CTL_MOD instead of DEL+ADD (it finds no (fd, new) "
+                 "entry, so the entry stays with the old file)",
+    "fixup_no_rearm": "the fixup's re-added entry is not polled at once: a new file ready "
+                      "already is reported only after its next wake-up",
+    "fixup_keep_old": "the fixup adds (fd, new file) but leaves the stale (fd, old file) entry",
 }
 
 
@@ -660,9 +669,34 @@ class Model:
                 self.ep_remove(item)
                 if (fd, new) not in ep.items:
                     self.ep_insert(proc, ep, fd, new, item.events, item.data)
+        elif replacing in P.FIXUP_VIAS:
+            self.fixup_entries(proc, fd, old, new)
         elif "replace_removes_entries" in self.m:
             for item in [it for it in old.watchers if it.fd == fd]:
                 self.ep_remove(item)
+
+    def fixup_entries(self, proc: Process, fd: int, old: OFile, new: OFile):
+        """The supervisor's userspace fixup (native/fixup.c) on a stock kernel: follow,
+        within what a supervisor can do.  It sees only the epolls in the replacing
+        process's table; it deletes (fd, old), then adds (fd, new) with EPOLL_CTL_ADD,
+        which ORs in EPOLLERR|EPOLLHUP (a disarmed ONESHOT entry comes back armed for
+        them); it leaves an entry whose new file is a signalfd (an ADD
+        from the supervisor would watch the supervisor's signals)."""
+        seen = {id(f) for f in proc.fdt.values()}
+        for ep in [f for f in self.files.values() if f.kind == P.EPOLL and f.alive]:
+            item = ep.items.get((fd, old))
+            if item is None or id(ep) not in seen or new.kind == P.SIGNALFD:
+                continue
+            if not self.can_watch(ep, new, item.events):
+                continue
+            if "fixup_mod" in self.m:          # MOD finds no (fd, new) entry: ENOENT
+                continue
+            if "fixup_keep_old" not in self.m:
+                self.ep_remove(item)
+            if (fd, new) not in ep.items:
+                self.ep_insert(proc, ep, fd, new, item.events | ERR | HUP,
+                               0 if "fixup_no_data" in self.m else item.data,
+                               poll_now="fixup_no_rearm" not in self.m)
 
     # -- readiness (the files' poll methods) -----------------------------------
     def poll(self, proc: Process, f: OFile) -> int:
@@ -771,13 +805,15 @@ class Model:
             item.ep.ready.append(item)
 
     # -- epoll (fs/eventpoll.c) --------------------------------------------------
-    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int):
+    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int,
+                  poll_now: bool = True):
         item = Item(ep, fd, f, events, data)
         ep.items[(fd, f)] = item
         f.watchers.append(item)
         item.wq = self.wq_of(proc, f)
         item.wq.add(item, item.exclusive)
-        self.ready_if_hot(proc, item)
+        if poll_now:
+            self.ready_if_hot(proc, item)
 
     def ready_if_hot(self, proc: Process, item: Item):
         """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake a
@@ -1147,7 +1183,7 @@ class Model:
             self.set_handle(proc, step.h, dst)
             if step.h2 is None:
                 self.known.add(step.file.name)
-            sysret = 0 if step.via == P.ADDFD_SETFD else self.handle_of(proc, dst)
+            sysret = self.handle_of(proc, dst) if step.via in P.SEND_VIAS else 0
             return P.expected_outcome(step, ret=step.h.name, sysret=sysret)
         finally:
             if step.keep:

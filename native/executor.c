@@ -50,6 +50,7 @@
 #include <linux/seccomp.h>
 
 #include "executor.h"
+#include "fixup.c"
 #ifdef FDR_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -67,22 +68,8 @@
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
 #endif
-#ifndef SECCOMP_ADDFD_FLAG_SETFD
-#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
-#endif
-#ifndef SECCOMP_ADDFD_FLAG_SEND
-#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
-#endif
-#ifndef SECCOMP_IOCTL_NOTIF_ADDFD
-struct seccomp_notif_addfd {
-	__u64 id;
-	__u32 flags;
-	__u32 srcfd;
-	__u32 newfd;
-	__u32 newfd_flags;
-};
-#define SECCOMP_IOCTL_NOTIF_ADDFD SECCOMP_IOW(3, struct seccomp_notif_addfd)
-#endif
+/* The ADDFD flags and struct seccomp_notif_addfd, for headers before 5.9: from
+ * fixup.c, included above. */
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
 #endif
@@ -1119,11 +1106,22 @@ static void do_fdinfo(struct target *t, pid_t pid, int fd, struct fdr_outcome *o
 	o->ret = o->nlines;
 }
 
+static int via_addfd(int via)
+{
+	return via == FDR_VIA_ADDFD_SETFD || via == FDR_VIA_ADDFD_SETFD_SEND ||
+	       via == FDR_VIA_ADDFD_SETFD_FIXUP || via == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
+}
+
+static int via_send(int via)
+{
+	return via == FDR_VIA_ADDFD_SETFD_SEND || via == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
+}
+
 static void do_replace(struct target *t, int i, const struct fdr_step *s, struct fdr_outcome *o)
 {
 	int dst = num(t, s->h);
 
-	if (s->arg == FDR_VIA_ADDFD_SETFD || s->arg == FDR_VIA_ADDFD_SETFD_SEND) {
+	if (via_addfd(s->arg)) {
 		/* The supervisor fills o->ret/err with its ADDFD's result, and with
 		 * SEND may do so only after we are running again: never read them
 		 * here.  The trapped syscall's answer is ours. */
@@ -1140,7 +1138,7 @@ static void do_replace(struct target *t, int i, const struct fdr_step *s, struct
 		/* With SEND we run again while the supervisor still holds its copy
 		 * of the new file (and the kernel its ADDFD reference): wait until
 		 * it has let go, so no later step sees an extra reference. */
-		if (s->arg == FDR_VIA_ADDFD_SETFD_SEND)
+		if (via_send(s->arg))
 			trap(-1, i, ACT_SYNC, -1);
 		return;
 	}
@@ -1542,8 +1540,10 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 	const struct fdr_step *st = &s->steps[i];
 	struct fdr_outcome *o = &s->sh->out[i];
 	struct seccomp_notif_addfd addfd = { .id = n->id };
-	int send = st->arg == FDR_VIA_ADDFD_SETFD_SEND;
+	int send = via_send(st->arg);
+	int fixup = st->arg == FDR_VIA_ADDFD_SETFD_FIXUP || st->arg == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
 	int src = driver_copy(s, st, (int)n->data.args[4]);
+	struct fdr_fixup_plan plan;
 	long r;
 
 	if (src < 0) {
@@ -1556,9 +1556,24 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 	addfd.srcfd = src;
 	addfd.newfd = (uint32_t)n->data.args[0];
 	addfd.newfd_flags = (st->flags & FDR_F_CLOEXEC) ? O_CLOEXEC : 0;
+	/* The fixup: find (fd, old) entries before the install, move them after
+	 * it, before the target runs its next step (with SEND it is running, but
+	 * only towards its sync trap). */
+	if (fixup && fdr_fixup_prepare(FDR_FIXUP_SCAN, NULL, s->pid, s->pidfd, addfd.newfd, &plan) < 0) {
+		o->ret = -1;
+		o->err = errno;
+		close(src);
+		respond(s, n->id, 0, o->err);
+		return;
+	}
 	r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
+	if (fixup) {
+		if (r >= 0)
+			fdr_fixup_apply(&plan, src);
+		fdr_fixup_release(&plan);
+	}
 	drop_copy(s, st, src);
 	if (r < 0)
 		respond(s, n->id, 0, o->err);	/* relay the failure to the target */

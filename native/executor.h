@@ -81,6 +81,9 @@
 #define FDR_VIA_ADDFD_SETFD_SEND 2
 #define FDR_VIA_DUP2 3
 #define FDR_VIA_DUP3 4
+/* ADDFD as above, with the userspace fixup (native/fixup.c) around the install. */
+#define FDR_VIA_ADDFD_SETFD_FIXUP 5
+#define FDR_VIA_ADDFD_SETFD_SEND_FIXUP 6
 
 /* Step flags. */
 #define FDR_F_KEEP 1

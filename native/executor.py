@@ -49,6 +49,8 @@ KIND_CODES = {
 VIA_CODES = {
     P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
     P.DUP2: lib.FDR_VIA_DUP2, P.DUP3: lib.FDR_VIA_DUP3,
+    P.ADDFD_SETFD_FIXUP: lib.FDR_VIA_ADDFD_SETFD_FIXUP,
+    P.ADDFD_SETFD_SEND_FIXUP: lib.FDR_VIA_ADDFD_SETFD_SEND_FIXUP,
 }
 CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
 FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}
@@ -208,6 +210,13 @@ def run(program: P.Program, timeout_ms: int | None = None, step_scale: float | N
 SCALED_TIMEOUT_OPS = P.WAIT_OPS + ("uring_reap", "inject")
 
 
+def step_scales() -> list[float]:
+    """The rungs a case's step bounds are stretched in while a sleeper ran out before its
+    join (Trace.expired): 1, then 8, then FDR_TIMEOUT_SCALE, none above the latter."""
+    full = timeout_scale()
+    return sorted({x for x in (1.0, 8.0, full) if x <= full})
+
+
 def scale_step_timeouts(program: P.Program, steps, scale: float) -> None:
     """Multiply the steps' wait bounds by FDR_TIMEOUT_SCALE: a sleeper's timeout or a
     reap's bound sized for this machine still holds on one 20 times slower (a TCG
@@ -244,7 +253,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     if op == "replace" and step.via in P.ADDFD_VIAS:
         if o.sysret < 0:
             sysret = f"-1 {errname(o.syserr)}"
-        elif step.via == P.ADDFD_SETFD_SEND and o.sysret_handle >= 0:
+        elif step.via in P.SEND_VIAS and o.sysret_handle >= 0:
             sysret = _handle_name(program, o.sysret_handle)
         else:
             sysret = o.sysret

@@ -72,8 +72,10 @@ def program_needs(program: P.Program) -> list[str]:
     for s in program.steps:
         if s.op == "replace" and s.via in P.ADDFD_VIAS:
             needs.append("addfd")
-            if s.via == P.ADDFD_SETFD_SEND:
+            if s.via in P.SEND_VIAS:
                 needs.append("addfd_send")
+            if s.via in P.FIXUP_VIAS:
+                needs.append("kcmp")
         if s.op in ("kcmp_epoll_tfd", "sup_kcmp"):
             needs.append("kcmp")
         if s.op in P.URING_OPS:

@@ -42,8 +42,15 @@ ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
 ADDFD_SETFD_SEND = "addfd_setfd_send"  # one ADDFD(SETFD|SEND) answers the notification
 DUP2 = "dup2"
 DUP3 = "dup3"
-VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
-ADDFD_VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND)
+# The same ADDFDs with the supervisor's userspace fixup (native/fixup.c) around the
+# install: on a stock kernel, epoll entries follow the new file as `follow` says.
+ADDFD_SETFD_FIXUP = "addfd_setfd_fixup"
+ADDFD_SETFD_SEND_FIXUP = "addfd_setfd_send_fixup"
+VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+ADDFD_VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+SEND_VIAS = (ADDFD_SETFD_SEND, ADDFD_SETFD_SEND_FIXUP)
+FIXUP_VIAS = (ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+FIXUP_OF = {ADDFD_SETFD: ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND: ADDFD_SETFD_SEND_FIXUP}
 
 # epoll_ctl operations.
 ADD = "ADD"
@@ -369,9 +376,9 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     if op == "replace":
         if ret is None:
             ret = step.h.name
-        if step.via == ADDFD_SETFD:
+        if step.via in ADDFD_VIAS and step.via not in SEND_VIAS:
             sysret = 0 if sysret is None else sysret
-        elif step.via == ADDFD_SETFD_SEND:
+        elif step.via in SEND_VIAS:
             sysret = step.h.name if sysret is None else sysret
         return Outcome(ret=ret, sysret=sysret)
     if op in FD_RETURNING_OPS:

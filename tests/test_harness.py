@@ -66,7 +66,7 @@ def test_leaked_child_fails_the_test(suite):
 def test_step_bounds_stretch_in_rungs_up_to_the_machine_scale(monkeypatch, scale, rungs):
     """A case runs first with its steps' own bounds and, only while a sleeper ran out before
     its join, again with longer ones, up to FDR_TIMEOUT_SCALE."""
-    import conftest
+    from native.executor import step_scales
     monkeypatch.setenv("FDR_TIMEOUT_SCALE", scale)
-    assert conftest.step_scales() == rungs
+    assert step_scales() == rungs
 
