@@ -234,8 +234,10 @@ def read_guest_files(share: Path, run: Run) -> None:
     run.release = text("release") or run.release
     run.timeout_scale = int(text("scale") or 1)
     run.calibration = text("calibration")
-    run.gate_exit = int(text("gate.rc")) if text("gate.rc") else None
-    run.fuzz_exit = int(text("fuzz.rc")) if text("fuzz.rc") else None
+    if text("gate.rc"):                      # the guest's (the host run sets its own)
+        run.gate_exit = int(text("gate.rc"))
+    if text("fuzz.rc"):
+        run.fuzz_exit = int(text("fuzz.rc"))
     marks = dict(line.split() for line in text("times").splitlines() if len(line.split()) == 2)
     order = ["boot", "calibrated", "gate", "fuzz"]
     for a, b in zip(order, order[1:]):
