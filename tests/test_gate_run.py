@@ -191,7 +191,7 @@ def test_bad_invocation_exits_2_and_writes_nothing(tmp_path, args):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("gate: error: ")
-    assert not results.exists() or not any(results.iterdir())
+    assert proc.stdout == "" and not results.exists()
 
 
 def test_bad_known_failures_line(tmp_path):
