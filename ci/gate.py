@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,8 @@ SYNTHETIC_FAMILIES = ("fuzz", GATE_FAMILY, health.FAMILY)    # written after the
 CHECK_FAMILIES = (GATE_FAMILY, health.FAMILY)                # do not count towards "something ran"
 SLOW_SCALE = 5                                               # FDR_TIMEOUT_SCALE under KSFT_MACHINE_SLOW=yes
 OUTPUT_FILES = ("junit.xml", "results.txt", "summary.md", "results.jsonl", "pytest.log")
+MIN_NOFILE = 32                                              # RLIMIT_NOFILE the run needs (pytest, 2 workers)
+NOFILE_PER_WORKER = 4                                        # fds an xdist worker costs its controller
 
 
 class UsageError(Exception):
@@ -165,10 +168,24 @@ def validate(args) -> None:
         timeout_scale(os.environ)
     except ValueError as exc:
         raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
+    if nofile() < MIN_NOFILE:
+        raise UsageError(f"the open-file limit (ulimit -n) is {nofile()}, below the {MIN_NOFILE} the "
+                         "run needs: raise it")
     if not args.list:
         check_writable(Path(args.results))
     args.results = os.path.abspath(args.results)   # pytest and the fuzzer run in the suite's directory
     args.timeout = timeout
+
+
+def nofile() -> int:
+    """The soft RLIMIT_NOFILE: every process of the run inherits it."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def xdist_workers() -> str:
+    """-n for pytest: 'auto' (one per CPU), fewer where the fd limit leaves no room for them."""
+    room = max(1, (nofile() - MIN_NOFILE) // NOFILE_PER_WORKER + 2)
+    return "auto" if room >= len(os.sched_getaffinity(0)) else str(room)
 
 
 def check_writable(directory: Path) -> None:
@@ -302,7 +319,7 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
     if args.known_failures:
         cmd += ["--ktap-known-failures", str(Path(args.known_failures).resolve())]
     if importlib.util.find_spec("xdist"):
-        cmd += ["-n", "auto", "--dist", "loadfile"]
+        cmd += ["-n", xdist_workers(), "--dist", "loadfile"]
     sys.stdout.flush()
     ktap_fd = os.dup(sys.stdout.fileno())
     cmd += ["--ktap-fd", str(ktap_fd), "--basetemp", str(out.scratch / "pytest")]
