@@ -24,6 +24,7 @@ SKIP_TOKENS = {
     "root": "not_root",
     "fds": "fd_limit",
 }
+URING_FEATURES = ["liburing", "io_uring", "defer_taskrun"]   # what any io_uring step needs
 FDS_NEEDED = 32     # RLIMIT_NOFILE below this: no room for the fds the race engine and executor use
 
 def _replace_works(via: str) -> bool:
@@ -81,7 +82,7 @@ def program_needs(program: P.Program) -> list[str]:
         if s.op in ("kcmp_epoll_tfd", "sup_kcmp"):
             needs.append("kcmp")
         if s.op in P.URING_OPS:
-            needs += ["liburing", "io_uring", "defer_taskrun"]
+            needs += URING_FEATURES
     return list(dict.fromkeys(needs))
 
 
