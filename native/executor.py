@@ -8,9 +8,11 @@ this module serialises the program and names what came back.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import errno as errno_mod
 import os
+import signal
 
 from native import program as P
 from native.trace import FdinfoLine, Outcome, RunFailure, Trace
@@ -168,6 +170,21 @@ def start_zygote() -> bool:
         if os.environ.get("FDR_NO_ZYGOTE") != "1" and os.access(ZYGOTE, os.X_OK):
             lib.fdr_zygote_start(ZYGOTE.encode())
     return lib.fdr_zygote_pid() > 0
+
+
+def stop_zygote() -> None:
+    """End this process's zygote and wait for it: at exit, else a subreaper init (systemd,
+    tini) would inherit it as a zombie nobody waits for."""
+    pid = lib.fdr_zygote_pid()
+    if pid > 0:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+atexit.register(stop_zygote)
 
 
 def run(program: P.Program, timeout_ms: int | None = None) -> Trace:

@@ -59,3 +59,15 @@ def test_jobs_has_an_upper_bound(tmp_path):
     """--jobs above the bound is refused (exit 2) rather than forking thousands of workers."""
     r = fuzz_cli("--jobs", "100000", "--out", str(tmp_path))
     assert r.returncode == 2 and r.stderr.startswith("fuzz: --seconds must be > 0, --jobs 1..64")
+
+
+def test_campaign_leaves_no_process_to_its_subreaper(tmp_path):
+    """Run under a subreaper init, a campaign waits for every process it started (its zygote too)."""
+    import json
+    harness = ROOT / "tests" / "subreaper_run.py"
+    r = subprocess.run([sys.executable, str(harness), str(tmp_path / "stdout"), "none", "", "--",
+                        sys.executable, "-m", "fuzz", "--seconds", "1", "--no-hypothesis",
+                        "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    report = json.loads(r.stdout)
+    assert report["rc"] == 0 and report["left"] == []
