@@ -324,8 +324,9 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
     ktap_fd = os.dup(sys.stdout.fileno())
     cmd += ["--ktap-fd", str(ktap_fd), "--basetemp", str(out.scratch / "pytest")]
     with open(out.tmp("pytest.log"), "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**env, "TMPDIR": str(out.scratch)}, stdout=log,
-                                stderr=subprocess.STDOUT, pass_fds=(ktap_fd,), start_new_session=True)
+        env = {**env, "TMPDIR": str(out.scratch), "FDR_GATE_PID": str(os.getpid())}
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                pass_fds=(ktap_fd,), start_new_session=True)
         os.close(ktap_fd)
         try:
             return proc.wait(timeout=args.timeout * int(env["FDR_TIMEOUT_SCALE"]))

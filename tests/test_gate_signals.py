@@ -98,3 +98,12 @@ def test_a_run_leaves_no_process_to_its_subreaper(tmp_path):
     assert report["left"] == []
     assert list(tmp.iterdir()) == []
     assert not [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_sigkill_leaves_nothing_writing(tmp_path):
+    """A gate killed outright (a lab's SIGKILL) takes its pytest along: nothing writes to its
+    stdout after it died, and no process of the run is left 2 s later."""
+    report = under_subreaper(tmp_path, "SIGKILL", "--fuzz-seconds", "0")
+    assert report["rc"] == -signal.SIGKILL
+    assert report["size_after"] == report["size_at_exit"]
+    assert [p for p in report["left"] if not p.endswith(" Z")] == []    # zombies: the init's to reap
