@@ -12,7 +12,7 @@ Exit status (--exit-convention): pass 0, fail 1, all skipped 4 (kselftest),
 own usage error and "no tests" count as such).  "All skipped" means no case and
 no fuzz smoke passed; the `gate` and `kernel_health` checks can only fail it.
 pytest ending any other way than 0/1 (crash, interrupt, ci/settings timeout)
-fails the `gate.pytest` check.
+fails the `gate.pytest` check.  A signal ends the run (ci.lifecycle): exit 128 + N.
 A known failure (--known-failures) that fails is XFAIL and counts as a pass; one
 that passes is XPASS and fails the gate, so a stale list gets noticed.
 """
@@ -73,7 +73,12 @@ output:
                  (and fuzz/ for a fuzz failure's reproducer)
 
 exit status: 0 pass, 1 fail, 4 all skipped (3 with --exit-convention fedora,
-77 with automake), 2 usage error (nothing written).
+77 with automake), 2 usage error (nothing written), 128+N stopped by signal N
+(SIGTERM, SIGINT, SIGHUP: every process of the run is ended and waited for,
+the KTAP ends with 'Bail out!' and the totals so far).
+
+A run first clears the previous run's files from DIR and leaves summary.md
+saying INCOMPLETE until it ends (INTERRUPTED when stopped by a signal).
 
 environment: KSFT_MACHINE_SLOW=yes multiplies the timeouts by 5
 (FDR_TIMEOUT_SCALE=N by N); ci/settings holds the run's timeout in seconds.
