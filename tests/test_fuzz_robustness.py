@@ -71,3 +71,24 @@ def test_campaign_leaves_no_process_to_its_subreaper(tmp_path):
                        timeout=120)
     report = json.loads(r.stdout)
     assert report["rc"] == 0 and report["left"] == []
+
+
+def test_campaign_with_an_executor_built_without_liburing(tmp_path):
+    """A copy of the suite built with FDR_NO_LIBURING=1: the campaign passes, generating no io_uring step, and says so."""
+    import shutil
+    copy = tmp_path / "suite"
+    for top in ("native", "fuzz"):
+        shutil.copytree(ROOT / top, copy / top, ignore=shutil.ignore_patterns("_*.so", "_*.c", "_*.o",
+                                                                             "fdr-zygote*", "__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    env = {**os.environ, "FDR_NO_LIBURING": "1", "FDR_NO_ZYGOTE": "1", "PYTHONPATH": str(copy),
+           "PYTHONSAFEPATH": "1"}
+    subprocess.run([sys.executable, "-c", "from native.build import _compile, make_builder\n"
+                    "_compile(make_builder())"], cwd=copy, env=env, check=True, timeout=300,
+                   capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "fuzz", "--seconds", "2", "--no-hypothesis",
+                        "--out", str(tmp_path / "out")], cwd=copy, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.endswith(" skipped: io_uring steps (no_liburing)") and " uring_setup=" not in line, line
