@@ -132,9 +132,12 @@ def read_settings(path: Path = SETTINGS) -> dict[str, str]:
 
 def positive(name: str, text: str) -> int:
     """An integer setting that must be >= 1 (ValueError naming it otherwise)."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise ValueError(f"{name} must be a positive number of seconds or factor, got {value}")
+        raise ValueError(f"{name} must be a positive integer, got {text!r}")
     return value
 
 
@@ -142,7 +145,7 @@ def timeout_scale(env) -> int:
     """FDR_TIMEOUT_SCALE for the executor: SLOW_SCALE under KSFT_MACHINE_SLOW=yes, else as set, else 1."""
     if env.get("KSFT_MACHINE_SLOW") == "yes":
         return SLOW_SCALE
-    return positive("FDR_TIMEOUT_SCALE", env.get("FDR_TIMEOUT_SCALE", "1"))
+    return positive("FDR_TIMEOUT_SCALE (a factor)", env.get("FDR_TIMEOUT_SCALE", "1"))
 
 
 def validate(args) -> None:
@@ -169,10 +172,10 @@ def validate(args) -> None:
         except SyntaxError as exc:
             raise UsageError(f"-k {args.keyword!r}: {exc.msg}") from None
     try:
-        timeout = positive("timeout (ci/settings)", read_settings(SETTINGS).get("timeout", "300"))
+        timeout = positive(f"timeout in {SETTINGS} (seconds)", read_settings(SETTINGS).get("timeout", "300"))
         timeout_scale(os.environ)
     except ValueError as exc:
-        raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
+        raise UsageError(f"bad timeout setting: {exc}") from None
     if nofile() < MIN_NOFILE:
         raise UsageError(f"the open-file limit (ulimit -n) is {nofile()}, below the {MIN_NOFILE} the "
                          "run needs: raise it")

@@ -84,7 +84,7 @@ class Lifecycle:
                 except ChildProcessError:
                     continue
                 if not pid_done:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)    # our child, unreaped: the pid is still ours
             if not ours:
                 return True
             if time.monotonic() > deadline:
