@@ -181,11 +181,11 @@ class KtapReporter:
         """Write a family's block, its tests in collection order."""
         del self.pending[family]
         results = sorted(self.done.pop(family), key=lambda r: self.position.get(r.nodeid, -1))
-        if self.emitter:
-            self.emitter.family(family, results)
-        if self.jsonl:
+        if self.jsonl:        # first: an interrupted gate's totals then cover every block it showed
             self.jsonl.write("".join(r.to_json() + "\n" for r in results))
             self.jsonl.flush()
+        if self.emitter:
+            self.emitter.family(family, results)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):

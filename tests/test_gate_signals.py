@@ -36,9 +36,10 @@ def make_cases(root: Path, sleep: int) -> Path:
     return cases
 
 
-def under_subreaper(tmp_path: Path, sig: str, *gate_args: str, sleep: int = 120) -> dict:
-    """Run the gate under the harness, signalled once the quick family is out; its report."""
-    cmd = [sys.executable, str(HARNESS), str(tmp_path / "ktap"), sig, "# Subtest: quick", "--",
+def under_subreaper(tmp_path: Path, sig: str, *gate_args: str, sleep: int = 120,
+                    trigger: str = "# Subtest: quick") -> dict:
+    """Run the gate under the harness, signalled once `trigger` is in its KTAP; its report."""
+    cmd = [sys.executable, str(HARNESS), str(tmp_path / "ktap"), sig, trigger, "--",
            sys.executable, "-m", "ci.gate", "--results", str(tmp_path / "out"), "--profile", "stock",
            "--cases-dir", str(make_cases(tmp_path, sleep)), *gate_args]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -107,3 +108,13 @@ def test_sigkill_leaves_nothing_writing(tmp_path):
     assert report["rc"] == -signal.SIGKILL
     assert report["size_after"] == report["size_at_exit"]
     assert [p for p in report["left"] if not p.endswith(" Z")] == []    # zombies: the init's to reap
+
+
+def test_signal_during_the_fuzz_smoke(tmp_path):
+    """A signal after the cases, while the fuzz smoke runs, ends the fuzzer and its processes too."""
+    report = under_subreaper(tmp_path, "SIGTERM", "--fuzz-seconds", "60", sleep=0, trigger="# Subtest: slow")
+    assert report["rc"] == 128 + signal.SIGTERM
+    assert report["left"] == []
+    assert report["size_after"] == report["size_at_exit"]
+    assert (tmp_path / "ktap").read_text().endswith(
+        "\nBail out! interrupted by SIGTERM\n# Totals: pass:2 fail:0 xfail:0 xpass:0 skip:0 error:0\n")
