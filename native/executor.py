@@ -160,18 +160,6 @@ ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdr-zygote")
 _zygote_tried: set = set()
 
 
-def start_zygote() -> bool:
-    """Start this process's zygote (native/fdr-zygote), which forks targets far
-    cheaper than this process can.  Once per process; False when it is missing,
-    refused (FDR_NO_ZYGOTE=1) or failed to start: targets are then forked here."""
-    pid = os.getpid()
-    if pid not in _zygote_tried:
-        _zygote_tried.add(pid)
-        if os.environ.get("FDR_NO_ZYGOTE") != "1" and os.access(ZYGOTE, os.X_OK):
-            lib.fdr_zygote_start(ZYGOTE.encode())
-    return lib.fdr_zygote_pid() > 0
-
-
 def stop_zygote() -> None:
     """End this process's zygote and wait for it: at exit, else a subreaper init (systemd,
     tini) would inherit it as a zombie nobody waits for."""
@@ -185,6 +173,18 @@ def stop_zygote() -> None:
 
 
 atexit.register(stop_zygote)
+
+
+def start_zygote() -> bool:
+    """Start this process's zygote (native/fdr-zygote), which forks targets far
+    cheaper than this process can.  Once per process; False when it is missing,
+    refused (FDR_NO_ZYGOTE=1) or failed to start: targets are then forked here."""
+    pid = os.getpid()
+    if pid not in _zygote_tried:
+        _zygote_tried.add(pid)
+        if os.environ.get("FDR_NO_ZYGOTE") != "1" and os.access(ZYGOTE, os.X_OK):
+            lib.fdr_zygote_start(ZYGOTE.encode())
+    return lib.fdr_zygote_pid() > 0
 
 
 def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
