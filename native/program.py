@@ -97,13 +97,6 @@ OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
            "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
 
 
-def _timeout(ms: int) -> int:
-    """A blocking step's timeout: milliseconds, or -1 for none."""
-    if not isinstance(ms, int) or ms < -1:
-        raise ProgramError(f"timeout_ms must be -1 (no timeout) or >= 0, not {ms!r}")
-    return ms
-
-
 class ProgramError(ValueError):
     """A program that cannot be built as asked (an unknown handle, a bad argument)."""
 
@@ -492,6 +485,8 @@ class Program:
         return self._current[self._known(h).name]
 
     def _add(self, step: Step) -> Step:
+        if step.op in BLOCKING_OPS and not (isinstance(step.timeout_ms, int) and step.timeout_ms >= -1):
+            raise ProgramError(f"timeout_ms must be -1 (no timeout) or >= 0, not {step.timeout_ms!r}")
         step.program = self
         step.actor = self._actor
         self.steps.append(step)
@@ -577,22 +572,21 @@ class Program:
     def wait(self, ep: Handle, maxevents: int = 16, timeout_ms: int = 0,
              background: bool = False) -> Step:
         """epoll_wait.  In the background, the next step runs once the caller sleeps
-        in it; the call's outcome is stated on join(step).  timeout_ms -1 means no
-        timeout, for every blocking step (wait, poll, select, uring_reap)."""
+        in it; the call's outcome is stated on join(step)."""
         if not 1 <= maxevents <= 32:
             raise ProgramError("maxevents must be 1..32")
         return self._add(Step("wait", ep=self._known(ep), maxevents=maxevents,
-                              timeout_ms=_timeout(timeout_ms), background=background))
+                              timeout_ms=timeout_ms, background=background))
 
     def poll(self, handles, events: int = IN, timeout_ms: int = 0,
              background: bool = False) -> Step:
         """poll() on the handles; the outcome lists (revents, position) of the ready ones."""
         return self._add(Step("poll", hs=self._handle_list(handles), events=int(events),
-                              timeout_ms=_timeout(timeout_ms), background=background))
+                              timeout_ms=timeout_ms, background=background))
 
     def select(self, handles, timeout_ms: int = 0, background: bool = False) -> Step:
         """select() with the handles as the read set; the outcome lists (IN, position)."""
-        return self._add(Step("select", hs=self._handle_list(handles), timeout_ms=_timeout(timeout_ms),
+        return self._add(Step("select", hs=self._handle_list(handles), timeout_ms=timeout_ms,
                               background=background))
 
     def _handle_list(self, handles) -> tuple:
@@ -646,7 +640,7 @@ class Program:
 
     def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False) -> Step:
         """Wait up to timeout_ms for a completion, then collect every CQE posted."""
-        return self._add(Step("uring_reap", ep=self._known(ring), timeout_ms=_timeout(timeout_ms),
+        return self._add(Step("uring_reap", ep=self._known(ring), timeout_ms=timeout_ms,
                               background=background))
 
     def uring_exit(self, ring: Handle) -> Step:
