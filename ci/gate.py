@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_settings(path: Path = SETTINGS) -> dict[str, str]:
-    """kselftest `settings`: `key=value` lines (timeout=NNN); ValueError when it cannot be read."""
+def read_settings(path: Path | None = None) -> dict[str, str]:
+    """kselftest `settings` (default SETTINGS): `key=value` lines (timeout=NNN); ValueError
+    when it cannot be read."""
+    path = path or SETTINGS
     if not path.exists():
         return {}
     try:
@@ -172,10 +174,12 @@ def validate(args) -> None:
         except SyntaxError as exc:
             raise UsageError(f"-k {args.keyword!r}: {exc.msg}") from None
     try:
-        timeout = positive(f"timeout in {SETTINGS} (seconds)", read_settings(SETTINGS).get("timeout", "300"))
+        timeout = int(read_settings().get("timeout", "300"))
         timeout_scale(os.environ)
     except ValueError as exc:
-        raise UsageError(f"bad timeout setting: {exc}") from None
+        raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
+    if timeout < 1:
+        raise UsageError(f"bad timeout setting: timeout in {SETTINGS} must be a positive integer, got {timeout}")
     if nofile() < MIN_NOFILE:
         raise UsageError(f"the open-file limit (ulimit -n) is {nofile()}, below the {MIN_NOFILE} the "
                          "run needs: raise it")
@@ -479,8 +483,6 @@ def gate(argv=None) -> int:
         if rc in (4, 5):
             raise UsageError(pytest_error(rc, out.tmp("pytest.log").read_text()))
         cases = read_jsonl(out.tmp("results.jsonl"))
-        stale = stale_known_failures(args, cases)
-        print("".join(ktap.comment(f"warning: {text}") for text in stale), end="", flush=True)
         detected = profile.split()[0]
         fuzz = run_fuzz(args.fuzz_seconds, seed, detected if detected in ("stock", "follow") else None,
                         {**env, "TMPDIR": str(out.scratch)}, out_dir=Path(args.results) / "fuzz")
@@ -493,6 +495,8 @@ def gate(argv=None) -> int:
         for family, group in results.by_family(synthetic).items():
             emitter.family(family, group)
         everything = cases + synthetic
+        stale = stale_known_failures(args, cases)
+        print("".join(ktap.comment(f"warning: {text}") for text in stale), end="")
         print(ktap.totals_line(everything), end="", flush=True)
 
         verdict = exitcodes.verdict(everything, CHECK_FAMILIES)
