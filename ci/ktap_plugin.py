@@ -14,8 +14,10 @@ JUnit report and the KTAP agree: a listed failure is XFAIL, a listed pass XPASS.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 
 import pytest
 
@@ -51,8 +53,21 @@ def pytest_configure(config):
         with open(config.getoption("ktap_known_failures")) as f:
             config.stash[_KNOWN] = parse_known_failures(f.read())
     is_worker = hasattr(config, "workerinput")
+    if os.environ.get("FDR_GATE_PID"):
+        die_with_the_gate(is_worker)
     if not is_worker and (config.getoption("ktap_fd") is not None or config.getoption("ktap_jsonl")):
         config.pluginmanager.register(KtapReporter(config), "ktap-reporter")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_the_gate(is_worker: bool) -> None:
+    """A gate killed outright (a lab's SIGKILL after its SIGTERM) takes its pytest with it, and
+    pytest its workers, so nothing goes on running or writing to the gate's stdout."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not is_worker and os.getppid() != int(os.environ["FDR_GATE_PID"]):   # died before the prctl
+        os._exit(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -179,11 +194,11 @@ class KtapReporter:
         """Write a family's block, its tests in collection order."""
         del self.pending[family]
         results = sorted(self.done.pop(family), key=lambda r: self.position.get(r.nodeid, -1))
-        if self.emitter:
-            self.emitter.family(family, results)
-        if self.jsonl:
+        if self.jsonl:        # first: an interrupted gate's totals then cover every block it showed
             self.jsonl.write("".join(r.to_json() + "\n" for r in results))
             self.jsonl.flush()
+        if self.emitter:
+            self.emitter.family(family, results)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):

@@ -15,8 +15,12 @@ stack in its reproducer's .txt.
 
 DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
-the generator seeds of earlier divergences (replayed first too).  Progress goes
-to stderr every two seconds; the closing statistics line to stdout.
+the generator seeds of earlier divergences (replayed first too); either one
+unusable (not a directory, not UTF-8 text) is bad input, named in one line.
+Progress goes to stderr every two seconds; the closing statistics line to
+stdout, saying which steps this machine could not run (io_uring without
+liburing or with io_uring disabled: such steps are not generated).  The
+fuzzer failing in itself exits 3, never 1.
 """
 from __future__ import annotations
 
@@ -54,8 +58,8 @@ def parse(argv):
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
     args = ap.parse_args(argv)
-    if not args.seconds > 0 or args.jobs < 1 or not 1 <= args.max_steps <= 200:
-        ap.error("--seconds must be > 0, --jobs >= 1, --max-steps 1..200")
+    if not args.seconds > 0 or not 1 <= args.jobs <= MAX_JOBS or not 1 <= args.max_steps <= 200:
+        ap.error(f"--seconds must be > 0, --jobs 1..{MAX_JOBS}, --max-steps 1..200")
     if args.mutant is not None:
         from fuzz.model import MUTANTS
         if args.mutant not in MUTANTS:
@@ -67,8 +71,31 @@ def parse(argv):
             raise PermissionError(f"{out} is not writable")
     except OSError as exc:
         ap.error(f"--out: {exc}")
+    problem = unusable_state(out)
+    if problem:
+        ap.error(f"--out: {problem}: move it aside or remove it")
     args.out = out
     return args
+
+
+MAX_JOBS = 64
+
+
+def unusable_state(out: pathlib.Path) -> str | None:
+    """What is wrong with the campaign's memory in `out` (corpus.txt, hypothesis/), or None."""
+    corpus, database = out / "corpus.txt", out / "hypothesis"
+    if corpus.exists():
+        try:
+            corpus.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return f"{corpus} is not UTF-8 text"
+        except OSError as exc:
+            return f"{corpus}: {exc.strerror}"
+    if database.exists() and not database.is_dir():
+        return f"{database} (the example database) is not a directory"
+    if database.is_dir() and not os.access(database, os.W_OK | os.X_OK):
+        return f"{database} (the example database) is not writable"
+    return None
 
 
 NEEDS = ("user_notif", "addfd", "addfd_send", "kcmp")   # what generated programs use
@@ -173,3 +200,8 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("fuzz: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception:                  # exit 1 means a divergence, and nothing else
+        import traceback
+        traceback.print_exc()
+        print("fuzz: internal error (not a divergence): see the traceback above", file=sys.stderr)
+        sys.exit(3)

@@ -102,7 +102,15 @@ class Stats:
                 f"kinds[{len(set(ops) & set(GENERATED_OPS))}/{len(GENERATED_OPS)}]: "
                 + " ".join(f"{name}={n}" for name, n in sorted(ops.items()))
                 + (f" not exercised: {' '.join(missing)}" if missing else "")
-                + (f" ({extra})" if extra else ""))
+                + (f" ({extra})" if extra else "")
+                + _skipped_steps())
+
+
+def _skipped_steps() -> str:
+    """The closing line's note on steps this machine cannot run, which are not generated."""
+    from fuzz.generate import uring_missing
+    lacking = uring_missing()
+    return f" skipped: io_uring steps ({lacking})" if lacking else ""
 
 
 MAX_BUCKETS = 32               # distinct divergences kept per campaign (the rest only counted)

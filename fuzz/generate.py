@@ -158,6 +158,7 @@ class Gen:
         # (table, handle) whose file at run time may not be what the static view says: an
         # install onto it (dup2, replace) may have failed.
         self.unsure: set = set()
+        self.uring = True                         # io_uring steps may be generated
 
     # -- who runs the next step ---------------------------------------------------------
     def free(self) -> list[P.Actor]:
@@ -224,6 +225,8 @@ class Gen:
             raise _Skip
         if kind == "join":
             return self.join()
+        if kind.startswith("uring_") and not self.uring:
+            raise _Skip
         if kind.startswith("uring_") and kind != "uring_setup":
             ring = self.pick(r for r in self.live_rings() if r.owner not in self.busy)
             with self.p.on(ring.owner):
@@ -517,13 +520,22 @@ class Gen:
         return self.p
 
 
-def generate(choose, max_steps: int = 20, name: str = "fuzz", templates: bool = True) -> P.Program:
+def uring_missing() -> str | None:
+    """Why io_uring steps cannot run here (the probes' skip token: no_liburing,
+    io_uring_disabled, no_defer_taskrun), or None."""
+    from native import probes
+    return probes.missing(probes.URING_FEATURES)
+
+
+def generate(choose, max_steps: int = 20, name: str = "fuzz", templates: bool = True,
+             uring: bool | None = None) -> P.Program:
     """A random program of up to max_steps steps after its first epoll and file (or a
-    template's steps)."""
+    template's steps).  uring: may it have io_uring steps (default: where they can run)."""
     g = Gen(choose, name)
+    g.uring = uring_missing() is None if uring is None else uring
     template = None
     if templates and choose.chance(TEMPLATE_SHARE):
-        template = choose.choice(sorted(TEMPLATES))
+        template = choose.choice(sorted(t for t in TEMPLATES if g.uring or not t.startswith("uring_")))
     if template:
         g.p.meta["template"] = template
         TEMPLATES[template](g)
@@ -533,7 +545,7 @@ def generate(choose, max_steps: int = 20, name: str = "fuzz", templates: bool = 
             g.s_create(P.MAIN)
         except _Skip:
             pass
-        if choose.chance(RING_SHARE):
+        if g.uring and choose.chance(RING_SHARE):
             g.new_ring()
     for _ in range(choose.integer(1, max_steps)):
         kind = choose.weighted(STEP_WEIGHTS)

@@ -448,7 +448,7 @@ static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_
 		FD_SET(fds[k], &rd);
 		maxfd = fds[k] > maxfd ? fds[k] : maxfd;
 	}
-	r = select(maxfd + 1, &rd, NULL, NULL, &tv);
+	r = select(maxfd + 1, &rd, NULL, NULL, s->timeout_ms < 0 ? NULL : &tv);	/* -1: none */
 	for (int k = 0; r > 0 && k < n; k++)
 		if (FD_ISSET(fds[k], &rd)) {
 			o->ev[o->nevents].events = POLLIN;
@@ -938,6 +938,12 @@ static long uring_reap(struct target *t, const struct fdr_step *s, struct fdr_ou
 
 		r = io_uring_wait_cqes(ring, &cqe, s->arg > 1 ? (unsigned)s->arg : 1, &ts, NULL);
 		if (r < 0 && r != -ETIME) {
+			errno = -r;
+			return -1;
+		}
+	} else if (s->timeout_ms < 0) {	/* -1: no timeout, as for wait, poll and select */
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r < 0) {
 			errno = -r;
 			return -1;
 		}

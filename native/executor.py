@@ -8,9 +8,11 @@ this module serialises the program and names what came back.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import errno as errno_mod
 import os
+import signal
 
 from native import program as P
 from native.trace import FdinfoLine, Outcome, RunFailure, Trace
@@ -160,6 +162,21 @@ def _sends_in_hold(program: P.Program, i: int) -> bool:
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdr-zygote")
 _zygote_tried: set = set()
+
+
+def stop_zygote() -> None:
+    """End this process's zygote and wait for it: at exit, else a subreaper init (systemd,
+    tini) would inherit it as a zombie nobody waits for."""
+    pid = lib.fdr_zygote_pid()
+    if pid > 0:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+atexit.register(stop_zygote)
 
 
 def start_zygote() -> bool:

@@ -495,6 +495,8 @@ class Program:
         return self._current[self._known(h).name]
 
     def _add(self, step: Step) -> Step:
+        if step.op in BLOCKING_OPS and not (isinstance(step.timeout_ms, int) and step.timeout_ms >= -1):
+            raise ProgramError(f"timeout_ms must be -1 (no timeout) or >= 0, not {step.timeout_ms!r}")
         step.program = self
         step.actor = self._actor
         self.steps.append(step)
