@@ -127,7 +127,7 @@ a ring's own fd in other steps (its ->poll, its mapping's reference), polls
 of signalfd, timerfd, epoll, listener or ring files, reads of anything but
 pipes and sockets (an eventfd read wakes from task work, a memfd read goes
 to io-wq), poll flags ET, ONESHOT or EXCLUSIVE, more CQEs than the CQ ring
-holds (flagged), EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
+holds (flagged), the reverse-path
 limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
 the target's RLIMIT_NOFILE (taken as 1024), the listener's own wake-ups when
 it is installed in the target (it polls empty there), blocking calls woken
@@ -833,6 +833,8 @@ class Model:
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
+        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+            events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
         if op != P.DEL and events & EXCLUSIVE:

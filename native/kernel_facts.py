@@ -137,3 +137,24 @@ def kernel_has(sha: str, release: str | None = None) -> bool:
         return True
     first = commit.stable.get((major, minor))
     return first is not None and patch >= first
+
+
+def epollwakeup_kept() -> bool:
+    """Does EPOLL_CTL_ADD/MOD keep EPOLLWAKEUP in an entry's events on this machine?
+
+    Not a commit but the configuration and the caller's credentials:
+    ep_take_care_of_epollwakeup() clears the bit always without CONFIG_PM_SLEEP,
+    and with it for a caller lacking CAP_BLOCK_SUSPEND.  /sys/power/wakeup_count
+    exists exactly with CONFIG_PM_SLEEP; the executor's target keeps this
+    process's capabilities.  FDR_EPOLLWAKEUP=kept|dropped overrides both.
+    """
+    forced = os.environ.get("FDR_EPOLLWAKEUP")
+    if forced in ("kept", "dropped"):
+        return forced == "kept"
+    if not Path("/sys/power/wakeup_count").exists():
+        return False
+    cap_block_suspend = 36
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> cap_block_suspend & 1)
+    return False
