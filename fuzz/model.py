@@ -383,6 +383,7 @@ class Process:
         self.sig_wq = WaitQueue(fifo, owner=self)   # sighand->signalfd_wqh, shared by all signalfds
         self.hfd: dict[str, int] = {}          # handle -> number while open (executor's hfd)
         self.hnum: dict[str, int] = {}         # handle -> last number held (executor's hnum)
+        self.nofile = RLIMIT_NOFILE            # RLIMIT_NOFILE's soft limit (addfd fill_table)
         self.alive = True
         self.sighand = "live"                  # live, zombie (dead, not reaped), orphan (reaped
         #                                        by init at some moment: POLLFREE then)
@@ -493,7 +494,8 @@ class Model:
                 self.ambiguous.append(i)
                 self.touched = False
             self.settle(racing=sup and self.hold is not None)
-            if self.hold and (step.op == "respond" or i + 1 == len(steps)
+            answered = step.op == "respond" and self.hold is not None and self.hold.state != "sent"
+            if self.hold and (answered or i + 1 == len(steps)
                               or steps[i + 1].op not in P.SUPERVISOR_OPS):
                 self.end_hold()
                 self.settle()
@@ -582,6 +584,8 @@ class Model:
         fd = start
         while fd in proc.fdt:
             fd += 1
+        if fd >= proc.nofile:                     # alloc_fd(): none free below the limit
+            raise Errno("EMFILE")
         return fd
 
     def lookup(self, proc: Process, fd: int) -> OFile:
@@ -639,7 +643,7 @@ class Model:
                 raise Errno("EINVAL")
             self.lookup(proc, old)
             return old
-        if new < 0:
+        if new < 0 or new >= proc.nofile:         # ksys_dup3(): newfd at the limit
             raise Errno("EBADF")
         f = self.lookup(proc, old)
         self.replace_entries(proc, new, f, replacing)
@@ -1247,17 +1251,36 @@ class Model:
 
     def _op_respond(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.toff)."""
+        # seccomp_notify_send(): the flags are checked before the notification is
+        # looked up; a refused reply leaves it answerable (the hold goes on).
+        if step.flags & ~P.USER_NOTIF_FLAG_CONTINUE or (step.flags and (step.data or step.toff)):
+            raise Errno("EINVAL")
         if self.hold is None:
             raise Errno("ENOENT")                  # after the target's end
         if self.hold.state != "sent":
             raise Errno("ENOENT" if self.hold.state == "gone" else "EINPROGRESS")
-        self.answer(proc, step.data, step.toff)
+        if step.flags:                             # CONTINUE: the syscall runs for real
+            self.answer_continued(proc)
+        else:
+            self.answer(proc, step.data, step.toff)
         return P.expected_outcome(step)
+
+    def answer_continued(self, proc: Process):
+        """The trapped ioctl runs on the file its fd number holds now: every file the
+        IR makes answers an unknown request with ENOTTY, but an epoll (EINVAL since
+        6.9) and the listener (EINVAL)."""
+        step = self.program.steps[self.hold.index]
+        f = proc.fdt.get(self.num(proc, step.h))
+        if f is not None and f.kind in (P.EPOLL, P.LISTENER):
+            raise NotModelled("a continued ioctl on an epoll or the listener")
+        self.answer(proc, 0, errno_mod.EBADF if f is None else errno_mod.ENOTTY)
 
     def _op_addfd(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_ADDFD as the step spells it, checked as seccomp_notify_addfd."""
         a = step.addfd
         src = None
+        if a.get("fill_table"):                   # prlimit: the lowest free fd is the limit
+            proc.nofile = next(fd for fd in itertools.count(FIRST_FD) if fd not in proc.fdt)
         if step.h2 is not None:                   # pidfd_getfd: fails before any ioctl
             src = self.pidfd_getfd(proc, self.num(proc, step.h2))
         elif step.file is not None:
@@ -1278,7 +1301,7 @@ class Model:
         size, flags = a["size"] or ADDFD_SIZE_VER0, a["flags"]
         setfd = flags & P.ADDFD_FLAG_SETFD
         if a["newfd"] == "rlimit":
-            newfd = RLIMIT_NOFILE
+            newfd = proc.nofile
         elif a["newfd"] is not None:
             newfd = a["newfd"] & 0xFFFFFFFF
         else:
@@ -1308,7 +1331,7 @@ class Model:
         if not setfd:                             # receive_fd: the lowest free number
             fd = self.alloc_fd(proc)
             self.install(proc, fd, src, cloexec=cloexec)
-        elif newfd >= RLIMIT_NOFILE:              # replace_fd; a failed SEND stays answerable
+        elif newfd >= proc.nofile:                # replace_fd; a failed SEND stays answerable
             raise Errno("EBADF")
         else:
             fd = newfd
@@ -1421,6 +1444,7 @@ class Model:
             f.refs += 1
             child.fdt[fd] = f
         child.cloexec = set(proc.cloexec)
+        child.nofile = proc.nofile                 # rlimits are inherited
         child.hfd, child.hnum = dict(proc.hfd), dict(proc.hnum)
         self.procs[child.name] = child
         self.alive.add(child.name)

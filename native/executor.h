@@ -96,6 +96,7 @@
 #define FDR_F_BACKGROUND 1024   /* a blocking call: the next step runs once it sleeps */
 #define FDR_F_MULTISHOT 2048    /* uring_poll: a multishot poll */
 #define FDR_F_FIXED 4096        /* uring_read: the ring's registered file 0 */
+#define FDR_F_FILL_TABLE 1048576 /* addfd: first lower the target's RLIMIT_NOFILE to its lowest free fd */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0

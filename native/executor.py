@@ -121,6 +121,8 @@ def serialize(program: P.Program):
             c.arg = s.wait_nr
         elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
+            if s.op == "respond":
+                c.events = s.flags                  # NOTIF_SEND's flags
         elif s.op == "addfd":
             _serialize_addfd(c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
@@ -142,6 +144,8 @@ def _serialize_addfd(c, s: P.Step):
         c.flags |= lib.FDR_F_BADSRC
     if a["tail_nonzero"]:
         c.flags |= lib.FDR_F_TAIL_NONZERO
+    if a.get("fill_table"):
+        c.flags |= lib.FDR_F_FILL_TABLE
     c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT,
                 "pending": lib.FDR_F_PENDING}[a["id"]]
 
@@ -245,7 +249,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
             sysret = _handle_name(program, o.sysret_handle)
         else:
             sysret = o.sysret
-    if o.ret < 0:
+    if o.ret < 0 and not (op == "notify" and o.err == 0):   # a reply below -4095 is a value
         return Outcome(ret=o.ret, errno=errname(o.err), sysret=sysret)
     ret = o.ret
     if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:

@@ -85,6 +85,8 @@ OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drai
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
+# NOTIF_SEND flag: the trapped syscall runs for real (val and error must be 0).
+USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_IDS = ("current", "stale", "next", "pending")
 # Steps whose outcome is an event list: epoll_wait's (events, data), or
 # poll/select's (revents, position in the handle list).
@@ -281,7 +283,8 @@ class Step:
             params = ", ".join(f"{k}={v}" for k, v in self.addfd.items() if v not in (None, False))
             return f"  sup: addfd({self.h}, by={by}, {params})"
         if op == "respond":
-            return f"  sup: respond(val={self.data}, error={self.toff})"
+            flags = f", flags={self.flags}" if self.flags else ""
+            return f"  sup: respond(val={self.data}, error={self.toff}{flags})"
         if op in ("sup_fdinfo", "sup_wait"):
             return f"  sup: {op[4:]}({self.ep})"
         if op == "sup_kcmp":
@@ -782,7 +785,8 @@ class Program:
     def addfd(self, h: Handle | None = None, by=None, flags: int = ADDFD_FLAG_SETFD,
               newfd_flags: int = 0, newfd=None, size: int | None = None,
               tail_nonzero: bool = False, id: str = "current", keep: bool = False,
-              file: str | None = None, name: str | None = None) -> Step:
+              file: str | None = None, name: str | None = None,
+              fill_table: bool = False) -> Step:
         """SECCOMP_IOCTL_NOTIF_ADDFD as given, good or bad, inside a hold.
 
         With SETFD, newfd is h's number (or newfd: an int, or "rlimit" for the
@@ -791,7 +795,9 @@ class Program:
         "bad" (srcfd is no open fd).  size is the struct size passed; id picks the
         current notification, the previous one ("stale"), one not yet made
         ("next"), or the hold's own before the supervisor has received it
-        ("pending": only as the first steps of a hold).
+        ("pending": only as the first steps of a hold).  fill_table: first the
+        supervisor lowers the target's RLIMIT_NOFILE soft limit to its lowest free
+        fd number (prlimit), so its table is full from then on.
         """
         if id == "pending" and not (self.steps and (self.steps[-1].op == "notify" or (
                 self.steps[-1].op == "addfd" and self.steps[-1].addfd["id"] == "pending"))):
@@ -804,6 +810,8 @@ class Program:
             raise ProgramError("addfd with SETFD needs the handle whose number to replace (or newfd=)")
         params = {"flags": flags, "newfd_flags": newfd_flags, "newfd": newfd, "size": size,
                   "tail_nonzero": tail_nonzero, "id": id}
+        if fill_table:
+            params["fill_table"] = True
         new = None
         step = Step("addfd", keep=keep, addfd=params)
         if by == "bad":
@@ -824,9 +832,14 @@ class Program:
             self._current[h.name] = new
         return step
 
-    def respond(self, val: int = 0, error: int = 0) -> Step:
-        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error."""
-        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error))
+    def respond(self, val: int = 0, error: int = 0, flags: int = 0) -> Step:
+        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error.
+
+        flags are NOTIF_SEND's (USER_NOTIF_FLAG_CONTINUE: the syscall runs for
+        real).  A respond the kernel refuses for its arguments (EINVAL) leaves the
+        hold open: supervisor steps may follow it, up to another respond.
+        """
+        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error, flags=flags))
 
     def sup_fdinfo(self, ep: Handle) -> Step:
         """The supervisor reads /proc/<target>/fdinfo/<ep>."""
@@ -882,11 +895,13 @@ class Program:
         """Supervisor steps only inside a hold or after the target's end; holds end in
         respond or kill; actors act only while alive; a background call is joined
         before its actor does anything else."""
-        in_hold = gone = False
+        in_hold = gone = responded = False
         alive = {MAIN}
         busy: dict[Actor, Step] = {}       # actor -> its background call not yet joined
         for i, s in enumerate(self.steps):
             sup = s.op in SUPERVISOR_OPS
+            if in_hold and responded and not sup:
+                in_hold = responded = False     # the hold ended at its last respond
             if gone and not sup:
                 raise ProgramError(f"step {i} ({s.op}): only supervisor steps after the target's end")
             if sup and not (in_hold or gone):
@@ -907,7 +922,7 @@ class Program:
             if s.op == "notify":
                 in_hold = True
             elif s.op == "respond" and in_hold:
-                in_hold = False
+                responded = True                # a refused respond may be followed
             elif s.op in ("fork", "thread"):
                 alive.add(s.other)
             elif s.op in ("kill_actor", "exit_target"):
@@ -923,7 +938,7 @@ class Program:
                     in_hold, gone = False, True
             elif s.op == "kill_target":
                 in_hold, gone = False, True
-        if in_hold:
+        if in_hold and not responded:
             raise ProgramError("the program ends inside a notify hold: add respond()")
         if busy:
             raise ProgramError(f"background call(s) never joined: {', '.join(str(a) for a in busy)}")
