@@ -104,3 +104,26 @@ def test_re_add_after_replace_by_each_kind(by, via):
                          stock=E(fdinfo=[line("r", 1, "old", PIPE), line("r", 2, "new", by)]),
                          follow=E(fdinfo=[line("r", 1, "new", by)]))
     return p
+
+
+OLD_MAKERS = {PIPE: Program.pipe, SOCKET: Program.socketpair, EVENTFD: Program.eventfd,
+              EPOLL: Program.epoll_create, SIGNALFD: Program.signalfd, TIMERFD: Program.timerfd}
+
+
+@case(params=matrix(old=tuple(OLD_MAKERS), via=VIAS))
+def test_stale_entry_of_each_kind(old, via):
+    """A registered fd of each pollable kind replaced by a pipe while a dup keeps the old file: fdinfo shows the stale entry on the old file's inode (the shared anonymous one for eventfd, epoll, signalfd and timerfd), kcmp finds it equal to the dup, and both lose it with the dup (stock); under follow the entry is on the new pipe from the replace on."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = OLD_MAKERS[old](p, "r", file="old")
+    keep = p.dup(r, "keep")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    p.replace(r, by=PIPE, via=via, file="new")
+    stale, moved = [line("r", 1, "old", old)], [line("r", 1, "new", PIPE)]
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=stale), follow=E(fdinfo=moved))
+    expect_after_replace(p.kcmp_epoll_tfd(ep, r, against=keep), via, stock=E(0), follow=E(1))
+    p.close(keep)
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=moved))
+    expect_after_replace(p.kcmp_epoll_tfd(ep, r, against=r), via,
+                         stock=E(-1, errno="ENOENT"), follow=E(0))
+    return p
