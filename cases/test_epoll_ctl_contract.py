@@ -299,3 +299,18 @@ def test_epollwakeup_through_a_replaced_fd(via):
     moved = FdinfoLine("r", REG | KEPT_WAKEUP, 2, ino="new", sdev="pipefs")
     expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[old_line()]), follow=E(fdinfo=[moved]))
     return p
+
+
+@case()
+def test_unknown_op():
+    """An op other than ADD, MOD and DEL fails with EINVAL, after the EBADF and EPERM checks, and touches no entry."""
+    p, ep, r = registered()
+    m = p.memfd("m")
+    gone = p.pipe("gone")
+    p.close(gone)
+    for op in (0, 4, -1):
+        p.epoll_ctl(ep, op, r, IN | OUT, data=2).expect(-1, errno="EINVAL")
+    p.epoll_ctl(ep, 4, m, IN).expect(-1, errno="EPERM")
+    p.epoll_ctl(ep, 4, gone, IN).expect(-1, errno="EBADF")
+    p.fdinfo(ep).expect(fdinfo=[old_line()])
+    return p

@@ -841,6 +841,8 @@ class Model:
             events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
+        if op not in P.CTL_OPS:
+            raise Errno("EINVAL")       # do_epoll_ctl()'s switch: an unknown op
         if op != P.DEL and events & EXCLUSIVE:
             if op == P.MOD or tf.kind == P.EPOLL or events & ~EXCLUSIVE_OK_BITS:
                 raise Errno("EINVAL")

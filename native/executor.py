@@ -112,7 +112,7 @@ def serialize(program: P.Program):
         if s.op in P.SUPERVISOR_OPS:
             c.flags |= lib.FDR_F_SUP
         if s.op == "epoll_ctl":
-            c.arg = CTL_CODES[s.ctl]
+            c.arg = CTL_CODES[s.ctl] if isinstance(s.ctl, str) else s.ctl   # int: unknown op
         elif s.op == "replace":
             c.arg = VIA_CODES[s.via]
         elif s.op in P.WAIT_OPS:

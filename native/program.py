@@ -565,9 +565,10 @@ class Program:
         return step
 
     # -- epoll ----------------------------------------------------------------
-    def epoll_ctl(self, ep: Handle, op: str, h: Handle, events: int = 0, data: int = 0) -> Step:
-        if op not in CTL_OPS:
-            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS}, not {op!r}")
+    def epoll_ctl(self, ep: Handle, op, h: Handle, events: int = 0, data: int = 0) -> Step:
+        """op is ADD, MOD or DEL, or an int other than their codes (1..3): an unknown op."""
+        if op not in CTL_OPS and not (type(op) is int and op not in (1, 2, 3)):
+            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS} or an unknown int, not {op!r}")
         if not 0 <= data < 1 << 64:
             raise ProgramError("epoll data is an unsigned 64-bit value")
         return self._add(Step("epoll_ctl", ep=self._known(ep), h=self._known(h), ctl=op,
