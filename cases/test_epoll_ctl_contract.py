@@ -7,8 +7,8 @@ refuses an epfd that is fd or is no epoll (EINVAL), refuses EPOLLEXCLUSIVE with
 MOD, on an epoll target or with bits outside EPOLLEXCLUSIVE_OK_BITS (EINVAL),
 checks ADD of an epoll for loops and depth (ELOOP; EINVAL before f2e467a48287),
 and only then looks the (fd, file) pair up: EEXIST for ADD, ENOENT for MOD and
-DEL, and EINVAL for MOD of an entry added with EPOLLEXCLUSIVE.  DEL carries no
-event, so its event bits are never checked.
+DEL, EINVAL for MOD of an entry added with EPOLLEXCLUSIVE and for an unknown op.
+DEL carries no event, so its event bits are never checked.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
 from native.kernel_facts import epollwakeup_kept, kernel_has
