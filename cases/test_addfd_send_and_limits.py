@@ -14,8 +14,9 @@ value, as the raw return: libc turns only -4095..-1 into errno.
 import errno
 
 from cases.casekit import E, case, matrix
-from native.program import (ADD, ADDFD_FLAG_SEND, ADDFD_FLAG_SETFD, IN, MEMFD, PIPE, Program,
-                            USER_NOTIF_FLAG_CONTINUE)
+from native.kernel_facts import kernel_has
+from native.program import (ADD, ADDFD_FLAG_SEND, ADDFD_FLAG_SETFD, EPOLL, IN, MEMFD, PIPE,
+                            Program, USER_NOTIF_FLAG_CONTINUE)
 
 SETFD, SEND, CONTINUE = ADDFD_FLAG_SETFD, ADDFD_FLAG_SEND, USER_NOTIF_FLAG_CONTINUE
 
@@ -171,4 +172,19 @@ def test_send_replace_in_a_full_table():
     p.inject(p.file_named("old"))
     p.wait(ep).expect(stock=E(events=[(IN, 1)]), follow=E(events=[]))
     p.read(r).expect(-1, errno="EAGAIN")
+    return p
+
+
+# An epoll answers an unknown ioctl request with EINVAL since this commit, ENOTTY before.
+EPOLL_IOCTL = "EINVAL" if kernel_has("18e2bf0edf4d") else "ENOTTY"
+
+
+@case(params=matrix(trapped=(PIPE, EPOLL)))
+def test_continue_runs_on_the_file_the_fd_holds_now(trapped):
+    """With CONTINUE the trapped ioctl runs on the file its fd number holds when it runs, not the one it trapped on: after an ADDFD replaced a pipe by an epoll it gets the epoll's answer (EINVAL since 18e2bf0edf4d, ENOTTY before), after an epoll was replaced by a pipe the pipe's (ENOTTY)."""
+    p = Program()
+    h = p.pipe("h") if trapped == PIPE else p.epoll_create("h")
+    p.notify(h).expect(-1, errno=EPOLL_IOCTL if trapped == PIPE else "ENOTTY")
+    p.addfd(h, by=EPOLL if trapped == PIPE else PIPE, file="new")
+    p.respond(flags=CONTINUE)
     return p

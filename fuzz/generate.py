@@ -328,8 +328,8 @@ class Gen:
             self.ended = True
             self.after_end()
             return
-        # CONTINUE: the trapped ioctl runs on the new file (an epoll's answer is not modelled).
-        cont = not send and kind != P.EPOLL and self.c.chance(0.1)
+        # CONTINUE: the trapped ioctl runs on the new file.
+        cont = not send and self.c.chance(0.1)
         p.respond(flags=P.USER_NOTIF_FLAG_CONTINUE if cont else 0)
 
     def s_getfd(self, actor):

@@ -1268,14 +1268,17 @@ class Model:
         return P.expected_outcome(step)
 
     def answer_continued(self, proc: Process):
-        """The trapped ioctl runs on the file its fd number holds now: every file the
-        IR makes answers an unknown request with ENOTTY, but an epoll (EINVAL since
-        6.9) and the listener (EINVAL)."""
+        """The trapped ioctl runs on the file its fd number holds now (vfs_ioctl): every
+        file the IR makes answers an unknown request with ENOTTY, but an epoll since
+        18e2bf0edf4d (ep_eventpoll_ioctl: EINVAL); the listener's is not modelled."""
         step = self.program.steps[self.hold.index]
         f = proc.fdt.get(self.num(proc, step.h))
-        if f is not None and f.kind in (P.EPOLL, P.LISTENER):
-            raise NotModelled("a continued ioctl on an epoll or the listener")
-        self.answer(proc, 0, errno_mod.EBADF if f is None else errno_mod.ENOTTY)
+        if f is not None and f.kind == P.LISTENER:
+            raise NotModelled("a continued ioctl on the listener")
+        err = errno_mod.EBADF if f is None else errno_mod.ENOTTY
+        if f is not None and f.kind == P.EPOLL and self.facts["18e2bf0edf4d"]:
+            err = errno_mod.EINVAL
+        self.answer(proc, 0, err)
 
     def _op_addfd(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_ADDFD as the step spells it, checked as seccomp_notify_addfd."""

@@ -51,6 +51,10 @@ COMMITS = {c.sha: c for c in (
     # file reference is dropped when the worker lets go of the request, after the
     # completion is already visible.
     Commit("afed6271f5b0", "pipe: set FMODE_NOWAIT on pipes", (6, 4), {}),
+    # epoll files answer ioctl() (EPIOCSPARAMS/EPIOCGPARAMS): any other request gets
+    # EINVAL from ep_eventpoll_ioctl() instead of the ENOTTY of a file without one.
+    # Some distributions carry it on older series: declare them with FDR_KERNEL_COMMITS.
+    Commit("18e2bf0edf4d", "eventpoll: Add epoll ioctl for epoll_params", (6, 9), {}),
 )}
 
 

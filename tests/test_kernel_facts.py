@@ -100,3 +100,9 @@ def test_epollwakeup_needs_pm_sleep(monkeypatch, tmp_path):
         return real(tmp_path / "absent") if str(path) == "/sys/power/wakeup_count" else real(path, *rest)
     monkeypatch.setattr(kernel_facts, "Path", fake)
     assert kernel_facts.epollwakeup_kept() is False
+
+
+@pytest.mark.parametrize("release, has", [("6.9.0", True), ("6.8.12", False), ("6.1.192", False)])
+def test_epoll_ioctl_by_version(release, has):
+    """18e2bf0edf4d (epoll files answer ioctl, EINVAL for unknown requests) is in 6.9."""
+    assert kernel_has("18e2bf0edf4d", release) is has
