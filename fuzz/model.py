@@ -35,7 +35,8 @@ paths of pipes, AF_UNIX stream sockets, eventfd, timerfd, signalfd, epoll):
 - the files' own state: pipe/socket tokens and the driver's peer (hangup:
   HUP, RDHUP, EOF, ECONNRESET), eventfd counters, timerfd ticks, RT signals
   queued in the process (one wait queue shared by every signalfd), memfd
-  content and position (not pollable: EPERM).
+  content and position (not pollable: EPERM), a pipe's write end (OUT, ERR
+  once hung up, EBADF to read).
 
 On top of that sits a shim of the executor's handle bookkeeping
 (native/executor.c: hfd/hnum, claim(), handle_of(), its token decoding), so
@@ -316,6 +317,7 @@ class OFile:
         self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
         self.ready: list = []                  # epoll: the ready list
         self.ring: "Ring | None" = None        # an io_uring file: its ring
+        self.write_end = False                 # a pipe's write end (peer: the read end)
 
     def __repr__(self):
         return f"<{self.name}{'' if self.alive else ' freed'} refs={self.refs}>"
@@ -577,6 +579,7 @@ class Model:
     # -- fd table and reference counts (fs/file.c) -----------------------------
     def new_file(self, pf: P.File) -> OFile:
         f = OFile(pf.name, pf.kind, self.file_index[pf.name], self.fifo)
+        f.write_end = pf.write_end                 # a pipe's write end: pipe_poll's FMODE_WRITE half
         self.files[pf.name] = f
         return f
 
@@ -673,6 +676,8 @@ class Model:
         if not f.alive:
             return 0
         k = f.kind
+        if k == P.PIPE and f.write_end:           # never full here; ERR once no reader is left
+            return OUT | WRNORM | (0 if f.peer else ERR)
         if k == P.PIPE:
             return (IN | RDNORM if f.tokens else 0) | (0 if f.peer else HUP)
         if k == P.SOCKET:
@@ -925,6 +930,8 @@ class Model:
         k = f.kind
         if k in (P.EPOLL, LISTENER):
             raise Errno("EINVAL")
+        if f.write_end:
+            raise Errno("EBADF")                    # not open for reading
         if k in P.PEER_KINDS:
             return self.peer_read(f, READ_SIZE)
         if k == P.MEMFD:
@@ -1868,6 +1875,8 @@ class Model:
         if f is None:
             self.post(ring, step, -errno_mod.EBADF)
             return P.expected_outcome(step)
+        if f.write_end:
+            raise NotModelled("an io_uring read of a pipe's write end")
         if f.kind == P.PIPE and not self.facts["afed6271f5b0"]:
             raise NotModelled("before afed6271f5b0 a pipe read goes to an io-wq worker: its "
                               "completion and its file's release come at moments of their own")

@@ -141,6 +141,7 @@ enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIF
 struct fdr_file {
 	int32_t kind;
 	int32_t blocking;	/* made without O_NONBLOCK (pipes and sockets) */
+	int32_t write_end;	/* a pipe whose write end is the subject */
 	int32_t signo;		/* signalfd: the signal that is its token */
 	int32_t peer;		/* supervisor's fd of the peer end, or -1 */
 	int32_t known;		/* dev/ino recorded */
@@ -271,8 +272,8 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	case FDR_KIND_PIPE:
 		if (pipe2(p, sh->files[file].blocking ? 0 : O_NONBLOCK) < 0)
 			return -1;
-		fd = p[0];
-		*peer = p[1];
+		fd = p[sh->files[file].write_end ? 1 : 0];
+		*peer = p[sh->files[file].write_end ? 0 : 1];
 		break;
 	case FDR_KIND_SOCKET:
 		if (socketpair(AF_UNIX, SOCK_STREAM | (sh->files[file].blocking ? 0 : SOCK_NONBLOCK),
@@ -2334,8 +2335,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sh->step = -1;
 	sh->nfiles = nfiles;
 	for (int f = 0; f < nfiles; f++) {
-		sh->files[f].kind = file_kinds[f] & ~FDR_KIND_BLOCKING;
+		sh->files[f].kind = file_kinds[f] & ~(FDR_KIND_BLOCKING | FDR_KIND_WRITE_END);
 		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
+		sh->files[f].write_end = !!(file_kinds[f] & FDR_KIND_WRITE_END);
 		sh->files[f].peer = -1;
 		if (file_kinds[f] == FDR_KIND_SIGNALFD)
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;

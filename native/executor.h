@@ -75,6 +75,7 @@
 #define FDR_KIND_LISTENER 9	/* the supervisor's own seccomp listener (ADDFD only) */
 /* Or'ed into a file kind: a pipe or socket made without O_NONBLOCK. */
 #define FDR_KIND_BLOCKING 256
+#define FDR_KIND_WRITE_END 16384  /* a pipe: the target gets the write end */
 
 /* How a replace is carried out. */
 #define FDR_VIA_ADDFD_SETFD 1

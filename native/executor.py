@@ -126,6 +126,7 @@ def serialize(program: P.Program):
         elif s.op == "addfd":
             _serialize_addfd(c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
+                                  | (lib.FDR_KIND_WRITE_END if f.write_end else 0)
                                   for f in program.files] or [0])
     return steps, kinds
 

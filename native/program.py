@@ -138,6 +138,7 @@ class File:
     name: str
     kind: str
     blocking: bool = False   # a pipe or socket made without O_NONBLOCK
+    write_end: bool = False  # a pipe's write end (the driver holds the read end)
 
     def __str__(self):
         return self.name
@@ -247,6 +248,8 @@ class Step:
             return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
         if op in CREATE_OPS:
             mode = "blocking" if self.file.blocking else ""
+            if self.file.write_end:
+                mode = ", ".join(m for m in (mode, "write end") if m)
             return f"{self.h} = {op}({mode})  [{self.file}]"
         if op == "dup":
             return f"{self.h} = dup({self.h2})"
@@ -467,7 +470,8 @@ class Program:
             table[name] = None
         return h
 
-    def _new_file(self, kind: str, name: str | None, blocking: bool = False) -> File:
+    def _new_file(self, kind: str, name: str | None, blocking: bool = False,
+                  write_end: bool = False) -> File:
         prefix = FILE_PREFIX[kind]
         if name is None:
             n = self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -477,7 +481,7 @@ class Program:
                 name = f"{prefix}{n}"
         if any(f.name == name for f in self.files):
             raise ProgramError(f"file name {name!r} already used")
-        f = File(name, kind, blocking)
+        f = File(name, kind, blocking, write_end)
         self.files.append(f)
         return f
 
@@ -499,21 +503,24 @@ class Program:
         return step
 
     # -- creating files -------------------------------------------------------
-    def _create(self, op: str, name, file, blocking: bool = False) -> Handle:
+    def _create(self, op: str, name, file, blocking: bool = False,
+                write_end: bool = False) -> Handle:
         kind = OP_KIND[op]
         h = self._new_handle(name)
-        f = self._new_file(kind, file, blocking)
+        f = self._new_file(kind, file, blocking, write_end)
         self._add(Step(op, h=h, file=f))
         self._current[h.name] = f
         return h
 
-    def pipe(self, name=None, file=None, blocking: bool = False) -> Handle:
+    def pipe(self, name=None, file=None, blocking: bool = False, write_end: bool = False) -> Handle:
         """The read end of a new pipe; the driver holds the write end (the peer).
 
         blocking: made without O_NONBLOCK (io_uring then reads it in flight); the
-        executor's own read() on it says EAGAIN instead of blocking.
+        executor's own read() on it says EAGAIN instead of blocking.  write_end: the
+        target gets the write end and the driver the read end; such a file is
+        writable (OUT) and, once hung up, in error (ERR); it cannot be injected.
         """
-        return self._create("pipe", name, file, blocking)
+        return self._create("pipe", name, file, blocking, write_end)
 
     def socketpair(self, name=None, file=None, blocking: bool = False) -> Handle:
         """One end of a new AF_UNIX stream socketpair; the driver holds the other."""
@@ -725,8 +732,9 @@ class Program:
             raise ProgramError(f"{file.kind} files are injected through the driver's peer")
         if file.kind in HANDLE_INJECT_KINDS and through is None:
             raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
-        if file.kind in (EPOLL, MEMFD):
-            raise ProgramError(f"a {file.kind} file cannot be injected")
+        if file.kind in (EPOLL, MEMFD) or file.write_end:
+            raise ProgramError(f"a {file.kind} file cannot be injected"
+                               + (" through its write end" if file.write_end else ""))
         return self._add(Step("inject", file=file, timeout_ms=wait_release_ms,
                               h=self._known(through) if through is not None else None))
 
@@ -857,8 +865,8 @@ class Program:
 
     def sup_inject(self, file: File) -> Step:
         """Inject through the driver's peer while the target is trapped."""
-        if file not in self.files or file.kind not in PEER_KINDS:
-            raise ProgramError("sup_inject needs a pipe or socket file")
+        if file not in self.files or file.kind not in PEER_KINDS or file.write_end:
+            raise ProgramError("sup_inject needs a pipe (read end) or socket file")
         return self._add(Step("sup_inject", file=file))
 
     def kill_target(self) -> Step:
