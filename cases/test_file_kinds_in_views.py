@@ -4,7 +4,9 @@ as the new file of a replace.
 fdinfo prints an entry's inode: a pipe's or a socket's own, but one anonymous
 inode shared by eventfd, epoll, signalfd and timerfd files, so fdinfo cannot
 tell those apart; kcmp compares the registered struct file itself and can.  A
-memfd is a regular file: it can be a replace's new file, never an entry.
+memfd is a regular file: it can be a replace's new file, never an entry.  A
+pipe's write end (the driver holds the read end) is always writable and in error
+once its reader is gone; both ends of a pipe share its inode.
 
 Replaced by a file of any kind, a registered pipe fd keeps its entry with the
 old file while another reference holds it and loses it with the last one
@@ -13,7 +15,7 @@ added itself (every kind here but the memfd).
 """
 from cases.casekit import E, case, expect_after_replace, matrix
 from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, EPOLL, ERR,
-                            EVENTFD, HUP, IN, MEMFD, PIPE, SIGNALFD, SOCKET, TIMERFD,
+                            EVENTFD, HUP, IN, MEMFD, OUT, PIPE, SIGNALFD, SOCKET, TIMERFD,
                             Program)
 from native.trace import FdinfoLine
 
@@ -126,4 +128,61 @@ def test_stale_entry_of_each_kind(old, via):
     expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=moved))
     expect_after_replace(p.kcmp_epoll_tfd(ep, r, against=r), via,
                          stock=E(-1, errno="ENOENT"), follow=E(0))
+    return p
+
+
+@case()
+def test_pipe_write_end_in_the_views():
+    """A pipe's write end polls writable (OUT) and, once its reader is gone, in error too (OUT|ERR, never HUP) in epoll and poll, select counting the error as readable; fdinfo shows the pipe's inode, kcmp the file, and read fails with EBADF."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    w = p.pipe("w", file="w", write_end=True)
+    p.epoll_ctl(ep, ADD, w, IN | OUT, data=1)
+    p.wait(ep).expect(events=[(OUT, 1)])
+    p.fdinfo(ep).expect(fdinfo=[FdinfoLine("w", REG | OUT, 1, ino="w", sdev="pipefs")])
+    p.kcmp_epoll_tfd(ep, w, against=w).expect(0)
+    p.poll([w], IN | OUT).expect(events=[(OUT, 0)])
+    p.select([w]).expect(events=[])
+    p.read(w).expect(-1, errno="EBADF")
+    p.hangup(p.file_named("w"))
+    p.wait(ep).expect(events=[(OUT | ERR, 1)])
+    p.poll([w], IN).expect(events=[(ERR, 0)])
+    p.select([w]).expect(events=[(IN, 0)])
+    return p
+
+
+@case(params=matrix(second=("none", "old"), via=VIAS))
+def test_write_end_replaced_by_a_read_end(second, via):
+    """A registered pipe write end replaced by an empty pipe's read end: on a stock kernel the stale entry keeps reporting OUT (then OUT|ERR once its reader is gone) under the fd's data while a dup keeps the write end, though a read of the fd now reaches the new pipe; under follow the entry watches the empty read end and reports nothing."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    w = p.pipe("w", file="old", write_end=True)
+    if second == "old":
+        p.dup(w, "keep")
+    p.epoll_ctl(ep, ADD, w, IN | OUT, data=1)
+    p.replace(w, by=PIPE, via=via, file="new")
+    live = second == "old"
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(OUT, 1)] if live else []),
+                         follow=E(events=[]))
+    p.read(w).expect(-1, errno="EAGAIN")
+    if live:
+        p.hangup(p.file_named("old"))
+        expect_after_replace(p.wait(ep), via, stock=E(events=[(OUT | ERR, 1)]), follow=E(events=[]))
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_read_end_replaced_by_a_write_end(via):
+    """A registered pipe read end replaced by a write end already in the table: the stale entry of the read end stays silent while a dup keeps it (stock), and a re-ADD of the fd watches the write end, ready at once (OUT); under follow the entry moves to the write end and reports OUT under the old data."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    p.dup(r, "keep")
+    w = p.pipe("w", file="w", write_end=True)
+    p.epoll_ctl(ep, ADD, r, IN | OUT, data=1)
+    p.replace(r, by=w, via=via)
+    expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(OUT, 1)]))
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN | OUT, data=2), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(OUT, 2)]), follow=E(events=[(OUT, 1)]))
     return p
