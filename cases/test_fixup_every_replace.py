@@ -14,8 +14,14 @@ from cases.casekit import all_cases, fixup_variant
 
 # Case instances whose fixup run differs from follow, and the case pinning why.
 _SIGNALFD = "test_fixup_limits.py::test_new_signalfd_entry_stays_with_the_old_file"
+_VIAS = ("addfd_setfd", "addfd_setfd_send")
 LIMITS = {f"test_signalfd_replaced_by_another_signalfd[{refs}-{via}]": _SIGNALFD
-          for refs in ("single", "multi") for via in ("addfd_setfd", "addfd_setfd_send")}
+          for refs in ("single", "multi") for via in _VIAS}
+# test_file_kinds_in_views.py: a pipe replaced by a signalfd (the new file's entry is the
+# supervisor's to add, and would watch the supervisor's signals).
+LIMITS |= {f"test_replace_by_each_kind[signalfd-{second}-{via}]": _SIGNALFD
+           for second in ("none", "old", "new") for via in _VIAS}
+LIMITS |= {f"test_re_add_after_replace_by_each_kind[signalfd-{via}]": _SIGNALFD for via in _VIAS}
 
 
 def variants():

@@ -323,13 +323,17 @@ class Gen:
                     p.sup_kcmp(self.c.choice(self.epolls()), h, self.c.choice(self.open()))
                 elif self.epolls():
                     (p.sup_wait if look == "wait" else p.sup_fdinfo)(self.c.choice(self.epolls()))
+            if self.c.chance(0.1):              # refused (EINVAL): the hold goes on
+                p.respond(val=1, flags=P.USER_NOTIF_FLAG_CONTINUE)
         if self.c.chance(0.08):
             p.kill_target()                     # SIGKILL inside the hold: the target is gone
             self.alive = []
             self.ended = True
             self.after_end()
             return
-        p.respond()
+        # CONTINUE: the trapped ioctl runs on the new file.
+        cont = not send and self.c.chance(0.1)
+        p.respond(flags=P.USER_NOTIF_FLAG_CONTINUE if cont else 0)
 
     def s_getfd(self, actor):
         self.p.getfd(self.pick(self.handles()))

@@ -35,7 +35,8 @@ paths of pipes, AF_UNIX stream sockets, eventfd, timerfd, signalfd, epoll):
 - the files' own state: pipe/socket tokens and the driver's peer (hangup:
   HUP, RDHUP, EOF, ECONNRESET), eventfd counters, timerfd ticks, RT signals
   queued in the process (one wait queue shared by every signalfd), memfd
-  content and position (not pollable: EPERM).
+  content and position (not pollable: EPERM), a pipe's write end (OUT, ERR
+  once hung up, EBADF to read).
 
 On top of that sits a shim of the executor's handle bookkeeping
 (native/executor.c: hfd/hnum, claim(), handle_of(), its token decoding), so
@@ -129,7 +130,7 @@ a ring's own fd in other steps (its ->poll, its mapping's reference), polls
 of signalfd, timerfd, epoll, listener or ring files, reads of anything but
 pipes and sockets (an eventfd read wakes from task work, a memfd read goes
 to io-wq), poll flags ET, ONESHOT or EXCLUSIVE, more CQEs than the CQ ring
-holds (flagged), EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
+holds (flagged), the reverse-path
 limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
 the target's RLIMIT_NOFILE (taken as 1024), the listener's own wake-ups when
 it is installed in the target (it polls empty there), blocking calls woken
@@ -325,6 +326,7 @@ class OFile:
         self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
         self.ready: list = []                  # epoll: the ready list
         self.ring: "Ring | None" = None        # an io_uring file: its ring
+        self.write_end = False                 # a pipe's write end (peer: the read end)
 
     def __repr__(self):
         return f"<{self.name}{'' if self.alive else ' freed'} refs={self.refs}>"
@@ -392,6 +394,7 @@ class Process:
         self.sig_wq = WaitQueue(fifo, owner=self)   # sighand->signalfd_wqh, shared by all signalfds
         self.hfd: dict[str, int] = {}          # handle -> number while open (executor's hfd)
         self.hnum: dict[str, int] = {}         # handle -> last number held (executor's hnum)
+        self.nofile = RLIMIT_NOFILE            # RLIMIT_NOFILE's soft limit (addfd fill_table)
         self.alive = True
         self.sighand = "live"                  # live, zombie (dead, not reaped), orphan (reaped
         #                                        by init at some moment: POLLFREE then)
@@ -502,7 +505,8 @@ class Model:
                 self.ambiguous.append(i)
                 self.touched = False
             self.settle(racing=sup and self.hold is not None)
-            if self.hold and (step.op == "respond" or i + 1 == len(steps)
+            answered = step.op == "respond" and self.hold is not None and self.hold.state != "sent"
+            if self.hold and (answered or i + 1 == len(steps)
                               or steps[i + 1].op not in P.SUPERVISOR_OPS):
                 self.end_hold()
                 self.settle()
@@ -584,6 +588,7 @@ class Model:
     # -- fd table and reference counts (fs/file.c) -----------------------------
     def new_file(self, pf: P.File) -> OFile:
         f = OFile(pf.name, pf.kind, self.file_index[pf.name], self.fifo)
+        f.write_end = pf.write_end                 # a pipe's write end: pipe_poll's FMODE_WRITE half
         self.files[pf.name] = f
         return f
 
@@ -591,6 +596,8 @@ class Model:
         fd = start
         while fd in proc.fdt:
             fd += 1
+        if fd >= proc.nofile:                     # alloc_fd(): none free below the limit
+            raise Errno("EMFILE")
         return fd
 
     def lookup(self, proc: Process, fd: int) -> OFile:
@@ -648,7 +655,7 @@ class Model:
                 raise Errno("EINVAL")
             self.lookup(proc, old)
             return old
-        if new < 0:
+        if new < 0 or new >= proc.nofile:         # ksys_dup3(): newfd at the limit
             raise Errno("EBADF")
         f = self.lookup(proc, old)
         self.replace_entries(proc, new, f, replacing)
@@ -703,6 +710,8 @@ class Model:
         if not f.alive:
             return 0
         k = f.kind
+        if k == P.PIPE and f.write_end:           # never full here; ERR once no reader is left
+            return OUT | WRNORM | (0 if f.peer else ERR)
         if k == P.PIPE:
             return (IN | RDNORM if f.tokens else 0) | (0 if f.peer else HUP)
         if k == P.SOCKET:
@@ -869,8 +878,12 @@ class Model:
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
+        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+            events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
+        if op not in P.CTL_OPS:
+            raise Errno("EINVAL")       # do_epoll_ctl()'s switch: an unknown op
         if op != P.DEL and events & EXCLUSIVE:
             if op == P.MOD or tf.kind == P.EPOLL or events & ~EXCLUSIVE_OK_BITS:
                 raise Errno("EINVAL")
@@ -953,6 +966,8 @@ class Model:
         k = f.kind
         if k in (P.EPOLL, LISTENER):
             raise Errno("EINVAL")
+        if f.write_end:
+            raise Errno("EBADF")                    # not open for reading
         if k in P.PEER_KINDS:
             return self.peer_read(f, READ_SIZE)
         if k == P.MEMFD:
@@ -1281,17 +1296,39 @@ class Model:
 
     def _op_respond(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.toff)."""
+        # seccomp_notify_send(): the flags are checked before the notification is
+        # looked up; a refused reply leaves it answerable (the hold goes on).
+        if step.flags & ~P.USER_NOTIF_FLAG_CONTINUE or (step.flags and (step.data or step.toff)):
+            raise Errno("EINVAL")
         if self.hold is None:
             raise Errno("ENOENT")                  # after the target's end
         if self.hold.state != "sent":
             raise Errno("ENOENT" if self.hold.state == "gone" else "EINPROGRESS")
-        self.answer(proc, step.data, step.toff)
+        if step.flags:                             # CONTINUE: the syscall runs for real
+            self.answer_continued(proc)
+        else:
+            self.answer(proc, step.data, step.toff)
         return P.expected_outcome(step)
+
+    def answer_continued(self, proc: Process):
+        """The trapped ioctl runs on the file its fd number holds now (vfs_ioctl): every
+        file the IR makes answers an unknown request with ENOTTY, but an epoll since
+        18e2bf0edf4d (ep_eventpoll_ioctl: EINVAL); the listener's is not modelled."""
+        step = self.program.steps[self.hold.index]
+        f = proc.fdt.get(self.num(proc, step.h))
+        if f is not None and f.kind == P.LISTENER:
+            raise NotModelled("a continued ioctl on the listener")
+        err = errno_mod.EBADF if f is None else errno_mod.ENOTTY
+        if f is not None and f.kind == P.EPOLL and self.facts["18e2bf0edf4d"]:
+            err = errno_mod.EINVAL
+        self.answer(proc, 0, err)
 
     def _op_addfd(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_ADDFD as the step spells it, checked as seccomp_notify_addfd."""
         a = step.addfd
         src = None
+        if a.get("fill_table"):                   # prlimit: the lowest free fd is the limit
+            proc.nofile = next(fd for fd in itertools.count(FIRST_FD) if fd not in proc.fdt)
         if step.h2 is not None:                   # pidfd_getfd: fails before any ioctl
             src = self.pidfd_getfd(proc, self.num(proc, step.h2))
         elif step.file is not None:
@@ -1312,7 +1349,7 @@ class Model:
         size, flags = a["size"] or ADDFD_SIZE_VER0, a["flags"]
         setfd = flags & P.ADDFD_FLAG_SETFD
         if a["newfd"] == "rlimit":
-            newfd = RLIMIT_NOFILE
+            newfd = proc.nofile
         elif a["newfd"] is not None:
             newfd = a["newfd"] & 0xFFFFFFFF
         else:
@@ -1342,7 +1379,7 @@ class Model:
         if not setfd:                             # receive_fd: the lowest free number
             fd = self.alloc_fd(proc)
             self.install(proc, fd, src, cloexec=cloexec)
-        elif newfd >= RLIMIT_NOFILE:              # replace_fd; a failed SEND stays answerable
+        elif newfd >= proc.nofile:                # replace_fd; a failed SEND stays answerable
             raise Errno("EBADF")
         else:
             fd = newfd
@@ -1455,6 +1492,7 @@ class Model:
             f.refs += 1
             child.fdt[fd] = f
         child.cloexec = set(proc.cloexec)
+        child.nofile = proc.nofile                 # rlimits are inherited
         child.hfd, child.hnum = dict(proc.hfd), dict(proc.hnum)
         self.procs[child.name] = child
         self.alive.add(child.name)
@@ -1873,6 +1911,8 @@ class Model:
         if f is None:
             self.post(ring, step, -errno_mod.EBADF)
             return P.expected_outcome(step)
+        if f.write_end:
+            raise NotModelled("an io_uring read of a pipe's write end")
         if f.kind == P.PIPE and not self.facts["afed6271f5b0"]:
             raise NotModelled("before afed6271f5b0 a pipe read goes to an io-wq worker: its "
                               "completion and its file's release come at moments of their own")

@@ -385,7 +385,7 @@ static void render(int i, const struct fdr_outcome *o, char *buf, size_t size)
 		else
 			snprintf(sys, sizeof(sys), " sys=%d", (int)o->sysret);
 	}
-	if (o->ret < 0) {
+	if (o->ret < 0 && o->err != 0) {	/* else a notify's reply below -4095: a value */
 		append(buf, size, "%lld %s%s", (long long)o->ret, errname(o->err), sys);
 		return;
 	}

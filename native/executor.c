@@ -128,6 +128,7 @@ enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIF
 struct fdr_file {
 	int32_t kind;
 	int32_t blocking;	/* made without O_NONBLOCK (pipes and sockets) */
+	int32_t write_end;	/* a pipe whose write end is the subject */
 	int32_t signo;		/* signalfd: the signal that is its token */
 	int32_t peer;		/* supervisor's fd of the peer end, or -1 */
 	int32_t known;		/* dev/ino recorded */
@@ -258,8 +259,8 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	case FDR_KIND_PIPE:
 		if (pipe2(p, sh->files[file].blocking ? 0 : O_NONBLOCK) < 0)
 			return -1;
-		fd = p[0];
-		*peer = p[1];
+		fd = p[sh->files[file].write_end ? 1 : 0];
+		*peer = p[sh->files[file].write_end ? 0 : 1];
 		break;
 	case FDR_KIND_SOCKET:
 		if (socketpair(AF_UNIX, SOCK_STREAM | (sh->files[file].blocking ? 0 : SOCK_NONBLOCK),
@@ -1268,7 +1269,9 @@ static void run_step(struct target *t, int i)
 		 * when an ADDFD with SEND answered early. */
 		r = trap(num(t, s->h), i, ACT_NOTIFY, -1);
 		o->ret = r;
-		o->err = r < 0 ? errno : 0;
+		/* syscall() sets errno only for -4095..-1: a reply outside that range
+		 * (an error above 4095, a large negative val) is a plain value. */
+		o->err = r == -1 ? errno : 0;
 		trap(-1, i, ACT_SYNC, -1);
 		/* Only now has the supervisor finished updating the handle table. */
 		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
@@ -1608,6 +1611,25 @@ static long inject_peer(struct fdr_file *f, int file, int *err)
 }
 
 /* An ADDFD exactly as the step describes it, good or bad. */
+/* Make the target's fd table full: its RLIMIT_NOFILE soft limit becomes its lowest
+ * free fd number, so no number below the limit is free (fds above it stay open). */
+static void fill_table(pid_t pid)
+{
+	struct rlimit rl;
+	char path[64], link[8];
+	int fd = 0;
+
+	for (;; fd++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+		if (readlink(path, link, sizeof(link)) < 0 && errno == ENOENT)
+			break;
+	}
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl) == 0) {
+		rl.rlim_cur = (rlim_t)fd;
+		prlimit(pid, RLIMIT_NOFILE, &rl, NULL);
+	}
+}
+
 static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t id,
 		      struct fdr_outcome *o)
 {
@@ -1623,6 +1645,8 @@ static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t 
 	memset(&u, 0, sizeof(u));
 	if (size > sizeof(u))
 		size = sizeof(u);
+	if (st->flags & FDR_F_FILL_TABLE)
+		fill_table(s->pid);
 	if (st->flags & FDR_F_ID_STALE)
 		id = s->last_id;
 	else if (st->flags & FDR_F_ID_NEXT)
@@ -1770,7 +1794,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 		break;
 	case FDR_OP_RESPOND: {
 		struct seccomp_notif_resp resp = { .id = id, .val = (int64_t)st->data,
-						   .error = -st->arg };
+						   .error = -st->arg, .flags = st->events };
 
 		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 		o->ret = r;
@@ -1878,7 +1902,10 @@ static void hold(struct supervisor *s, const struct seccomp_notif *n)
 		if (s->steps[j].op == FDR_OP_ADDFD && (s->steps[j].arg & SECCOMP_ADDFD_FLAG_SEND) &&
 		    s->sh->out[j].ret >= 0)
 			wait_sync(s);
-		if (s->steps[j].op == FDR_OP_RESPOND) {
+		/* A NOTIF_SEND refused for its arguments (EINVAL) leaves the
+		 * notification answerable: the hold goes on. */
+		if (s->steps[j].op == FDR_OP_RESPOND &&
+		    !(s->sh->out[j].ret < 0 && s->sh->out[j].err == EINVAL)) {
 			answered = 1;
 			break;
 		}
@@ -2335,8 +2362,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sh->step = -1;
 	sh->nfiles = nfiles;
 	for (int f = 0; f < nfiles; f++) {
-		sh->files[f].kind = file_kinds[f] & ~FDR_KIND_BLOCKING;
+		sh->files[f].kind = file_kinds[f] & ~(FDR_KIND_BLOCKING | FDR_KIND_WRITE_END);
 		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
+		sh->files[f].write_end = !!(file_kinds[f] & FDR_KIND_WRITE_END);
 		sh->files[f].peer = -1;
 		if (file_kinds[f] == FDR_KIND_SIGNALFD)
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;

@@ -116,7 +116,7 @@ def serialize(program: P.Program):
         if s.op in P.SUPERVISOR_OPS:
             c.flags |= lib.FDR_F_SUP
         if s.op == "epoll_ctl":
-            c.arg = CTL_CODES[s.ctl]
+            c.arg = CTL_CODES[s.ctl] if isinstance(s.ctl, str) else s.ctl   # int: unknown op
         elif s.op == "replace":
             c.arg = VIA_CODES[s.via]
         elif s.op in P.WAIT_OPS:
@@ -125,9 +125,12 @@ def serialize(program: P.Program):
             c.arg = s.wait_nr
         elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
+            if s.op == "respond":
+                c.events = s.flags                  # NOTIF_SEND's flags
         elif s.op == "addfd":
             _serialize_addfd(c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
+                                  | (lib.FDR_KIND_WRITE_END if f.write_end else 0)
                                   for f in program.files] or [0])
     return steps, kinds
 
@@ -146,6 +149,8 @@ def _serialize_addfd(c, s: P.Step):
         c.flags |= lib.FDR_F_BADSRC
     if a["tail_nonzero"]:
         c.flags |= lib.FDR_F_TAIL_NONZERO
+    if a.get("fill_table"):
+        c.flags |= lib.FDR_F_FILL_TABLE
     c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT,
                 "pending": lib.FDR_F_PENDING}[a["id"]]
 
@@ -274,7 +279,7 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
             sysret = _handle_name(program, o.sysret_handle)
         else:
             sysret = o.sysret
-    if o.ret < 0:
+    if o.ret < 0 and not (op == "notify" and o.err == 0):   # a reply below -4095 is a value
         return Outcome(ret=o.ret, errno=errname(o.err), sysret=sysret)
     ret = o.ret
     if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:

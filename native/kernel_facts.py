@@ -51,6 +51,10 @@ COMMITS = {c.sha: c for c in (
     # file reference is dropped when the worker lets go of the request, after the
     # completion is already visible.
     Commit("afed6271f5b0", "pipe: set FMODE_NOWAIT on pipes", (6, 4), {}),
+    # epoll files answer ioctl() (EPIOCSPARAMS/EPIOCGPARAMS): any other request gets
+    # EINVAL from ep_eventpoll_ioctl() instead of the ENOTTY of a file without one.
+    # Some distributions carry it on older series: declare them with FDR_KERNEL_COMMITS.
+    Commit("18e2bf0edf4d", "eventpoll: Add epoll ioctl for epoll_params", (6, 9), {}),
 )}
 
 
@@ -137,3 +141,24 @@ def kernel_has(sha: str, release: str | None = None) -> bool:
         return True
     first = commit.stable.get((major, minor))
     return first is not None and patch >= first
+
+
+def epollwakeup_kept() -> bool:
+    """Does EPOLL_CTL_ADD/MOD keep EPOLLWAKEUP in an entry's events on this machine?
+
+    Not a commit but the configuration and the caller's credentials:
+    ep_take_care_of_epollwakeup() clears the bit always without CONFIG_PM_SLEEP,
+    and with it for a caller lacking CAP_BLOCK_SUSPEND.  /sys/power/wakeup_count
+    exists exactly with CONFIG_PM_SLEEP; the executor's target keeps this
+    process's capabilities.  FDR_EPOLLWAKEUP=kept|dropped overrides both.
+    """
+    forced = os.environ.get("FDR_EPOLLWAKEUP")
+    if forced in ("kept", "dropped"):
+        return forced == "kept"
+    if not Path("/sys/power/wakeup_count").exists():
+        return False
+    cap_block_suspend = 36
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> cap_block_suspend & 1)
+    return False

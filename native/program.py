@@ -92,6 +92,8 @@ OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drai
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
+# NOTIF_SEND flag: the trapped syscall runs for real (val and error must be 0).
+USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_IDS = ("current", "stale", "next", "pending")
 # Steps whose outcome is an event list: epoll_wait's (events, data), or
 # poll/select's (revents, position in the handle list).
@@ -143,6 +145,7 @@ class File:
     name: str
     kind: str
     blocking: bool = False   # a pipe or socket made without O_NONBLOCK
+    write_end: bool = False  # a pipe's write end (the driver holds the read end)
 
     def __str__(self):
         return self.name
@@ -252,6 +255,8 @@ class Step:
             return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
         if op in CREATE_OPS:
             mode = "blocking" if self.file.blocking else ""
+            if self.file.write_end:
+                mode = ", ".join(m for m in (mode, "write end") if m)
             return f"{self.h} = {op}({mode})  [{self.file}]"
         if op == "dup":
             return f"{self.h} = dup({self.h2})"
@@ -288,7 +293,8 @@ class Step:
             params = ", ".join(f"{k}={v}" for k, v in self.addfd.items() if v not in (None, False))
             return f"  sup: addfd({self.h}, by={by}, {params})"
         if op == "respond":
-            return f"  sup: respond(val={self.data}, error={self.toff})"
+            flags = f", flags={self.flags}" if self.flags else ""
+            return f"  sup: respond(val={self.data}, error={self.toff}{flags})"
         if op in ("sup_fdinfo", "sup_wait"):
             return f"  sup: {op[4:]}({self.ep})"
         if op == "sup_kcmp":
@@ -471,7 +477,8 @@ class Program:
             table[name] = None
         return h
 
-    def _new_file(self, kind: str, name: str | None, blocking: bool = False) -> File:
+    def _new_file(self, kind: str, name: str | None, blocking: bool = False,
+                  write_end: bool = False) -> File:
         prefix = FILE_PREFIX[kind]
         if name is None:
             n = self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -481,7 +488,7 @@ class Program:
                 name = f"{prefix}{n}"
         if any(f.name == name for f in self.files):
             raise ProgramError(f"file name {name!r} already used")
-        f = File(name, kind, blocking)
+        f = File(name, kind, blocking, write_end)
         self.files.append(f)
         return f
 
@@ -505,21 +512,24 @@ class Program:
         return step
 
     # -- creating files -------------------------------------------------------
-    def _create(self, op: str, name, file, blocking: bool = False) -> Handle:
+    def _create(self, op: str, name, file, blocking: bool = False,
+                write_end: bool = False) -> Handle:
         kind = OP_KIND[op]
         h = self._new_handle(name)
-        f = self._new_file(kind, file, blocking)
+        f = self._new_file(kind, file, blocking, write_end)
         self._add(Step(op, h=h, file=f))
         self._current[h.name] = f
         return h
 
-    def pipe(self, name=None, file=None, blocking: bool = False) -> Handle:
+    def pipe(self, name=None, file=None, blocking: bool = False, write_end: bool = False) -> Handle:
         """The read end of a new pipe; the driver holds the write end (the peer).
 
         blocking: made without O_NONBLOCK (io_uring then reads it in flight); the
-        executor's own read() on it says EAGAIN instead of blocking.
+        executor's own read() on it says EAGAIN instead of blocking.  write_end: the
+        target gets the write end and the driver the read end; such a file is
+        writable (OUT) and, once hung up, in error (ERR); it cannot be injected.
         """
-        return self._create("pipe", name, file, blocking)
+        return self._create("pipe", name, file, blocking, write_end)
 
     def socketpair(self, name=None, file=None, blocking: bool = False) -> Handle:
         """One end of a new AF_UNIX stream socketpair; the driver holds the other."""
@@ -571,9 +581,10 @@ class Program:
         return step
 
     # -- epoll ----------------------------------------------------------------
-    def epoll_ctl(self, ep: Handle, op: str, h: Handle, events: int = 0, data: int = 0) -> Step:
-        if op not in CTL_OPS:
-            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS}, not {op!r}")
+    def epoll_ctl(self, ep: Handle, op, h: Handle, events: int = 0, data: int = 0) -> Step:
+        """op is ADD, MOD or DEL, or an int other than their codes (1..3): an unknown op."""
+        if op not in CTL_OPS and not (type(op) is int and op not in (1, 2, 3)):
+            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS} or an unknown int, not {op!r}")
         if not 0 <= data < 1 << 64:
             raise ProgramError("epoll data is an unsigned 64-bit value")
         return self._add(Step("epoll_ctl", ep=self._known(ep), h=self._known(h), ctl=op,
@@ -730,8 +741,9 @@ class Program:
             raise ProgramError(f"{file.kind} files are injected through the driver's peer")
         if file.kind in HANDLE_INJECT_KINDS and through is None:
             raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
-        if file.kind in (EPOLL, MEMFD):
-            raise ProgramError(f"a {file.kind} file cannot be injected")
+        if file.kind in (EPOLL, MEMFD) or file.write_end:
+            raise ProgramError(f"a {file.kind} file cannot be injected"
+                               + (" through its write end" if file.write_end else ""))
         return self._add(Step("inject", file=file, timeout_ms=wait_release_ms,
                               h=self._known(through) if through is not None else None))
 
@@ -791,7 +803,8 @@ class Program:
     def addfd(self, h: Handle | None = None, by=None, flags: int = ADDFD_FLAG_SETFD,
               newfd_flags: int = 0, newfd=None, size: int | None = None,
               tail_nonzero: bool = False, id: str = "current", keep: bool = False,
-              file: str | None = None, name: str | None = None) -> Step:
+              file: str | None = None, name: str | None = None,
+              fill_table: bool = False) -> Step:
         """SECCOMP_IOCTL_NOTIF_ADDFD as given, good or bad, inside a hold.
 
         With SETFD, newfd is h's number (or newfd: an int, or "rlimit" for the
@@ -800,7 +813,9 @@ class Program:
         "bad" (srcfd is no open fd).  size is the struct size passed; id picks the
         current notification, the previous one ("stale"), one not yet made
         ("next"), or the hold's own before the supervisor has received it
-        ("pending": only as the first steps of a hold).
+        ("pending": only as the first steps of a hold).  fill_table: first the
+        supervisor lowers the target's RLIMIT_NOFILE soft limit to its lowest free
+        fd number (prlimit), so its table is full from then on.
         """
         if id == "pending" and not (self.steps and (self.steps[-1].op == "notify" or (
                 self.steps[-1].op == "addfd" and self.steps[-1].addfd["id"] == "pending"))):
@@ -813,6 +828,8 @@ class Program:
             raise ProgramError("addfd with SETFD needs the handle whose number to replace (or newfd=)")
         params = {"flags": flags, "newfd_flags": newfd_flags, "newfd": newfd, "size": size,
                   "tail_nonzero": tail_nonzero, "id": id}
+        if fill_table:
+            params["fill_table"] = True
         new = None
         step = Step("addfd", keep=keep, addfd=params)
         if by == "bad":
@@ -833,9 +850,14 @@ class Program:
             self._current[h.name] = new
         return step
 
-    def respond(self, val: int = 0, error: int = 0) -> Step:
-        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error."""
-        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error))
+    def respond(self, val: int = 0, error: int = 0, flags: int = 0) -> Step:
+        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error.
+
+        flags are NOTIF_SEND's (USER_NOTIF_FLAG_CONTINUE: the syscall runs for
+        real).  A respond the kernel refuses for its arguments (EINVAL) leaves the
+        hold open: supervisor steps may follow it, up to another respond.
+        """
+        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error, flags=flags))
 
     def sup_fdinfo(self, ep: Handle) -> Step:
         """The supervisor reads /proc/<target>/fdinfo/<ep>."""
@@ -852,8 +874,8 @@ class Program:
 
     def sup_inject(self, file: File) -> Step:
         """Inject through the driver's peer while the target is trapped."""
-        if file not in self.files or file.kind not in PEER_KINDS:
-            raise ProgramError("sup_inject needs a pipe or socket file")
+        if file not in self.files or file.kind not in PEER_KINDS or file.write_end:
+            raise ProgramError("sup_inject needs a pipe (read end) or socket file")
         return self._add(Step("sup_inject", file=file))
 
     def kill_target(self) -> Step:
@@ -891,11 +913,13 @@ class Program:
         """Supervisor steps only inside a hold or after the target's end; holds end in
         respond or kill; actors act only while alive; a background call is joined
         before its actor does anything else."""
-        in_hold = gone = False
+        in_hold = gone = responded = False
         alive = {MAIN}
         busy: dict[Actor, Step] = {}       # actor -> its background call not yet joined
         for i, s in enumerate(self.steps):
             sup = s.op in SUPERVISOR_OPS
+            if in_hold and responded and not sup:
+                in_hold = responded = False     # the hold ended at its last respond
             if gone and not sup:
                 raise ProgramError(f"step {i} ({s.op}): only supervisor steps after the target's end")
             if sup and not (in_hold or gone):
@@ -916,7 +940,7 @@ class Program:
             if s.op == "notify":
                 in_hold = True
             elif s.op == "respond" and in_hold:
-                in_hold = False
+                responded = True                # a refused respond may be followed
             elif s.op in ("fork", "thread"):
                 alive.add(s.other)
             elif s.op in ("kill_actor", "exit_target"):
@@ -932,7 +956,7 @@ class Program:
                     in_hold, gone = False, True
             elif s.op == "kill_target":
                 in_hold, gone = False, True
-        if in_hold:
+        if in_hold and not responded:
             raise ProgramError("the program ends inside a notify hold: add respond()")
         if busy:
             raise ProgramError(f"background call(s) never joined: {', '.join(str(a) for a in busy)}")

@@ -82,3 +82,27 @@ def test_unknown_override_is_refused(monkeypatch):
     monkeypatch.setenv("FDR_KERNEL_COMMITS", "+deadbeef")
     with pytest.raises(ValueError, match="deadbeef"):
         kernel_has("f2e467a48287", "6.1.0")
+
+
+@pytest.mark.parametrize("value, kept", [("kept", True), ("dropped", False)])
+def test_epollwakeup_override(monkeypatch, value, kept):
+    """FDR_EPOLLWAKEUP states whether ADD/MOD keep EPOLLWAKEUP, whatever config and capabilities say."""
+    monkeypatch.setenv("FDR_EPOLLWAKEUP", value)
+    assert kernel_facts.epollwakeup_kept() is kept
+
+
+def test_epollwakeup_needs_pm_sleep(monkeypatch, tmp_path):
+    """Without /sys/power/wakeup_count (no CONFIG_PM_SLEEP) the bit is always dropped."""
+    monkeypatch.delenv("FDR_EPOLLWAKEUP", raising=False)
+    real = kernel_facts.Path
+
+    def fake(path, *rest):
+        return real(tmp_path / "absent") if str(path) == "/sys/power/wakeup_count" else real(path, *rest)
+    monkeypatch.setattr(kernel_facts, "Path", fake)
+    assert kernel_facts.epollwakeup_kept() is False
+
+
+@pytest.mark.parametrize("release, has", [("6.9.0", True), ("6.8.12", False), ("6.1.192", False)])
+def test_epoll_ioctl_by_version(release, has):
+    """18e2bf0edf4d (epoll files answer ioctl, EINVAL for unknown requests) is in 6.9."""
+    assert kernel_has("18e2bf0edf4d", release) is has
