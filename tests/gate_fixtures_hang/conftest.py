@@ -1,20 +1,14 @@
-"""Stand-in for the repository conftest.py while the gate self-tests run these fake cases
-(a copy of gate_fixtures/conftest.py: each fixture directory must be its own rootdir).
-
-The gate runs this directory on its own (its pytest.ini makes it the rootdir).
-Seen from the repository's own test run instead, these fake cases (some fail on
-purpose) are not collected.
-"""
+"""The fake cases' conftest (tests/gate_fixtures/conftest.py), for this directory: the
+gate runs it as its own rootdir, and the repository's test run does not collect it."""
+import importlib.util
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def pytest_addoption(parser):
-    try:
-        parser.addoption("--fdr-profile", default=None, choices=("stock", "follow"))
-    except ValueError:        # loaded by the repository's test run, whose conftest.py has it
-        pass
+_spec = importlib.util.spec_from_file_location("_gate_fixtures_conftest",
+                                               HERE.parent / "gate_fixtures" / "conftest.py")
+_base = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_base)
+pytest_addoption = _base.pytest_addoption
 
 
 def pytest_ignore_collect(collection_path, config):
