@@ -127,17 +127,21 @@ dmesg > /lane/dmesg-boot.txt 2>&1
 scale=$(cut -d' ' -f1 /lane/calibration)
 echo "$scale" > /lane/scale
 echo "calibrated $(now)" >> /lane/times
-mkdir -p /lane/gate /lane/fuzz
-FDR_TIMEOUT_SCALE=$scale {python} -m ci.gate --results /lane/gate --fuzz-seconds 0 {gate_args} \
+# The gate and the campaign write on the guest's own disk, copied to /lane at the end: 9p
+# cannot read a file once it is unlinked, and pytest's capture works on such files.
+mkdir -p /lane/gate /lane/fuzz /var/tmp/lane-gate /var/tmp/lane-fuzz
+FDR_TIMEOUT_SCALE=$scale {python} -m ci.gate --results /var/tmp/lane-gate --fuzz-seconds 0 {gate_args} \
 	> /lane/gate/ktap.txt 2> /lane/gate/stderr.txt
 echo $? > /lane/gate.rc
+cp -r /var/tmp/lane-gate/. /lane/gate/
 echo "gate $(now)" >> /lane/times
 if [ {fuzz_seconds} -gt 0 ]; then
 	profile=$(sed -n 's/^# profile: \([a-z]*\).*/\1/p' /lane/gate/ktap.txt | head -n1)
 	case "$profile" in stock|follow) ;; *) profile=stock ;; esac
 	FDR_TIMEOUT_SCALE=$scale {python} -m fuzz --seconds {fuzz_seconds} --profile {fuzz_profile} \
-		--seed {seed} --out /lane/fuzz > /lane/fuzz/fuzz.log 2>&1
+		--seed {seed} --out /var/tmp/lane-fuzz > /lane/fuzz/fuzz.log 2>&1
 	echo $? > /lane/fuzz.rc
+	cp -r /var/tmp/lane-fuzz/. /lane/fuzz/
 fi
 echo "fuzz $(now)" >> /lane/times
 dmesg > /lane/dmesg.txt 2>&1
