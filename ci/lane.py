@@ -101,6 +101,7 @@ class Run:
     timeout_scale: int = 1
     calibration: str = ""          # 'SCALE SPAWN_MS,PYTHON_MS' measured in the guest
     reference: str = ""            # the host's 'SPAWN_MS,PYTHON_MS'
+    kernel_commits: str = ""       # the tracked commits the gate took as present (+) or absent (-)
     gate_exit: int | None = None
     fuzz_exit: int | None = None
     guest_error: str = ""
@@ -262,6 +263,8 @@ def read_guest_files(share: Path, run: Run) -> None:
             run.kernel_version = line.split(": ", 1)[1]
         if line.startswith("# profile: "):
             run.profile = line.split(": ", 1)[1]
+        if line.startswith("# kernel commits: "):
+            run.kernel_commits = line.split(": ", 1)[1]
 
 
 def run_host(run: Run, args, seed: int, progress: Progress) -> None:

@@ -62,13 +62,14 @@ def markdown(columns: list[dict]) -> str:
     heads = [header_of(c) for c in columns]
     out = ["# Behaviour matrix\n\n",
            "Cells: pass, FAIL, skip (reason), xfail, ERROR.  `≠` marks rows that differ between kernels.\n\n"]
-    out.append("| kernel | release / upstream version | profile | gate | fuzz | seconds (boot, gate, fuzz) |\n"
-               "|---|---|---|---|---|---|\n")
+    out.append("| kernel | release / upstream version | profile | version facts | gate | fuzz | "
+               "seconds (boot, gate, fuzz) |\n|---|---|---|---|---|---|---|\n")
     for c in columns:
         m = c["meta"]
         sec = m.get("seconds", {})
         out.append(f"| {m['label']} | {m.get('release')} / {m.get('kernel_version') or '?'} | "
-                   f"{m.get('profile') or '?'} | exit {m.get('gate_exit')} | exit {m.get('fuzz_exit')} | "
+                   f"{m.get('profile') or '?'} | {m.get('kernel_commits') or '?'} | "
+                   f"exit {m.get('gate_exit')} | exit {m.get('fuzz_exit')} | "
                    f"{sec.get('boot', '-')}, {sec.get('gate', '-')}, {sec.get('fuzz', '-')} |\n")
     out.append("\n| | case | " + " | ".join(h[0] for h in heads) + " |\n")
     out.append("|---|---|" + "---|" * len(heads) + "\n")
