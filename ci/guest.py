@@ -163,8 +163,10 @@ def _is_static(path: Path) -> bool:
 
 
 def qemu_command(image: Path, initrd: Path, share: Path, cpus: int, memory_mb: int,
-                 append: str = "") -> list[str]:
-    accel = "kvm" if kvm_usable() else "tcg,thread=multi"
+                 append: str = "", tcg: str = "multi") -> list[str]:
+    # tcg="single": one host thread for every vCPU (slower, but some kernels oops under
+    # multi-threaded TCG's cross-modifying code at boot; the vCPUs still interleave).
+    accel = "kvm" if kvm_usable() else f"tcg,thread={tcg}"
     return [find_qemu(), "-machine", "q35", "-accel", accel, "-cpu", "max",
             "-smp", str(cpus), "-m", str(memory_mb), "-nographic", "-no-reboot",
             "-nodefaults", "-serial", "stdio",
@@ -178,14 +180,14 @@ def qemu_command(image: Path, initrd: Path, share: Path, cpus: int, memory_mb: i
 
 def boot(image: Path, initrd: Path, share: Path, script: str, timeout: float,
          cpus: int = 2, memory_mb: int = 3072, append: str = "", on_line=None,
-         stop=None) -> GuestResult:
+         stop=None, tcg: str = "multi") -> GuestResult:
     """Boot, run `script` (sh) in the guest with /lane = share, and wait at most `timeout` s
     (or until the `stop` event is set: the guest is killed either way)."""
     share.mkdir(parents=True, exist_ok=True)
     for name in (EXIT_FILE, EXIT_FILE + ".tmp"):
         (share / name).unlink(missing_ok=True)
     (share / SCRIPT).write_text(script)
-    cmd = qemu_command(image, initrd, share, cpus, memory_mb, append)
+    cmd = qemu_command(image, initrd, share, cpus, memory_mb, append, tcg)
     start = time.monotonic()
     console = open(share / CONSOLE_FILE, "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=2, help="guest CPUs (default 2)")
     p.add_argument("--memory", type=int, default=3072, metavar="MB", help="guest memory (default 3072)")
     p.add_argument("--append", default="", help="extra kernel command line")
+    p.add_argument("--tcg", choices=("multi", "single"), default="multi",
+                   help="TCG threading without KVM (default multi; Debian's PREEMPT_RT 6.12 "
+                        "oopses at boot under multi-threaded TCG: use single)")
     return p
 
 
@@ -218,7 +221,7 @@ def run_guest(kernel: kernels.Kernel, run: Run, args, reference: dict, seed: int
     try:
         res = guest.boot(kernel.image, initrd, share, guest_script(args, reference, seed),
                          timeout=args.timeout, cpus=args.cpus, memory_mb=args.memory,
-                         append=args.append, stop=stop)
+                         append=args.append, stop=stop, tcg=args.tcg)
     finally:
         watcher_stop.set()
         watcher.join()
