@@ -16,10 +16,13 @@ Layout under CACHE:
   trees/<lineage>/src      the patched copy of the source (never edit it: it is
                            re-synced from the source); trees/<lineage>/obj the
                            object tree (make O=...).  The lineage is the source's
-                           path or tarball hash with the patches and fragments, so
-                           after touching a file of a source directory the next
-                           call copies that file alone and make rebuilds in seconds.
-                           `--rebuild` re-runs make in a kept tree.
+                           path or tarball hash with the fragments, not the
+                           patches: after touching a file of a source directory,
+                           or changing a patch, the next call rewrites the files
+                           that changed alone and make rebuilds in seconds (a
+                           patch to a widely included header costs more).  Builds
+                           of one lineage take turns in its tree.  `--rebuild`
+                           re-runs make in a kept tree.
 
 Every option a fragment sets must end up that way in the final .config
 (olddefconfig silently drops options whose dependencies are missing): if not,
@@ -178,8 +181,9 @@ def cache_key(source: Source, patches, fragments) -> str:
     return h.hexdigest()[:20]
 
 
-def _lineage_key(source: Source, patches, fragments) -> str:
-    return cache_key(Source(source.path, source.kind, source.lineage, source.lineage), patches, fragments)
+def _lineage_key(source: Source, fragments) -> str:
+    """The kept tree's key: the source's path or tarball hash and the fragments (the patches are synced)."""
+    return cache_key(Source(source.path, source.kind, source.lineage, source.lineage), (), fragments)
 
 
 # ---------------------------------------------------------------- the tree
@@ -235,14 +239,17 @@ def prepare_tree(root: Path, tree: Path, patches) -> None:
     """Make `tree` the source under `root` with the patches applied, rewriting only files whose content changed.
 
     Files no patch touches are copied when their size or mtime differs from the
-    last sync (kept in tree/../manifest.json); the patched files are computed in a
-    scratch directory and written only when they differ, so make rebuilds only
-    what really changed.  A patch that does not apply raises BadInput.
+    last sync (kept in tree/../manifest.json), or when the last sync patched them;
+    the patched files are computed in a scratch directory and written only when
+    they differ, so make rebuilds only what really changed.  A patch that does not
+    apply raises BadInput and leaves the tree alone.
     """
     manifest_path = tree.parent / "manifest.json"
-    old = {}
+    old, was_patched = {}, set()
     if tree.is_dir() and manifest_path.exists():
-        old = {rel: (size, mtime) for rel, size, mtime in json.loads(manifest_path.read_text())}
+        manifest = json.loads(manifest_path.read_text())
+        old = {rel: (size, mtime) for rel, size, mtime in manifest["files"]}
+        was_patched = set(manifest["patched"])
     else:
         shutil.rmtree(tree, ignore_errors=True)
     touched = set()
@@ -265,6 +272,7 @@ def prepare_tree(root: Path, tree: Path, patches) -> None:
                     overlay[rel] = (scratch / rel).read_bytes()
 
     listing = _walk(root)
+    now = {rel for rel, _, _ in listing}
     if not old:
         tree.parent.mkdir(parents=True, exist_ok=True)
         tmp = tree.with_name(tree.name + ".tmp")
@@ -273,25 +281,25 @@ def prepare_tree(root: Path, tree: Path, patches) -> None:
         shutil.rmtree(tmp / ".git", ignore_errors=True)
         os.rename(tmp, tree)
     else:
-        now = {rel for rel, _, _ in listing}
         for rel in set(old) - now - set(overlay):
             with contextlib.suppress(FileNotFoundError):
                 (tree / rel).unlink()
         for rel, size, mtime in listing:
-            if rel not in touched and old.get(rel) != (size, mtime):
+            if rel not in touched and (old.get(rel) != (size, mtime) or rel in was_patched):
                 (tree / rel).parent.mkdir(parents=True, exist_ok=True)
                 with contextlib.suppress(FileNotFoundError):
                     (tree / rel).unlink()
-                shutil.copy2(root / rel, tree / rel, follow_symlinks=False)
+                # A fresh mtime: a file restored from a patched version must look newer than its object.
+                shutil.copy(root / rel, tree / rel, follow_symlinks=False)
     for rel, data in overlay.items():
         dest = tree / rel
         if not dest.is_file() or dest.read_bytes() != data:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(data)
-    for rel in touched - set(overlay):        # deleted by a patch
+    for rel in (touched - set(overlay)) | (was_patched - touched - now):    # deleted or created by a patch
         with contextlib.suppress(FileNotFoundError):
             (tree / rel).unlink()
-    manifest_path.write_text(json.dumps(listing))
+    manifest_path.write_text(json.dumps({"files": listing, "patched": sorted(touched)}))
 
 
 # ---------------------------------------------------------------- the build
@@ -367,7 +375,7 @@ def build(source, patches=(), fragments=(), cache: Path = DEFAULT_CACHE, *, jobs
     if (out / "kernel.json").exists() and not rebuild:
         return out
 
-    lineage = _lineage_key(src, patches, fragments)
+    lineage = _lineage_key(src, fragments)
     work = cache / "trees" / lineage
     with _locked(cache / "trees" / f"{lineage}.lock"):
         root = _extract(src.path, cache / "sources", src.identity.split(":")[1]) if src.kind == "tarball" else src.path

@@ -126,6 +126,27 @@ def test_prepare_tree_patches_a_copy_and_resyncs_only_changes(tree, tmp_path):
     assert (dest / "fs" / "a.c").stat().st_mtime_ns == a_mtime
 
 
+def test_prepare_tree_follows_a_changed_patch_set(tree, tmp_path):
+    """Dropping a patch restores the file it changed, with an mtime newer than before, so make rebuilds it."""
+    patch = _write(tmp_path / "1.patch", PATCH_OK)
+    dest = tmp_path / "work" / "src"
+    kbuild.prepare_tree(tree, dest, [patch])
+    patched_mtime = (dest / "fs" / "a.c").stat().st_mtime_ns
+    time.sleep(0.01)
+    kbuild.prepare_tree(tree, dest, [])
+    assert (dest / "fs" / "a.c").read_text() == (tree / "fs" / "a.c").read_text()
+    assert (dest / "fs" / "a.c").stat().st_mtime_ns > patched_mtime
+
+
+def test_a_patch_that_does_not_apply_leaves_the_tree_alone(tree, tmp_path):
+    """A failing patch raises BadInput before the kept tree is touched."""
+    dest = tmp_path / "work" / "src"
+    kbuild.prepare_tree(tree, dest, [_write(tmp_path / "1.patch", PATCH_OK)])
+    with pytest.raises(kbuild.BadInput, match="does not apply"):
+        kbuild.prepare_tree(tree, dest, [_write(tmp_path / "bad.patch", PATCH_BAD)])
+    assert "return 2;" in (dest / "fs" / "a.c").read_text()
+
+
 def test_cached_output_returns_without_building(tree, tmp_path):
     """A second call with the same inputs returns the cached directory without running make."""
     cache = tmp_path / "cache"
