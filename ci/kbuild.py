@@ -25,7 +25,8 @@ Layout under CACHE:
                            re-runs make in a kept tree.
 
 Every option a fragment sets must end up that way in the final .config
-(olddefconfig silently drops options whose dependencies are missing): if not,
+(olddefconfig silently drops options whose dependencies are missing, and a
+select forces options on): if not,
 the build stops naming them.
 
 Exit status: 0 built (the output directory is the last line of stdout), 1 the
@@ -360,7 +361,7 @@ def check_config(config: Path, fragments) -> None:
     unmet = unmet_options(wanted, config.read_text())
     if unmet:
         named = ", ".join(f"{u} [{origin[u.split('=')[0]]}]" for u in unmet)
-        raise BadInput(f"{config}: fragment options dropped by olddefconfig (a dependency missing?): {named}")
+        raise BadInput(f"{config}: fragment options that olddefconfig did not keep (a missing dependency, or a select forcing one on): {named}")
 
 
 def build(source, patches=(), fragments=(), cache: Path = DEFAULT_CACHE, *, jobs: int = 2,
