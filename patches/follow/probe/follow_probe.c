@@ -42,7 +42,10 @@
 #define DATA_NEW	0xbb
 
 enum via { ADDFD, ADDFD_SEND, DUP2 };
-enum by { BY_PIPE, BY_MEMFD, BY_EPOLL_SELF, BY_LISTENER, BY_PIPE_REGISTERED };
+enum by {
+	BY_PIPE, BY_MEMFD, BY_EPOLL_SELF, BY_EPOLL_OTHER, BY_EPOLL_LOOP,
+	BY_LISTENER, BY_PIPE_REGISTERED,
+};
 
 struct scenario {
 	const char *name;
@@ -71,6 +74,10 @@ static const struct scenario scenarios[] = {
 	  "old=d5 new=- del=EPERM", "old=d5 new=- del=EPERM" },
 	{ "addfd_epoll_self_keep", ADDFD, BY_EPOLL_SELF, 1,
 	  "old=d5 new=- del=EINVAL", "old=d5 new=- del=EINVAL" },
+	{ "addfd_epoll_nested_keep", ADDFD, BY_EPOLL_OTHER, 1,
+	  "old=- new=d5 del=0", "old=d5 new=- del=ENOENT" },
+	{ "addfd_epoll_loop_keep", ADDFD, BY_EPOLL_LOOP, 1,
+	  "old=d5 new=- del=ENOENT", "old=d5 new=- del=ENOENT" },
 	{ "addfd_already_registered", ADDFD, BY_PIPE_REGISTERED, 1,
 	  "old=d5 new=bb del=0", "old=d5 new=bb del=0" },
 	{ "addfd_listener_keep", ADDFD, BY_LISTENER, 1,
@@ -198,6 +205,15 @@ static int target(const struct scenario *s, int sock, int report)
 		break;
 	case BY_EPOLL_SELF:
 		newfd = dup(ep);
+		break;
+	case BY_EPOLL_OTHER:
+	case BY_EPOLL_LOOP:
+		/* Another epoll watching the new pipe, or ep itself (a loop). */
+		newfd = epoll_create1(0);
+		ev.data.u64 = 0;
+		if (newfd < 0 || epoll_ctl(newfd, EPOLL_CTL_ADD,
+					   s->by == BY_EPOLL_LOOP ? ep : rn_wn[0], &ev))
+			return 3;
 		break;
 	default:
 		newfd = dup(rn_wn[0]);
