@@ -56,6 +56,9 @@ DEFAULT_CACHE = Path(os.environ.get("FDR_KBUILD_CACHE",
 TARBALL_SUFFIXES = (".tar", ".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar.zst")
 PATCH_SUFFIXES = (".patch", ".diff")
 ARCH = "x86_64"
+KCONFIG = Path(__file__).resolve().parent / "kconfig"
+LANE_FRAGMENT = KCONFIG / "lane.config"       # what every lane kernel needs: pass it first
+DEBUG_FRAGMENT = KCONFIG / "debug.config"     # KASAN, lockdep, hung tasks, fault injection: after LANE_FRAGMENT
 LOCK_TIMEOUT = 3 * 3600          # seconds to wait for another build of the same tree
 KEY_VERSION = "kbuild-1"         # bump when the way a kernel is built changes
 _FRAGMENT_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")

@@ -12,7 +12,7 @@ import pytest
 from ci import kbuild
 
 REPO = Path(__file__).resolve().parent.parent
-KCONFIG = REPO / "ci" / "kconfig"
+KCONFIG = kbuild.KCONFIG
 
 PATCH_OK = """\
 diff --git a/fs/a.c b/fs/a.c
@@ -96,7 +96,7 @@ def test_suite_fragments_want_everything_built_in(name):
 
 def test_lane_fragment_has_the_options_the_lane_needs():
     """lane.config asks for what NOTES.md lists for the QEMU lane."""
-    wanted = kbuild.parse_fragment((KCONFIG / "lane.config").read_text())
+    wanted = kbuild.parse_fragment(kbuild.LANE_FRAGMENT.read_text())
     for opt in ("SECCOMP_FILTER", "EPOLL", "SIGNALFD", "TIMERFD", "EVENTFD", "IO_URING", "KCMP", "UNIX", "INET",
                 "NET_9P", "9P_FS", "NET_9P_VIRTIO", "VIRTIO_PCI", "DEVTMPFS", "PROC_FS", "TMPFS", "BINFMT_ELF",
                 "BINFMT_SCRIPT", "SERIAL_8250_CONSOLE", "MULTIUSER", "FUTEX", "SMP", "ACPI", "PVH"):
