@@ -79,7 +79,7 @@ static const struct scenario scenarios[] = {
 	{ "addfd_epoll_loop_keep", ADDFD, BY_EPOLL_LOOP, 1,
 	  "old=d5 new=- del=ENOENT", "old=d5 new=- del=ENOENT" },
 	{ "addfd_already_registered", ADDFD, BY_PIPE_REGISTERED, 1,
-	  "old=d5 new=bb del=0", "old=d5 new=bb del=0" },
+	  "old=- new=bb del=0", "old=d5 new=bb del=0" },
 	{ "addfd_listener_keep", ADDFD, BY_LISTENER, 1,
 	  "old=- new=- del=0", "old=d5 new=- del=ENOENT" },
 };
