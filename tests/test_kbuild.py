@@ -182,3 +182,14 @@ def test_bad_input_is_one_line_and_exit_2(tree, tmp_path, args, words):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kbuild: ") and words in lines[0], proc.stderr
     assert not (tmp_path / "cache" / "trees" / "src").exists()
+
+
+def test_make_failure_is_one_line_naming_the_log_and_exit_1(tree, tmp_path):
+    """A make that fails (here the fake tree has no tinyconfig) is exit 1 with one line naming the kept log."""
+    proc = _cli("--source", str(tree), "--out", str(tmp_path / "cache"))
+    assert proc.returncode == 1, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "make tinyconfig failed" in line
+    log = Path(line.rsplit("see ", 1)[1])
+    assert log.is_file() and "No rule to make target" in log.read_text()
+    assert not list((tmp_path / "cache").glob("*/kernel.json"))
