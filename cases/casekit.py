@@ -106,3 +106,18 @@ def expect_after_replace(step, via: str, stock, follow):
     if via in ADDFD_VIAS:
         return step.expect(stock=stock, follow=follow)
     return step.expect(*stock.args, **stock.kw)
+
+
+def fixup_variant(program):
+    """The program with each ADDFD replace run through the userspace fixup, expecting
+    `follow`'s outcomes under every profile (what the fixup gives on a stock kernel,
+    and what a patched kernel gives on its own); None without an ADDFD replace."""
+    from native.program import FIXUP_OF, PROFILES
+    if not any(s.op == "replace" and s.via in FIXUP_OF for s in program.steps):
+        return None
+    variant = program.copy()
+    for s in variant.steps:
+        if s.op == "replace" and s.via in FIXUP_OF:
+            s.via = FIXUP_OF[s.via]
+        s.expected = dict.fromkeys(PROFILES, s.expected["follow"])
+    return variant

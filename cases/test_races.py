@@ -11,7 +11,15 @@ observed fewer times than stated, so a race that never happened cannot pass.
 The counts are printed and recorded as the test's user properties
 (race_summary, race_<class>; pytest's JUnit writer emits them with
 junit_family=legacy or xunit1) for notes to cite.
+
+On a slow machine (FDR_TIMEOUT_SCALE > 1: a TCG guest, KSFT_MACHINE_SLOW) a run
+that could not gather its interleavings within its budget (a class short of its
+minimum, or the deadline reached) without a single violation is skipped with
+`race_not_exercised`: that says something about the machine, not the kernel.
+A violation always fails.  With one CPU there is no race to speak of: `one_cpu`.
 """
+import os
+
 import pytest
 
 from native import probes
@@ -33,7 +41,17 @@ def run(name, iterations, minimums, request, profile=None):
     if profile is not None and profile != "stock":
         # The verdicts below state stock semantics (the entry stays with the old file).
         pytest.skip("stock_only")
-    result = run_race(name, iterations)
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one_cpu")
+    from native.race import RaceError, timeout_scale
+    slow = timeout_scale() > 1
+    try:
+        result = run_race(name, iterations)
+    except RaceError as exc:
+        if exc.kind == "timeout" and slow and exc.partial.violations == 0:
+            print(f"not exercised on this slow machine: {exc}")
+            pytest.skip("race_not_exercised")
+        raise
     print(result.summary())
     # user_properties directly: the record_property fixture warns under xunit2.
     request.node.user_properties.append(("race_summary", result.summary()))
@@ -43,6 +61,9 @@ def run(name, iterations, minimums, request, profile=None):
     assert sum(result.counts.values()) == iterations
     assert result.violations == 0, f"{result.violations} violations; first: {result.first_violation}"
     short = result.shortfalls(minimums)
+    if short and slow:
+        print(f"not exercised on this slow machine: {'; '.join(short)}")
+        pytest.skip("race_not_exercised")
     assert not short, f"the race was not exercised: {'; '.join(short)} ({result.summary()})"
     return result
 

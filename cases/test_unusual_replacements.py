@@ -7,7 +7,7 @@ otherwise it stays with the old file, as on a stock kernel (the rule of the
 RFC v7 eventpoll_replace_file() patch).
 """
 from cases.casekit import E, case, expect_after_replace, matrix
-from native.program import (ADD, ADDFD_SETFD, ADDFD_VIAS, DEL, DUP2, ERR,
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, ERR,
                             HUP, IN, LISTENER, MEMFD, Program)
 from native.trace import FdinfoLine
 
@@ -83,7 +83,7 @@ def test_replace_by_the_epoll_it_is_registered_in(via):
     return p
 
 
-@case(params=matrix(via=ADDFD_VIAS))
+@case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND)))
 def test_replace_by_the_listener_itself(via):
     """Replaced by the supervisor's own listener, the fd keeps its stale entry on stock; the listener in the target is pollable (a re-ADD works, nothing is pending) and unreadable (EINVAL)."""
     p, ep, r, keep = watched()

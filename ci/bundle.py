@@ -14,7 +14,9 @@ directory fd-replace-gate-<version>-<arch>/ with:
                       with `pip install --target`, at the versions of the running venv
   sitecustomize.py    takes the test machine's site-packages off sys.path, so its own
                       pytest plugins and packages stay out of the run
-  BUNDLE-INFO         what it was built from and for (Python minor, ABI tag, arch, commit)
+  BUNDLE-INFO         what it was built from and for (Python minor, ABI tag, arch, commit),
+                      and a manifest: `files: N`, then `file: SHA256 PATH` per file; run-gate
+                      checks it first (exit 2, one line naming the first missing or damaged file)
 
 The test machine needs no venv, compiler or network: only the same Python minor
 version (the cffi-built module and _cffi_backend are specific to it).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -51,7 +54,20 @@ RUN_GATE = r"""#!/bin/sh
 # FDR_PYTHON names another interpreter than python3.
 need={pyver}
 arch={arch}
-here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd) || exit 2
+# Empty or relative PATH entries mean the caller's directory: never look there.
+clean=
+set -f
+IFS_=$IFS IFS=:
+for d in $PATH; do
+	case $d in /*) clean=${{clean:+$clean:}}$d ;; esac
+done
+IFS=$IFS_
+set +f
+PATH=${{clean:-/usr/local/bin:/usr/bin:/bin}}
+export PATH
+# This directory, found without PATH (no dirname), never the caller's.
+case $0 in */*) here=${{0%/*}} ;; *) here=. ;; esac
+here=$(CDPATH= cd -- "$here" && pwd -P) || exit 2
 py=${{FDR_PYTHON:-python3}}
 if ! command -v "$py" >/dev/null 2>&1; then
 	echo "run-gate: $py not found: this bundle needs Python $need" >&2
@@ -67,6 +83,9 @@ if [ -n "$machine" ] && [ "$machine" != "$arch" ]; then
 	echo "run-gate: this bundle is built for $arch, this machine is $machine" >&2
 	exit 2
 fi
+# Every file as BUNDLE-INFO lists it: a half-extracted or cut tarball is not a kernel failure.
+"$py" -I -S - "$here" <<'CHECK' || exit 2
+{check}CHECK
 # The bundle and vendor/ lead sys.path (its sitecustomize.py then drops the interpreter's
 # site-packages), the caller's directory stays off it, and nothing is written into the bundle.
 PYTHONPATH="$here:$here/vendor"
@@ -76,6 +95,31 @@ PYTHONNOUSERSITE=1
 FDR_GATE_PROG=run-gate
 export PYTHONPATH PYTHONSAFEPATH PYTHONDONTWRITEBYTECODE PYTHONNOUSERSITE FDR_GATE_PROG
 exec "$py" -m ci.gate "$@"
+"""
+
+# run-gate's manifest check (stdlib only, isolated mode): exit 2 and one line on the first problem.
+CHECK_MANIFEST = """\
+import hashlib, os, sys
+here = sys.argv[1]
+def bad(what):
+    sys.stderr.write("run-gate: the bundle is incomplete or damaged: %s (extract the tarball again)\\n" % what)
+    sys.exit(2)
+try:
+    with open(os.path.join(here, "BUNDLE-INFO"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+except (OSError, UnicodeDecodeError):
+    bad("BUNDLE-INFO is missing or unreadable")
+files = [line.split(" ", 2)[1:] for line in lines if line.startswith("file: ")]
+if ["files: %d" % len(files)] != [line for line in lines if line.startswith("files: ")]:
+    bad("BUNDLE-INFO is cut short")
+for digest, rel in files:
+    try:
+        with open(os.path.join(here, rel), "rb") as f:
+            got = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        bad(rel + " is missing")
+    if got != digest:
+        bad(rel + " is damaged")
 """
 
 # Imported at every interpreter start-up in the bundle (its directory leads PYTHONPATH): the
@@ -187,6 +231,13 @@ def git_describe() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def manifest(stage: Path) -> str:
+    """BUNDLE-INFO's manifest: `files: N`, then `file: SHA256 PATH` for every file but itself."""
+    files = sorted(p for p in stage.rglob("*") if p.is_file() and p.name != "BUNDLE-INFO")
+    lines = [f"file: {hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(stage)}\n" for p in files]
+    return f"files: {len(lines)}\n" + "".join(lines)
+
+
 def bundle_info(version: str, arch: str, vendored: Path) -> str:
     pkgs = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions(path=[str(vendored)]))
     lines = {
@@ -222,10 +273,11 @@ def build(out: Path, wheelhouse: Path) -> Path:
             shutil.copy2(REPO / rel, stage / rel)
         vendor(stage / "vendor", list(proj.get("dependencies", [])), wheelhouse, work)
         launcher = stage / "run-gate"
-        launcher.write_text(RUN_GATE.format(version=version, arch=arch, pyver="%d.%d" % sys.version_info[:2]))
+        launcher.write_text(RUN_GATE.format(version=version, arch=arch, pyver="%d.%d" % sys.version_info[:2],
+                                            check=CHECK_MANIFEST))
         launcher.chmod(0o755)
         (stage / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        (stage / "BUNDLE-INFO").write_text(bundle_info(version, arch, stage / "vendor"))
+        (stage / "BUNDLE-INFO").write_text(bundle_info(version, arch, stage / "vendor") + manifest(stage))
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
         try:

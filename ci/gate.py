@@ -12,7 +12,7 @@ Exit status (--exit-convention): pass 0, fail 1, all skipped 4 (kselftest),
 own usage error and "no tests" count as such).  "All skipped" means no case and
 no fuzz smoke passed; the `gate` and `kernel_health` checks can only fail it.
 pytest ending any other way than 0/1 (crash, interrupt, ci/settings timeout)
-fails the `gate.pytest` check.
+fails the `gate.pytest` check.  A signal ends the run (ci.lifecycle): exit 128 + N.
 A known failure (--known-failures) that fails is XFAIL and counts as a pass; one
 that passes is XPASS and fails the gate, so a stale list gets noticed.
 """
@@ -23,14 +23,15 @@ import importlib
 import importlib.util
 import os
 import platform
-import signal
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import traceback
 from pathlib import Path
 
-from ci import exitcodes, health, ktap, results
+from ci import exitcodes, health, ktap, lifecycle, results
 from ci.outcomes import ERROR, FAIL, PASS, SKIP, Result, parse_known_failures, read_jsonl
 
 SUITE_VERSION = "0.1"
@@ -41,6 +42,8 @@ SYNTHETIC_FAMILIES = ("fuzz", GATE_FAMILY, health.FAMILY)    # written after the
 CHECK_FAMILIES = (GATE_FAMILY, health.FAMILY)                # do not count towards "something ran"
 SLOW_SCALE = 5                                               # FDR_TIMEOUT_SCALE under KSFT_MACHINE_SLOW=yes
 OUTPUT_FILES = ("junit.xml", "results.txt", "summary.md", "results.jsonl", "pytest.log")
+MIN_NOFILE = 32                                              # RLIMIT_NOFILE the run needs (pytest, 2 workers)
+NOFILE_PER_WORKER = 4                                        # fds an xdist worker costs its controller
 
 
 class UsageError(Exception):
@@ -70,10 +73,24 @@ output:
                  (and fuzz/ for a fuzz failure's reproducer)
 
 exit status: 0 pass, 1 fail, 4 all skipped (3 with --exit-convention fedora,
-77 with automake), 2 usage error (nothing written).
+77 with automake), 2 usage error (nothing written), 128+N stopped by signal N
+(SIGTERM, SIGINT, SIGHUP: every process of the run is ended and waited for,
+the KTAP ends with 'Bail out!' and the totals so far).
+
+A run first clears the previous run's files from DIR and leaves summary.md
+saying INCOMPLETE until it ends (INTERRUPTED when stopped by a signal).
 
 environment: KSFT_MACHINE_SLOW=yes multiplies the timeouts by 5
 (FDR_TIMEOUT_SCALE=N by N); ci/settings holds the run's timeout in seconds.
+
+kernel version: behaviours that changed with a known kernel commit are expected
+by the kernel's upstream version (Debian: /proc/version, Ubuntu:
+/proc/version_signature, else uname -r); the header's 'kernel version' line
+says which was used and 'kernel commits' what follows from it.
+  FDR_KERNEL_VERSION=X.Y.Z     use this upstream version instead
+  FDR_KERNEL_COMMITS=+SHA,-SHA declare a backport the version does not show
+                               (RHEL-style kernels), or its absence; known SHAs
+                               are listed in native/kernel_facts.py
 
 Offline: `ci/bundle` writes a tarball whose `run-gate` runs this gate on a
 machine with only Python (same minor version), no compiler, venv or network.
@@ -106,23 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="length of the fuzz smoke run (default 5, 0 to skip)")
     p.add_argument("--exit-convention", choices=tuple(exitcodes.CONVENTIONS), default="kselftest",
                    help="exit codes: kselftest (skip 4, default), fedora (skip 3), automake (skip 77)")
+    p.add_argument("--timeout", type=_count, default=None, metavar="S",
+                   help="the case run's limit in seconds before FDR_TIMEOUT_SCALE "
+                        "(default: ci/settings' timeout, as kselftest's --override-timeout)")
     p.add_argument("--cases-dir", default=str(REPO / "cases"), help=argparse.SUPPRESS)
     return p
 
 
-def read_settings(path: Path = SETTINGS) -> dict[str, str]:
-    """kselftest `settings`: `key=value` lines (timeout=NNN)."""
+def read_settings(path: Path | None = None) -> dict[str, str]:
+    """kselftest `settings` (default SETTINGS): `key=value` lines (timeout=NNN); ValueError
+    when it cannot be read."""
+    path = path or SETTINGS
     if not path.exists():
         return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
     return {key.strip(): value.strip() for key, value in pairs}
+
+
+def positive(name: str, text: str) -> int:
+    """An integer setting that must be >= 1 (ValueError naming it otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {text!r}")
+    return value
 
 
 def timeout_scale(env) -> int:
     """FDR_TIMEOUT_SCALE for the executor: SLOW_SCALE under KSFT_MACHINE_SLOW=yes, else as set, else 1."""
     if env.get("KSFT_MACHINE_SLOW") == "yes":
         return SLOW_SCALE
-    return int(env.get("FDR_TIMEOUT_SCALE", "1"))
+    return positive("FDR_TIMEOUT_SCALE (a factor)", env.get("FDR_TIMEOUT_SCALE", "1"))
 
 
 def validate(args) -> None:
@@ -149,20 +186,50 @@ def validate(args) -> None:
         except SyntaxError as exc:
             raise UsageError(f"-k {args.keyword!r}: {exc.msg}") from None
     try:
+        from native import kernel_facts
+        kernel_facts.facts()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         timeout = int(read_settings().get("timeout", "300"))
         timeout_scale(os.environ)
     except ValueError as exc:
         raise UsageError(f"bad timeout setting (ci/settings or FDR_TIMEOUT_SCALE): {exc}") from None
+    if timeout < 1:
+        raise UsageError(f"bad timeout setting: timeout in {SETTINGS} must be a positive integer, got {timeout}")
+    if nofile() < MIN_NOFILE:
+        raise UsageError(f"the open-file limit (ulimit -n) is {nofile()}, below the {MIN_NOFILE} the "
+                         "run needs: raise it")
     if not args.list:
         check_writable(Path(args.results))
     args.results = os.path.abspath(args.results)   # pytest and the fuzzer run in the suite's directory
-    args.timeout = timeout
+    args.timeout = args.timeout or timeout
+
+
+def nofile() -> int:
+    """The soft RLIMIT_NOFILE: every process of the run inherits it."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def xdist_workers() -> str:
+    """-n for pytest: 'auto' (one per CPU), fewer where the fd limit leaves no room for them."""
+    room = max(1, (nofile() - MIN_NOFILE) // NOFILE_PER_WORKER + 2)
+    return "auto" if room >= len(os.sched_getaffinity(0)) else str(room)
 
 
 def check_writable(directory: Path) -> None:
-    """The results directory exists (created if missing) and a file can be made in it."""
+    """A file can be made in the results directory, or (when it does not exist yet) the
+    directory in its nearest existing ancestor; nothing is created here."""
+    existing = Path(os.path.abspath(directory))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        if existing != Path(os.path.abspath(directory)):
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise OSError(0, f"{existing} is not a writable directory")
+            probe = tempfile.mkdtemp(dir=existing, prefix=".gate-probe-")
+            os.rmdir(probe)
+            return
         fd, name = tempfile.mkstemp(dir=directory, prefix=".gate-probe-")
         os.close(fd)
         os.unlink(name)
@@ -171,11 +238,40 @@ def check_writable(directory: Path) -> None:
 
 
 class Outputs:
-    """Output files written under temporary names in DIR; commit() renames them all."""
+    """Output files written under temporary names in DIR; commit() renames them all.
+
+    begin() clears the previous run's files and leaves a summary.md saying INCOMPLETE
+    until commit() replaces it, so DIR never mixes two runs and always says whether
+    its run finished.  scratch is the run's temporary directory (TMPDIR of pytest and
+    the fuzzer), inside DIR and removed at the end."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self.tag = f".partial-{os.getpid()}"
+        self.scratch = directory / f".tmp{self.tag}"
+
+    def begin(self, info: dict) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.mark(results.summary_md([], info, "incomplete",
+                                     ["this run has not finished: it is running, or it was killed"]))
+        for name in OUTPUT_FILES:
+            if name != "summary.md":
+                (self.directory / name).unlink(missing_ok=True)
+        shutil.rmtree(self.directory / "fuzz", ignore_errors=True)
+        self.scratch.mkdir()
+
+    def mark(self, summary: str) -> None:
+        """Replace summary.md at once."""
+        self.write("summary.md", summary)
+        os.replace(self.tmp("summary.md"), self.directory / "summary.md")
+
+    def interrupted(self, so_far, info: dict, why: str) -> None:
+        """Keep the log and the results so far, and say in summary.md that the run was stopped."""
+        for name in ("pytest.log", "results.jsonl"):
+            if self.tmp(name).exists():
+                os.replace(self.tmp(name), self.directory / name)
+        self.mark(results.summary_md(so_far, info, f"interrupted ({why})",
+                                     [f"the run was stopped by {why}: the results are those so far"]))
 
     def tmp(self, name: str) -> Path:
         return self.directory / f".{name}{self.tag}"
@@ -191,6 +287,7 @@ class Outputs:
     def discard(self) -> None:
         for name in OUTPUT_FILES:
             self.tmp(name).unlink(missing_ok=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def child_env(seed: int) -> dict[str, str]:
@@ -218,6 +315,27 @@ def pytest_error(rc: int, log: str) -> str:
         return "no case selected (empty cases directory, or -k matched nothing)"
     lines = [line for line in log.splitlines() if "error" in line.lower()]
     return "pytest: " + (lines[-1].strip() if lines else f"usage error (exit {rc})")
+
+
+def collected_cases(args, env) -> list[tuple[str, str]]:
+    """(family, name) of every case the run selects, in collection order ([] if pytest
+    cannot collect)."""
+    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    from ci.ktap_plugin import identify
+    return [identify(line.strip()) for line in proc.stdout.splitlines() if "::" in line]
+
+
+def unreported(args, env, reported: list[Result], progress: list[Result], limit: int) -> list[Result]:
+    """After pytest was killed at its limit: the cases of families that never completed,
+    each with its verdict if it had one (progress), else as an ERROR (timeout), so a hung
+    family shows up with its cases."""
+    seen = {(r.family, r.name) for r in reported}
+    known = {(r.family, r.name): r for r in progress}
+    return [known.get((family, name)) or
+            Result(family, name, ERROR, "timeout",
+                   details=f"not reported when pytest was killed after the {limit} s limit")
+            for family, name in collected_cases(args, env) if (family, name) not in seen]
 
 
 def list_cases(args, env) -> int:
@@ -251,11 +369,12 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
     if args.known_failures:
         cmd += ["--ktap-known-failures", str(Path(args.known_failures).resolve())]
     if importlib.util.find_spec("xdist"):
-        cmd += ["-n", "auto", "--dist", "loadfile"]
+        cmd += ["-n", xdist_workers(), "--dist", "loadfile"]
     sys.stdout.flush()
     ktap_fd = os.dup(sys.stdout.fileno())
-    cmd += ["--ktap-fd", str(ktap_fd)]
+    cmd += ["--ktap-fd", str(ktap_fd), "--basetemp", str(out.scratch / "pytest")]
     with open(out.tmp("pytest.log"), "w") as log:
+        env = {**env, "TMPDIR": str(out.scratch), "FDR_GATE_PID": str(os.getpid())}
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 pass_fds=(ktap_fd,), start_new_session=True)
         os.close(ktap_fd)
@@ -263,10 +382,8 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
             return proc.wait(timeout=args.timeout * int(env["FDR_TIMEOUT_SCALE"]))
         except subprocess.TimeoutExpired:
             return None
-        finally:
-            if proc.poll() is None:                 # timeout or KeyboardInterrupt
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        finally:                                    # timeout, signal: nothing of it outlives us
+            lifecycle.stop_group(proc)
 
 
 def run_fuzz(seconds: int, seed: int, profile: str | None, env, repo: Path = REPO,
@@ -276,19 +393,24 @@ def run_fuzz(seconds: int, seed: int, profile: str | None, env, repo: Path = REP
         return Result("fuzz", "smoke", SKIP, "disabled")
     if not (repo / "fuzz" / "__main__.py").exists():
         return Result("fuzz", "smoke", SKIP, "no_fuzzer")
-    cmd = [sys.executable, "-m", "fuzz", "--seconds", str(seconds), "--seed", str(seed)]
+    cmd = [sys.executable, "-m", "fuzz", "--seconds", str(seconds), "--seed", str(seed),
+           "--shrink-seconds", "30"]
     cmd += ["--profile", profile] if profile else []
     cmd += ["--out", str(out_dir)] if out_dir else []
     limit = (seconds + 60) * int(env.get("FDR_TIMEOUT_SCALE", "1"))
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=limit)
+        stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         return Result("fuzz", "smoke", ERROR, "timeout", details=f"no exit within {limit} s: {cmd}")
-    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-50:])
+    finally:
+        lifecycle.stop_group(proc)
+    tail = "\n".join((stdout + stderr).splitlines()[-50:])
     if proc.returncode == 0:
         return Result("fuzz", "smoke", PASS)
     if proc.returncode == 4:
-        return Result("fuzz", "smoke", SKIP, (proc.stdout.split() or ["fuzz_skipped"])[-1])
+        return Result("fuzz", "smoke", SKIP, (stdout.split() or ["fuzz_skipped"])[-1])
     return Result("fuzz", "smoke", FAIL, details=f"exit {proc.returncode}\n{tail}")
 
 
@@ -317,16 +439,69 @@ def detect_profile(forced: str | None) -> tuple[str, Result]:
     return f"{name} (detected)", Result(GATE_FAMILY, "profile", PASS)
 
 
+def kernel_version_info() -> dict[str, str]:
+    """The header lines naming the upstream version used for version facts, where it was
+    read, and which tracked commits follow from it (with FDR_KERNEL_COMMITS if set)."""
+    from native import kernel_facts
+    info = {"kernel version": str(kernel_facts.upstream_version()),
+            "kernel commits": " ".join(f"{'+' if has else '-'}{sha}"
+                                       for sha, has in kernel_facts.facts().items())}
+    if kernel_facts.overrides_text():
+        info["kernel commits"] += f" (FDR_KERNEL_COMMITS={kernel_facts.overrides_text()})"
+    return info
+
+
 def pytest_result(rc: int | None, timeout: int) -> Result:
     """gate.pytest: did pytest run to its end (exit 0 or 1)?"""
     if rc in (0, 1):
         return Result(GATE_FAMILY, "pytest", PASS)
-    what = f"killed after the {timeout} s timeout (ci/settings)" if rc is None else f"exited {rc}"
+    what = (f"killed after its {timeout} s limit (ci/settings timeout x FDR_TIMEOUT_SCALE)"
+            if rc is None else f"exited {rc}")
     return Result(GATE_FAMILY, "pytest", ERROR, "timeout" if rc is None else f"exit_{rc}",
                   details=f"pytest {what}; see pytest.log")
 
 
+def check_selection(args, env) -> None:
+    """-k: does it select any case?  Asked before anything is printed or written (UsageError)."""
+    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
+                          capture_output=True, text=True, start_new_session=True)
+    if proc.returncode in (4, 5):
+        raise UsageError(pytest_error(proc.returncode, proc.stdout + proc.stderr))
+
+
+def stale_known_failures(args, cases) -> list[str]:
+    """Warnings for --known-failures entries that name no case of a full run (a stale
+    baseline); none under -k, which leaves cases out on purpose."""
+    if not args.known_failures or args.keyword:
+        return []
+    names = {f"{r.family}.{r.name}" for r in cases}
+    known = parse_known_failures(Path(args.known_failures).read_text())
+    return [f"--known-failures names {name}, which is no case of this suite (stale entry?)"
+            for name in known if name not in names]
+
+
+def bail_out(out: Outputs, info: dict, why: str) -> None:
+    """An interrupted run: KTAP's `Bail out!` and the totals so far; summary.md says so."""
+    so_far = read_jsonl(out.tmp("results.jsonl")) if out.tmp("results.jsonl").exists() else []
+    try:
+        print(f"\nBail out! interrupted by {why}\n" + ktap.totals_line(so_far), end="", flush=True)
+    except OSError:
+        pass                                        # nobody reads our stdout any more
+    out.interrupted(so_far, info, why)
+
+
 def main(argv=None) -> int:
+    """The gate, stopped cleanly by SIGTERM, SIGINT or SIGHUP (one line, exit 128 + signal),
+    and waiting for every process it started (see ci.lifecycle)."""
+    try:
+        with lifecycle.Lifecycle():
+            return gate(argv)
+    except lifecycle.Interrupted as exc:
+        print(f"gate: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def gate(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         validate(args)
@@ -339,13 +514,20 @@ def main(argv=None) -> int:
     env = child_env(seed)
     if args.list:
         return list_cases(args, env)
+    try:
+        if args.keyword:
+            check_selection(args, env)
+    except UsageError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
 
     klog, taint_before = health.KernelLog(), health.read_taint()
     profile, profile_res = detect_profile(args.profile)
     info = {"suite": f"fd-replacement gate {SUITE_VERSION}", "seed": seed, "kernel": platform.release(),
-            "profile": profile, "timeout scale": env["FDR_TIMEOUT_SCALE"]}
+            **kernel_version_info(), "profile": profile, "timeout scale": env["FDR_TIMEOUT_SCALE"]}
     out = Outputs(Path(args.results))
     try:
+        out.begin(info)
         print(ktap.header(info), end="", flush=True)
         if klog.error:
             print(ktap.comment(f"kernel log not checked: {klog.error}"), end="")
@@ -353,18 +535,28 @@ def main(argv=None) -> int:
         if rc in (4, 5):
             raise UsageError(pytest_error(rc, out.tmp("pytest.log").read_text()))
         cases = read_jsonl(out.tmp("results.jsonl"))
+        limit = args.timeout * int(env["FDR_TIMEOUT_SCALE"])
+        progress = read_jsonl(out.tmp("results.jsonl.progress"))
+        hung = unreported(args, env, cases, progress, limit) if rc is None else []
         detected = profile.split()[0]
         fuzz = run_fuzz(args.fuzz_seconds, seed, detected if detected in ("stock", "follow") else None,
-                        env, out_dir=Path(args.results) / "fuzz")
+                        {**env, "TMPDIR": str(out.scratch)}, out_dir=Path(args.results) / "fuzz")
         kernel = health.health_results(taint_before, health.read_taint(), klog.read_new(), klog.error)
-        synthetic = [fuzz, profile_res, pytest_result(rc, args.timeout)] + kernel
-        case_families = len({r.family for r in cases})
+        synthetic = [fuzz, profile_res, pytest_result(rc, limit)] + kernel
+        # A family's block is written when it completes: one with a case that never
+        # reported was not, and is written now with every case it has.
+        incomplete = {r.family for r in hung if r.outcome == ERROR and r.reason == "timeout"}
+        cases += hung
+        printed = len({r.family for r in cases} - incomplete)
+        hung_families = results.by_family([r for r in cases if r.family in incomplete])
         if not out.tmp("plan").exists():          # pytest died before collection: the plan is ours
-            print(ktap.plan(case_families + len(SYNTHETIC_FAMILIES)), end="")
-        emitter = ktap.FamilyEmitter(sys.stdout, first=case_families + 1)
-        for family, group in results.by_family(synthetic).items():
+            print(ktap.plan(printed + len(hung_families) + len(SYNTHETIC_FAMILIES)), end="")
+        emitter = ktap.FamilyEmitter(sys.stdout, first=printed + 1)
+        for family, group in list(hung_families.items()) + list(results.by_family(synthetic).items()):
             emitter.family(family, group)
         everything = cases + synthetic
+        stale = stale_known_failures(args, cases)
+        print("".join(ktap.comment(f"warning: {text}") for text in stale), end="")
         print(ktap.totals_line(everything), end="", flush=True)
 
         verdict = exitcodes.verdict(everything, CHECK_FAMILIES)
@@ -376,17 +568,21 @@ def main(argv=None) -> int:
         props = {"kernel_release": info["kernel"], "profile": profile, "seed": seed}
         out.write("junit.xml", results.junit_xml_text(pytest_xml, synthetic, props))
         out.write("results.txt", results.results_txt(everything))
-        notes = [f"kernel log not checked: {klog.error}"] if klog.error else []
+        notes = ([f"kernel log not checked: {klog.error}"] if klog.error else []) + stale
         out.write("summary.md", results.summary_md(everything, info, verdict, notes))
         out.commit()
         return code
     except UsageError as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
+    except lifecycle.Interrupted as exc:
+        bail_out(out, info, exc.name)
+        raise
     finally:
         out.discard()
         out.tmp("junit-pytest.xml").unlink(missing_ok=True)
         out.tmp("plan").unlink(missing_ok=True)
+        out.tmp("results.jsonl.progress").unlink(missing_ok=True)
         klog.close()
 
 

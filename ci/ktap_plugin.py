@@ -14,8 +14,10 @@ JUnit report and the KTAP agree: a listed failure is XFAIL, a listed pass XPASS.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 
 import pytest
 
@@ -51,8 +53,21 @@ def pytest_configure(config):
         with open(config.getoption("ktap_known_failures")) as f:
             config.stash[_KNOWN] = parse_known_failures(f.read())
     is_worker = hasattr(config, "workerinput")
+    if os.environ.get("FDR_GATE_PID"):
+        die_with_the_gate(is_worker)
     if not is_worker and (config.getoption("ktap_fd") is not None or config.getoption("ktap_jsonl")):
         config.pluginmanager.register(KtapReporter(config), "ktap-reporter")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_the_gate(is_worker: bool) -> None:
+    """A gate killed outright (a lab's SIGKILL after its SIGTERM) takes its pytest with it, and
+    pytest its workers, so nothing goes on running or writing to the gate's stdout."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if not is_worker and os.getppid() != int(os.environ["FDR_GATE_PID"]):   # died before the prctl
+        os._exit(1)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -77,6 +92,13 @@ _XDIST_BANNER = re.compile(r"\A\[gw\d+\] .*\n")   # '[gw0] linux -- Python 3.11'
 
 def _xfail_reason(report) -> str:
     return str(report.wasxfail).removeprefix("reason: ")
+
+
+def _progress_path(jsonl: str) -> str:
+    """'DIR/.results.jsonl.partial-PID' -> 'DIR/.results.jsonl.progress.partial-PID' (the
+    gate's Outputs.tmp('results.jsonl.progress'))."""
+    head, sep, tail = jsonl.rpartition(".partial-")
+    return f"{head}.progress{sep}{tail}" if sep else jsonl + ".progress"
 
 
 def merge_phase(result: Result, report) -> None:
@@ -106,6 +128,9 @@ class KtapReporter:
         self.emitter = ktap.FamilyEmitter(os.fdopen(fd, "w", closefd=False)) if fd is not None else None
         path = config.getoption("ktap_jsonl")
         self.jsonl = open(path, "w") if path else None
+        # Every result as soon as it is known (jsonl gets them a family at a time): what
+        # the gate reads back when it had to kill the run before a family completed.
+        self.progress = open(_progress_path(path), "w") if path else None
         self.extra = config.getoption("ktap_extra_families")
         self.plan_file = config.getoption("ktap_plan_file")
         self.xdist = config.pluginmanager.hasplugin("dsession")
@@ -155,6 +180,9 @@ class KtapReporter:
             self.finished(result)
 
     def finished(self, result: Result) -> None:
+        if self.progress:
+            self.progress.write(result.to_json() + "\n")
+            self.progress.flush()
         self.done.setdefault(result.family, []).append(result)
         left = self.pending.get(result.family)
         if left is not None:
@@ -166,11 +194,11 @@ class KtapReporter:
         """Write a family's block, its tests in collection order."""
         del self.pending[family]
         results = sorted(self.done.pop(family), key=lambda r: self.position.get(r.nodeid, -1))
-        if self.emitter:
-            self.emitter.family(family, results)
-        if self.jsonl:
+        if self.jsonl:        # first: an interrupted gate's totals then cover every block it showed
             self.jsonl.write("".join(r.to_json() + "\n" for r in results))
             self.jsonl.flush()
+        if self.emitter:
+            self.emitter.family(family, results)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session):
@@ -186,3 +214,4 @@ class KtapReporter:
                                      details="the session ended before this test reported"))
         if self.jsonl:
             self.jsonl.close()
+            self.progress.close()

@@ -1,14 +1,26 @@
 """python -m fuzz --seconds N --profile stock|follow --seed S --jobs J --out DIR
 
 Runs random programs through the real executor and the reference model.  Exit
-0 with no divergence, 1 with one (shrunk, its C reproducer written to DIR), 2
-on bad input, 4 (skipped, the reason last on stdout) on a kernel without seccomp
-user notification, ADDFD (with SEND) or kcmp.
+0 with no divergence, 1 with one or more (each distinct one shrunk, its C
+reproducer written to DIR), 2 on bad input, 4 (skipped, the reason last on
+stdout) on a kernel without seccomp user notification, ADDFD (with SEND) or kcmp.
+
+A divergence does not end the campaign: divergences are grouped by signature
+(where they first differ, and how), each group counted, and the search goes on
+until the time is up; then the first program of each group is shrunk (within
+--shrink-seconds in all) and written out, and DIR/buckets.txt lists the groups.
+--first stops at the first divergence instead.  A program that hangs is ended
+at its deadline and counted as a "timeout at <step>" group, with the target's
+stack in its reproducer's .txt.
 
 DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
-the generator seeds of earlier divergences (replayed first too).  Progress goes
-to stderr every two seconds; the closing statistics line to stdout.
+the generator seeds of earlier divergences (replayed first too); either one
+unusable (not a directory, not UTF-8 text) is bad input, named in one line.
+Progress goes to stderr every two seconds; the closing statistics line to
+stdout, saying which steps this machine could not run (io_uring without
+liburing or with io_uring disabled: such steps are not generated).  The
+fuzzer failing in itself exits 3, never 1.
 """
 from __future__ import annotations
 
@@ -39,11 +51,15 @@ def parse(argv):
     ap.add_argument("--max-steps", type=int, default=20, help="steps per program (default 20)")
     ap.add_argument("--no-hypothesis", action="store_true",
                     help="skip the hypothesis phase (fast generator only)")
+    ap.add_argument("--first", action="store_true",
+                    help="stop at the first divergence (default: group them and go on)")
+    ap.add_argument("--shrink-seconds", type=float, default=120.0,
+                    help="time to shrink the divergences found, in all (default 120)")
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
     args = ap.parse_args(argv)
-    if not args.seconds > 0 or args.jobs < 1 or not 1 <= args.max_steps <= 200:
-        ap.error("--seconds must be > 0, --jobs >= 1, --max-steps 1..200")
+    if not args.seconds > 0 or not 1 <= args.jobs <= MAX_JOBS or not 1 <= args.max_steps <= 200:
+        ap.error(f"--seconds must be > 0, --jobs 1..{MAX_JOBS}, --max-steps 1..200")
     if args.mutant is not None:
         from fuzz.model import MUTANTS
         if args.mutant not in MUTANTS:
@@ -55,8 +71,31 @@ def parse(argv):
             raise PermissionError(f"{out} is not writable")
     except OSError as exc:
         ap.error(f"--out: {exc}")
+    problem = unusable_state(out)
+    if problem:
+        ap.error(f"--out: {problem}: move it aside or remove it")
     args.out = out
     return args
+
+
+MAX_JOBS = 64
+
+
+def unusable_state(out: pathlib.Path) -> str | None:
+    """What is wrong with the campaign's memory in `out` (corpus.txt, hypothesis/), or None."""
+    corpus, database = out / "corpus.txt", out / "hypothesis"
+    if corpus.exists():
+        try:
+            corpus.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return f"{corpus} is not UTF-8 text"
+        except OSError as exc:
+            return f"{corpus}: {exc.strerror}"
+    if database.exists() and not database.is_dir():
+        return f"{database} (the example database) is not a directory"
+    if database.is_dir() and not os.access(database, os.W_OK | os.X_OK):
+        return f"{database} (the example database) is not writable"
+    return None
 
 
 NEEDS = ("user_notif", "addfd", "addfd_send", "kcmp")   # what generated programs use
@@ -88,14 +127,22 @@ def main(argv=None) -> int:
     stats, found, seed = run_campaign(args.seconds, args.profile, args.seed, args.jobs,
                                       mutant=args.mutant, max_steps=args.max_steps,
                                       progress=progress, out=args.out,
-                                      hypothesis=not args.no_hypothesis)
-    if found is not None:
-        if seed is not None:
-            save_to_corpus(args.out, seed)
-        print(f"fuzz: divergence in {found.name} ({len(found.steps)} steps); shrinking",
-              file=sys.stderr, flush=True)
+                                      hypothesis=not args.no_hypothesis, first=args.first)
+    buckets = sorted(stats.buckets.values(), key=lambda b: -b.count)
+    if args.first and found is not None and not buckets:
+        from fuzz.campaign import Bucket
+        buckets = [Bucket("first divergence", 1, found, seed)]
+    budget = args.shrink_seconds / max(1, len(buckets))
+    listing = []
+    for number, bucket in enumerate(buckets, 1):
+        found = bucket.program
+        if bucket.seed is not None:
+            save_to_corpus(args.out, bucket.seed)
+        print(f"fuzz: divergence {number}/{len(buckets)} ({bucket.count}x): {bucket.signature}; "
+              f"shrinking {found.name} ({len(found.steps)} steps)", file=sys.stderr, flush=True)
         write_diff(args.out, found, args.profile, args.mutant)
-        small = shrink_divergence(found, args.profile, args.mutant)
+        small = shrink_divergence(found, args.profile, args.mutant, seconds=budget,
+                                  same_as=None if args.first else bucket.signature)
         small.name = found.name
         expected = with_expectations(small, args.profile, args.mutant)
         path = write_outputs(args.out, expected, args.profile)
@@ -106,12 +153,21 @@ def main(argv=None) -> int:
               f"reproducer: {path} (build: {build_command(small, str(path))})", file=sys.stderr)
         for i, step in enumerate(small.steps):
             print(f"fuzz:   {i:2d} {step.describe()}", file=sys.stderr)
+        listing.append(f"{bucket.count}\t{bucket.signature}\t{path.name}\t{len(small.steps)} steps\n")
+    if listing:
+        write_text(args.out / "buckets.txt", "# count\tsignature\treproducer\tsize\n" + "".join(listing))
     if stats.flaky_names:
         (args.out / "flaky.txt").write_text(
             "# programs whose two runs gave different traces (or whose set-up failed)\n"
             + "\n".join(stats.flaky_names) + "\n")
     print(stats.line(), flush=True)
-    return 1 if found is not None else 0
+    return 1 if buckets else 0
+
+
+def write_text(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def write_diff(out: pathlib.Path, program: P.Program, profile: str, mutant) -> pathlib.Path:
@@ -144,3 +200,8 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("fuzz: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception:                  # exit 1 means a divergence, and nothing else
+        import traceback
+        traceback.print_exc()
+        print("fuzz: internal error (not a divergence): see the traceback above", file=sys.stderr)
+        sys.exit(3)

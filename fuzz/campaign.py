@@ -16,9 +16,21 @@ timeout ran out before its join (Trace.expired: the machine was slower than
 the timeout allowed) proves nothing: the call gets a longer timeout and the
 program runs again.  A divergence is confirmed by running
 the program again (a trace that differs between two runs is counted as flaky,
-not as a divergence); the first one stops the campaign, is shrunk, given the
-model's prediction as its expected trace, and written out as a standalone C
-reproducer.
+not as a divergence).
+
+A confirmed divergence goes into a bucket by its signature (signature(): the
+step kind where it first differs and the shape of what was expected and what
+came, or the run's failure: a timeout or a crash at a step kind), and the
+campaign goes on: on a kernel with a known difference one bucket fills up while
+the search continues (first=True stops at the first divergence instead, as the
+mutation check wants).  At the end each bucket's first program is shrunk,
+given the model's prediction as its expected trace, and written out as a
+standalone C reproducer (python -m fuzz does that, see buckets.txt in DIR).
+
+No program runs unbounded: the executor ends a run at its deadline (a watchdog
+interrupts a supervisor call that would outlive it) and reports the step it
+was at with the target's /proc stack; such a run is a bucket of its own
+("timeout at <step>") and the campaign goes on.
 """
 from __future__ import annotations
 
@@ -54,8 +66,15 @@ class Stats:
     hypothesis: int = 0           # programs drawn by hypothesis
     replayed: int = 0             # corpus programs replayed
     flaky_names: list = dataclasses.field(default_factory=list)   # the first few, for a look
+    buckets: dict = dataclasses.field(default_factory=dict)  # signature -> Bucket
 
     def add(self, other: "Stats"):
+        for sig, bucket in other.buckets.items():
+            mine = self.buckets.get(sig)
+            if mine is None:
+                self.buckets[sig] = bucket
+            else:
+                mine.count += bucket.count
         self.programs += other.programs
         self.steps += other.steps
         self.kinds.update(other.kinds)
@@ -74,7 +93,7 @@ class Stats:
                          if name.startswith("extra:"))
         missing = sorted(set(GENERATED_OPS) - set(ops))
         return (f"fuzz: programs={self.programs} steps={self.steps} programs/s={rate:.0f} "
-                f"divergences={self.divergences} flaky={self.flaky} "
+                f"divergences={self.divergences} buckets={len(self.buckets)} flaky={self.flaky} "
                 f"hypothesis={self.hypothesis} replayed={self.replayed} "
                 f"forks={k['fork']} threads={k['thread']} kills={k['kill_actor']} "
                 f"exits={k['exit_target']} background={k['extra:background']} "
@@ -83,7 +102,68 @@ class Stats:
                 f"kinds[{len(set(ops) & set(GENERATED_OPS))}/{len(GENERATED_OPS)}]: "
                 + " ".join(f"{name}={n}" for name, n in sorted(ops.items()))
                 + (f" not exercised: {' '.join(missing)}" if missing else "")
-                + (f" ({extra})" if extra else ""))
+                + (f" ({extra})" if extra else "")
+                + _skipped_steps())
+
+
+def _skipped_steps() -> str:
+    """The closing line's note on steps this machine cannot run, which are not generated."""
+    from fuzz.generate import uring_missing
+    lacking = uring_missing()
+    return f" skipped: io_uring steps ({lacking})" if lacking else ""
+
+
+MAX_BUCKETS = 32               # distinct divergences kept per campaign (the rest only counted)
+
+
+@dataclasses.dataclass
+class Bucket:
+    """Divergences with one signature: how many, and the first program (and its seed)."""
+    signature: str
+    count: int
+    program: P.Program
+    seed: str | None = None
+
+
+def shape(outcome) -> str:
+    """What an outcome looks like, without the names and numbers that vary between
+    programs: '-1 EBADF', '0', 'n>0', events as masks, 'cqes=N'."""
+    if outcome is None:
+        return "nothing"
+    ret = outcome.ret
+    text = ret if isinstance(ret, str) else ("n>1" if ret > 1 else str(ret))
+    text = "handle" if isinstance(ret, str) and ret not in ("blocked", "returned", "killed") else text
+    if outcome.errno:
+        text += f" {outcome.errno}"
+    if outcome.events:
+        from native.trace import mask_names
+        text += " [" + ",".join(sorted({mask_names(m) for m, _ in outcome.events})) + "]"
+    if outcome.cqes:
+        text += f" cqes={len(outcome.cqes)}"
+    if outcome.reached:
+        text += " reached"
+    return text
+
+
+def signature(program: P.Program, model, trace) -> str:
+    """A divergence's bucket: where the run failed, or the first differing step's kind
+    with the shapes of the expected and the real outcome."""
+    if trace.failure is not None and model.failure is None:
+        step = program.steps[trace.failure.step].op if 0 <= trace.failure.step < len(program.steps) \
+            else "set-up"
+        return f"{trace.failure.kind} at {step}"
+    i = model.divergence(trace)
+    if i is None:
+        return "none"
+    step = program.steps[i] if i < len(program.steps) else None
+    what = "end of run" if step is None else step.op + (f"/{step.via}" if step.via else "")
+    want = model.outcomes[i] if i < len(model.outcomes) else None
+    got = trace.outcomes[i] if i < len(trace.outcomes) else None
+    fields = ""
+    if want is not None and got is not None:
+        differ = [f.name for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(got, f.name)]
+        fields = f" ({', '.join(differ)} differ)"
+    return f"{what}: expected {shape(want)}, got {shape(got)}{fields}"
 
 
 # Every step op the generator produces.
@@ -250,6 +330,7 @@ class Job:
     worker: int = 0
     corpus: tuple = ()                  # program seeds to replay first
     hypothesis_dir: str | None = None   # the example database (worker 0 only)
+    first: bool = True                  # stop at the first divergence (else bucket and go on)
 
 
 def worker(job: Job, progress=None, stop=None):
@@ -261,7 +342,7 @@ def worker(job: Job, progress=None, stop=None):
     deadline = start + job.seconds
     last = [start]
 
-    def one(program: P.Program, model=None):
+    def one(program: P.Program, model=None, seed=None):
         if model is None:   # the fitter's choices depend on the program alone: reproducible
             program, model = fit_timeouts(program, job.profile, job.mutant,
                                           RandomChooser(f"fit:{program.name}"))
@@ -277,9 +358,15 @@ def worker(job: Job, progress=None, stop=None):
         elif verdict == "divergent":
             from native.trace import render_diff
             stats.divergences += 1
-            program.meta = dict(getattr(program, "meta", {}) or {},
-                                diff=render_diff(program.steps, model.outcomes, trace, job.profile))
-            return program
+            sig = signature(program, model, trace)
+            if sig in stats.buckets:
+                stats.buckets[sig].count += 1
+            elif len(stats.buckets) < MAX_BUCKETS:
+                program.meta = dict(getattr(program, "meta", {}) or {}, signature=sig,
+                                    diff=render_diff(program.steps, model.outcomes, trace, job.profile))
+                stats.buckets[sig] = Bucket(sig, 1, program, seed)
+            if job.first:
+                return program
         now = time.monotonic()
         if progress is not None and now - last[0] > PROGRESS_EVERY:
             last[0] = now
@@ -296,7 +383,7 @@ def worker(job: Job, progress=None, stop=None):
             break
         program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
         stats.replayed += 1
-        found = one(program, model)
+        found = one(program, model, seed)
         if found is not None:
             return done(), found, seed
     if job.hypothesis_dir is not None:
@@ -304,12 +391,18 @@ def worker(job: Job, progress=None, stop=None):
                                                    HYPOTHESIS_MAX_S), one, stats, stop)
         if found is not None:
             return done(), found, None
+    from fuzz.model import NotModelled
     i = 0
     base = job.seed + job.worker
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         seed = f"{base}:{i}"
         i += 1
-        found = one(*seeded_program(seed, job.max_steps, job.profile, job.mutant))
+        try:
+            program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
+        except NotModelled:         # the generator should not make one: counted, not fatal
+            stats.kinds["extra:not_modelled"] += 1
+            continue
+        found = one(program, model, seed=seed)
         if found is not None:
             return done(), found, seed
     return done(), None, None
@@ -404,15 +497,18 @@ def _spawned(job: Job, q, stop):
 
 
 def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None,
-                 max_steps: int = 20, progress=None, out=None, hypothesis: bool = True):
+                 max_steps: int = 20, progress=None, out=None, hypothesis: bool = True,
+                 first: bool = True):
     """(Stats, first divergent program or None, its generator seed or None) over `jobs`
-    worker processes.  out: the directory holding the corpus and the hypothesis database."""
+    worker processes.  out: the directory holding the corpus and the hypothesis database.
+    first=False: every worker goes on after a divergence (Stats.buckets holds them all)."""
     total = Stats()
     start = time.monotonic()
     corpus = load_corpus(out) if out is not None else ()
     hyp_dir = str(pathlib.Path(out) / "hypothesis") if out is not None and hypothesis else None
     jobs_ = [Job(seed, seconds, profile, mutant, max_steps, worker=j,
-                 corpus=corpus if j == 0 else (), hypothesis_dir=hyp_dir if j == 0 else None)
+                 corpus=corpus if j == 0 else (), hypothesis_dir=hyp_dir if j == 0 else None,
+                 first=first)
              for j in range(jobs)]
     results = []
     if jobs <= 1:
@@ -444,6 +540,9 @@ def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None
         total.add(stats)
         if program is not None and found is None:
             found, found_seed = program, pseed
+    if found is None and total.buckets:
+        first_bucket = next(iter(total.buckets.values()))
+        found, found_seed = first_bucket.program, first_bucket.seed
     total.seconds = time.monotonic() - start
     return total, found, found_seed
 
@@ -465,9 +564,33 @@ def with_expectations(program: P.Program, profile: str, mutant) -> P.Program:
     return p
 
 
-def shrink_divergence(program: P.Program, profile: str, mutant) -> P.Program:
-    """The smallest program (by deleting steps) that still diverges, its timeouts fitted."""
+def shrink_divergence(program: P.Program, profile: str, mutant, seconds: float | None = None,
+                      same_as: str | None = None) -> P.Program:
+    """The smallest program (by deleting steps) that still diverges, its timeouts fitted.
+    seconds: a bound on the search (the smallest found by then is kept).  same_as: only
+    candidates that diverge with this signature count (a bucket keeps its own)."""
     from fuzz.shrink import shrink
-    small = shrink(program, lambda p: diverges(p, profile, mutant))
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    def still(p):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        if same_as is None:
+            return diverges(p, profile, mutant)
+        return divergence_signature(p, profile, mutant) == same_as
+
+    small = shrink(program, still)
     small, _ = fit_timeouts(small, profile, mutant)
     return small
+
+
+def divergence_signature(program: P.Program, profile: str, mutant) -> str | None:
+    """The signature of this program's confirmed divergence, or None (agrees, flaky,
+    not modelled)."""
+    from fuzz.model import NotModelled
+    try:
+        program, _ = fit_timeouts(program, profile, mutant)
+        verdict, trace, model = check(program, profile, mutant)
+    except (NotModelled, P.ProgramError):
+        return None
+    return signature(program, model, trace) if verdict == "divergent" else None

@@ -35,7 +35,8 @@ paths of pipes, AF_UNIX stream sockets, eventfd, timerfd, signalfd, epoll):
 - the files' own state: pipe/socket tokens and the driver's peer (hangup:
   HUP, RDHUP, EOF, ECONNRESET), eventfd counters, timerfd ticks, RT signals
   queued in the process (one wait queue shared by every signalfd), memfd
-  content and position (not pollable: EPERM).
+  content and position (not pollable: EPERM), a pipe's write end (OUT, ERR
+  once hung up, EBADF to read).
 
 On top of that sits a shim of the executor's handle bookkeeping
 (native/executor.c: hfd/hnum, claim(), handle_of(), its token decoding), so
@@ -57,7 +58,9 @@ opens a hold in which ADDFD (every argument check, SETFD or not, SEND),
 NOTIF_SEND and the supervisor's fdinfo/epoll_wait/kcmp/inject run while the
 target is trapped; a file the trapped target puts is released only when it
 returns (task_work), and meanwhile polls empty (epi_fget); the target's end
-(exit, SIGKILL) closes its table, the listener then polls HUP.
+(exit, SIGKILL) closes its table, the listener then polls HUP.  The fixup vias
+(the supervisor's userspace fixup, native/fixup.c) give follow on a stock
+kernel within a supervisor's reach (Model.fixup_entries says where not).
 
 Blocking calls (fs/select.c, ep_poll, io_cqring_wait): poll() and select()
 evaluate every handle's file as it is now (a closed number: POLLNVAL for
@@ -127,7 +130,7 @@ a ring's own fd in other steps (its ->poll, its mapping's reference), polls
 of signalfd, timerfd, epoll, listener or ring files, reads of anything but
 pipes and sockets (an eventfd read wakes from task work, a memfd read goes
 to io-wq), poll flags ET, ONESHOT or EXCLUSIVE, more CQEs than the CQ ring
-holds (flagged), EPOLLWAKEUP without CAP_BLOCK_SUSPEND, the reverse-path
+holds (flagged), the reverse-path
 limits of nested epolls, buffers filling up (pipe/socket/eventfd limits),
 the target's RLIMIT_NOFILE (taken as 1024), the listener's own wake-ups when
 it is installed in the target (it polls empty there), blocking calls woken
@@ -141,6 +144,7 @@ import errno as errno_mod
 import itertools
 from dataclasses import dataclass
 
+from native import kernel_facts
 from native import program as P
 from native.trace import FdinfoLine, Outcome, mask_value
 
@@ -230,6 +234,13 @@ MUTANTS = {
     "uring_request_no_ref": "an io_uring request holds no reference on its file",
     "uring_poll_repolls": "an io_uring poll's task work polls the file again instead of "
                           "taking the wake-up's key",
+    # The userspace fixup done wrong (its vias are predicted as follow on a stock kernel).
+    "fixup_no_data": "the fixup re-adds (fd, new file) with data 0: the entry's data not copied",
+    "fixup_mod": "the fixup uses EPOLL_CTL_MOD instead of DEL+ADD (it finds no (fd, new) "
+                 "entry, so the entry stays with the old file)",
+    "fixup_no_rearm": "the fixup's re-added entry is not polled at once: a new file ready "
+                      "already is reported only after its next wake-up",
+    "fixup_keep_old": "the fixup adds (fd, new file) but leaves the stale (fd, old file) entry",
 }
 
 
@@ -315,6 +326,7 @@ class OFile:
         self.items: dict = {}                  # epoll: (fd, OFile) -> Item, the interest tree
         self.ready: list = []                  # epoll: the ready list
         self.ring: "Ring | None" = None        # an io_uring file: its ring
+        self.write_end = False                 # a pipe's write end (peer: the read end)
 
     def __repr__(self):
         return f"<{self.name}{'' if self.alive else ' freed'} refs={self.refs}>"
@@ -382,6 +394,7 @@ class Process:
         self.sig_wq = WaitQueue(fifo, owner=self)   # sighand->signalfd_wqh, shared by all signalfds
         self.hfd: dict[str, int] = {}          # handle -> number while open (executor's hfd)
         self.hnum: dict[str, int] = {}         # handle -> last number held (executor's hnum)
+        self.nofile = RLIMIT_NOFILE            # RLIMIT_NOFILE's soft limit (addfd fill_table)
         self.alive = True
         self.sighand = "live"                  # live, zombie (dead, not reaped), orphan (reaped
         #                                        by init at some moment: POLLFREE then)
@@ -404,8 +417,12 @@ class Hold:
 class Model:
     """Runs a program against the model kernel; .run() returns the outcomes."""
 
-    def __init__(self, program: P.Program, profile: str | Profile = "stock", mutant=None):
+    def __init__(self, program: P.Program, profile: str | Profile = "stock", mutant=None,
+                 facts: dict[str, bool] | None = None):
         self.program = program
+        # Behaviours that changed with a kernel commit follow the kernel's version
+        # (native/kernel_facts.py), as the cases do: the running kernel's by default.
+        self.facts = kernel_facts.facts() if facts is None else facts
         self.profile = profile if isinstance(profile, Profile) else PROFILES[profile]
         mutants = (mutant,) if isinstance(mutant, str) else tuple(mutant or ())
         unknown = [m for m in mutants if m not in MUTANTS]
@@ -488,7 +505,8 @@ class Model:
                 self.ambiguous.append(i)
                 self.touched = False
             self.settle(racing=sup and self.hold is not None)
-            if self.hold and (step.op == "respond" or i + 1 == len(steps)
+            answered = step.op == "respond" and self.hold is not None and self.hold.state != "sent"
+            if self.hold and (answered or i + 1 == len(steps)
                               or steps[i + 1].op not in P.SUPERVISOR_OPS):
                 self.end_hold()
                 self.settle()
@@ -570,6 +588,7 @@ class Model:
     # -- fd table and reference counts (fs/file.c) -----------------------------
     def new_file(self, pf: P.File) -> OFile:
         f = OFile(pf.name, pf.kind, self.file_index[pf.name], self.fifo)
+        f.write_end = pf.write_end                 # a pipe's write end: pipe_poll's FMODE_WRITE half
         self.files[pf.name] = f
         return f
 
@@ -577,6 +596,8 @@ class Model:
         fd = start
         while fd in proc.fdt:
             fd += 1
+        if fd >= proc.nofile:                     # alloc_fd(): none free below the limit
+            raise Errno("EMFILE")
         return fd
 
     def lookup(self, proc: Process, fd: int) -> OFile:
@@ -634,7 +655,7 @@ class Model:
                 raise Errno("EINVAL")
             self.lookup(proc, old)
             return old
-        if new < 0:
+        if new < 0 or new >= proc.nofile:         # ksys_dup3(): newfd at the limit
             raise Errno("EBADF")
         f = self.lookup(proc, old)
         self.replace_entries(proc, new, f, replacing)
@@ -655,15 +676,42 @@ class Model:
                 self.ep_remove(item)
                 if (fd, new) not in ep.items:
                     self.ep_insert(proc, ep, fd, new, item.events, item.data)
+        elif replacing in P.FIXUP_VIAS:
+            self.fixup_entries(proc, fd, old, new)
         elif "replace_removes_entries" in self.m:
             for item in [it for it in old.watchers if it.fd == fd]:
                 self.ep_remove(item)
+
+    def fixup_entries(self, proc: Process, fd: int, old: OFile, new: OFile):
+        """The supervisor's userspace fixup (native/fixup.c) on a stock kernel: follow,
+        within what a supervisor can do.  It sees only the epolls in the replacing
+        process's table; it deletes (fd, old), then adds (fd, new) with EPOLL_CTL_ADD,
+        which ORs in EPOLLERR|EPOLLHUP (a disarmed ONESHOT entry comes back armed for
+        them); it leaves an entry whose new file is a signalfd (an ADD
+        from the supervisor would watch the supervisor's signals)."""
+        seen = {id(f) for f in proc.fdt.values()}
+        for ep in [f for f in self.files.values() if f.kind == P.EPOLL and f.alive]:
+            item = ep.items.get((fd, old))
+            if item is None or id(ep) not in seen or new.kind == P.SIGNALFD:
+                continue
+            if not self.can_watch(ep, new, item.events):
+                continue
+            if "fixup_mod" in self.m:          # MOD finds no (fd, new) entry: ENOENT
+                continue
+            if "fixup_keep_old" not in self.m:
+                self.ep_remove(item)
+            if (fd, new) not in ep.items:
+                self.ep_insert(proc, ep, fd, new, item.events | ERR | HUP,
+                               0 if "fixup_no_data" in self.m else item.data,
+                               poll_now="fixup_no_rearm" not in self.m)
 
     # -- readiness (the files' poll methods) -----------------------------------
     def poll(self, proc: Process, f: OFile) -> int:
         if not f.alive:
             return 0
         k = f.kind
+        if k == P.PIPE and f.write_end:           # never full here; ERR once no reader is left
+            return OUT | WRNORM | (0 if f.peer else ERR)
         if k == P.PIPE:
             return (IN | RDNORM if f.tokens else 0) | (0 if f.peer else HUP)
         if k == P.SOCKET:
@@ -693,7 +741,7 @@ class Model:
         return 0
 
     def item_poll(self, proc: Process, item: Item) -> int:
-        if item.file.dying:                      # epi_fget() fails on a zero refcount
+        if item.file.dying and self.facts["4efaa5acf0a1"]:   # epi_fget() fails on a zero refcount
             return 0
         return self.poll(proc, item.file) & item.events
 
@@ -766,13 +814,15 @@ class Model:
             item.ep.ready.append(item)
 
     # -- epoll (fs/eventpoll.c) --------------------------------------------------
-    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int):
+    def ep_insert(self, proc: Process, ep: OFile, fd: int, f: OFile, events: int, data: int,
+                  poll_now: bool = True):
         item = Item(ep, fd, f, events, data)
         ep.items[(fd, f)] = item
         f.watchers.append(item)
         item.wq = self.wq_of(proc, f)
         item.wq.add(item, item.exclusive)
-        self.ready_if_hot(proc, item)
+        if poll_now:
+            self.ready_if_hot(proc, item)
 
     def ready_if_hot(self, proc: Process, item: Item):
         """ep_insert/ep_modify's tail: queue the item if it polls ready, then wake a
@@ -818,6 +868,8 @@ class Model:
             return max((up(item.ep) + 1 for item in e.watchers), default=0)
 
         depth = down(tep, 0)
+        if not self.facts["f2e467a48287"]:        # before it only the path below counted
+            return depth <= EP_MAX_NESTS
         return depth <= EP_MAX_NESTS and depth + 1 + up(ep) <= EP_MAX_NESTS
 
     def sys_epoll_ctl(self, proc: Process, epfd: int, op: str, fd: int, events: int, data: int):
@@ -826,13 +878,17 @@ class Model:
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
+        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+            events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
+        if op not in P.CTL_OPS:
+            raise Errno("EINVAL")       # do_epoll_ctl()'s switch: an unknown op
         if op != P.DEL and events & EXCLUSIVE:
             if op == P.MOD or tf.kind == P.EPOLL or events & ~EXCLUSIVE_OK_BITS:
                 raise Errno("EINVAL")
         if op == P.ADD and tf.kind == P.EPOLL and not self.loop_check(epf, tf):
-            raise Errno("ELOOP")
+            raise Errno("ELOOP" if self.facts["f2e467a48287"] else "EINVAL")
         if "del_by_fd" in self.m and op != P.ADD:
             item = next((it for (n, _), it in epf.items.items() if n == fd), None)
         else:
@@ -910,6 +966,8 @@ class Model:
         k = f.kind
         if k in (P.EPOLL, LISTENER):
             raise Errno("EINVAL")
+        if f.write_end:
+            raise Errno("EBADF")                    # not open for reading
         if k in P.PEER_KINDS:
             return self.peer_read(f, READ_SIZE)
         if k == P.MEMFD:
@@ -973,12 +1031,13 @@ class Model:
         self.wake_file(proc, f, IN)
         return 8
 
-    def peer_write(self, proc: Process, f: OFile) -> int:
-        """The driver writes a token through f's peer."""
+    def peer_write(self, proc: Process, f: OFile, settled: bool = False) -> int:
+        """The driver writes a token through f's peer (after waiting for a release in
+        limbo to happen, when settled)."""
         if not f.peer:
             raise Errno("EBADF")                 # the driver hung it up
         if not f.alive:
-            if f in self.limbo:                  # the ring's exit work may not have put it
+            if f in self.limbo and not settled:  # the ring's exit work may not have put it
                 self.ambiguous.append(self.index)
             raise Errno("EPIPE")
         f.tokens += 1
@@ -1042,7 +1101,7 @@ class Model:
         k = step.file.kind
         if k in P.PEER_KINDS:
             self.bound = proc
-            ret = self.peer_write(proc, self.files[step.file.name])
+            ret = self.peer_write(proc, self.files[step.file.name], settled=step.timeout_ms > 0)
         elif k == P.EVENTFD:
             unit = (self.file_index[step.file.name] + 1) << EFD_COUNT_BITS | 1
             ret = self.sys_write(proc, self.num(proc, step.h), unit)
@@ -1139,7 +1198,7 @@ class Model:
             self.set_handle(proc, step.h, dst)
             if step.h2 is None:
                 self.known.add(step.file.name)
-            sysret = 0 if step.via == P.ADDFD_SETFD else self.handle_of(proc, dst)
+            sysret = self.handle_of(proc, dst) if step.via in P.SEND_VIAS else 0
             return P.expected_outcome(step, ret=step.h.name, sysret=sysret)
         finally:
             if step.keep:
@@ -1237,17 +1296,39 @@ class Model:
 
     def _op_respond(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.toff)."""
+        # seccomp_notify_send(): the flags are checked before the notification is
+        # looked up; a refused reply leaves it answerable (the hold goes on).
+        if step.flags & ~P.USER_NOTIF_FLAG_CONTINUE or (step.flags and (step.data or step.toff)):
+            raise Errno("EINVAL")
         if self.hold is None:
             raise Errno("ENOENT")                  # after the target's end
         if self.hold.state != "sent":
             raise Errno("ENOENT" if self.hold.state == "gone" else "EINPROGRESS")
-        self.answer(proc, step.data, step.toff)
+        if step.flags:                             # CONTINUE: the syscall runs for real
+            self.answer_continued(proc)
+        else:
+            self.answer(proc, step.data, step.toff)
         return P.expected_outcome(step)
+
+    def answer_continued(self, proc: Process):
+        """The trapped ioctl runs on the file its fd number holds now (vfs_ioctl): every
+        file the IR makes answers an unknown request with ENOTTY, but an epoll since
+        18e2bf0edf4d (ep_eventpoll_ioctl: EINVAL); the listener's is not modelled."""
+        step = self.program.steps[self.hold.index]
+        f = proc.fdt.get(self.num(proc, step.h))
+        if f is not None and f.kind == P.LISTENER:
+            raise NotModelled("a continued ioctl on the listener")
+        err = errno_mod.EBADF if f is None else errno_mod.ENOTTY
+        if f is not None and f.kind == P.EPOLL and self.facts["18e2bf0edf4d"]:
+            err = errno_mod.EINVAL
+        self.answer(proc, 0, err)
 
     def _op_addfd(self, proc, step):
         """SECCOMP_IOCTL_NOTIF_ADDFD as the step spells it, checked as seccomp_notify_addfd."""
         a = step.addfd
         src = None
+        if a.get("fill_table"):                   # prlimit: the lowest free fd is the limit
+            proc.nofile = next(fd for fd in itertools.count(FIRST_FD) if fd not in proc.fdt)
         if step.h2 is not None:                   # pidfd_getfd: fails before any ioctl
             src = self.pidfd_getfd(proc, self.num(proc, step.h2))
         elif step.file is not None:
@@ -1268,7 +1349,7 @@ class Model:
         size, flags = a["size"] or ADDFD_SIZE_VER0, a["flags"]
         setfd = flags & P.ADDFD_FLAG_SETFD
         if a["newfd"] == "rlimit":
-            newfd = RLIMIT_NOFILE
+            newfd = proc.nofile
         elif a["newfd"] is not None:
             newfd = a["newfd"] & 0xFFFFFFFF
         else:
@@ -1298,7 +1379,7 @@ class Model:
         if not setfd:                             # receive_fd: the lowest free number
             fd = self.alloc_fd(proc)
             self.install(proc, fd, src, cloexec=cloexec)
-        elif newfd >= RLIMIT_NOFILE:              # replace_fd; a failed SEND stays answerable
+        elif newfd >= proc.nofile:                # replace_fd; a failed SEND stays answerable
             raise Errno("EBADF")
         else:
             fd = newfd
@@ -1411,6 +1492,7 @@ class Model:
             f.refs += 1
             child.fdt[fd] = f
         child.cloexec = set(proc.cloexec)
+        child.nofile = proc.nofile                 # rlimits are inherited
         child.hfd, child.hnum = dict(proc.hfd), dict(proc.hnum)
         self.procs[child.name] = child
         self.alive.add(child.name)
@@ -1655,11 +1737,18 @@ class Model:
             self.ambiguous.append(self.index)
         return w.outcome
 
+    def filter_released(self) -> bool:
+        """No task uses the filter any more: the target is gone and, before bfafe5efa975,
+        reaped too (the executor reaps no process before the run ends)."""
+        return self.gone and self.facts["bfafe5efa975"]
+
     def _op_listener_wait(self, proc, step):
         """The listener in a fresh epoll: IN for a notification not yet received, OUT for
         one received and unanswered, HUP once no task uses the filter."""
-        if self.gone:
+        if self.filter_released():
             mask = HUP
+        elif self.gone:
+            mask = 0                               # dead but unreaped: the filter is in use
         elif self.hold is not None and self.hold.state == "sent":
             mask = OUT | WRNORM
         else:
@@ -1669,9 +1758,10 @@ class Model:
         return P.expected_outcome(step, events=[(revents, step.data)] if revents else [])
 
     def _op_notif_recv(self, proc, step):
+        """ENOENT once the filter is released; the executor says EAGAIN rather than block."""
         if not self.gone:
             raise NotModelled("NOTIF_RECV while the target lives would block")
-        raise Errno("ENOENT")
+        raise Errno("ENOENT" if self.filter_released() else "EAGAIN")
 
     # -- io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c; liburing in the executor) ----
     def ring_for(self, proc: Process, step: P.Step) -> Ring:
@@ -1821,6 +1911,11 @@ class Model:
         if f is None:
             self.post(ring, step, -errno_mod.EBADF)
             return P.expected_outcome(step)
+        if f.write_end:
+            raise NotModelled("an io_uring read of a pipe's write end")
+        if f.kind == P.PIPE and not self.facts["afed6271f5b0"]:
+            raise NotModelled("before afed6271f5b0 a pipe read goes to an io-wq worker: its "
+                              "completion and its file's release come at moments of their own")
         req = self.new_request(ring, step, f, READ_POLL_EVENTS)
         self.issue_read(req)
         return P.expected_outcome(step)
@@ -1971,6 +2066,8 @@ class Model:
         return P.expected_outcome(step, cqes=cqes, joined=w is not None)
 
 
-def predict(program: P.Program, profile: str | Profile = "stock", mutant=None) -> list[Outcome]:
-    """The trace the executor reports for program under profile (one Outcome per step)."""
-    return Model(program, profile, mutant).run()
+def predict(program: P.Program, profile: str | Profile = "stock", mutant=None,
+            facts: dict[str, bool] | None = None) -> list[Outcome]:
+    """The trace the executor reports for program under profile (one Outcome per step), on
+    a kernel with these facts (default: the running kernel's)."""
+    return Model(program, profile, mutant, facts).run()

@@ -94,8 +94,18 @@ def executor_text() -> str:
     if len(at) != 1:
         raise RuntimeError(f"native/executor.c must include executor.h exactly once ({len(at)})")
     i = at[0]
-    return ("".join(lines[:i]) + "/* ---- native/executor.h ---- */\n" + header
+    text = ("".join(lines[:i]) + "/* ---- native/executor.h ---- */\n" + header
             + "/* ---- end of native/executor.h ---- */\n" + "".join(lines[i + 1:]))
+    return text.replace('#include "fixup.c"\n', fixup_text(), 1)
+
+
+def fixup_text() -> str:
+    """native/fixup.c (the userspace fixup the fixup vias run) with native/fixup.h pasted in."""
+    source = (NATIVE / "fixup.c").read_text()
+    header = (NATIVE / "fixup.h").read_text()
+    return ("/* ---- native/fixup.c ---- */\n"
+            + source.replace('#include "fixup.h"\n', header, 1)
+            + "/* ---- end of native/fixup.c ---- */\n")
 
 
 def _defines(prefix: str) -> dict[int, str]:
@@ -183,7 +193,7 @@ def _show(program: P.Program, i: int) -> tuple[int, int, int]:
     h = -1
     if op == "replace" and step.via in P.ADDFD_VIAS:
         flags |= F_SYS | F_ADDFD
-        if step.via == P.ADDFD_SETFD_SEND:
+        if step.via in P.SEND_VIAS:
             flags |= F_SYS_SEND
         h = program.handles.index(step.h)
     if op in P.FD_RETURNING_OPS:
@@ -375,7 +385,7 @@ static void render(int i, const struct fdr_outcome *o, char *buf, size_t size)
 		else
 			snprintf(sys, sizeof(sys), " sys=%d", (int)o->sysret);
 	}
-	if (o->ret < 0) {
+	if (o->ret < 0 && o->err != 0) {	/* else a notify's reply below -4095: a value */
 		append(buf, size, "%lld %s%s", (long long)o->ret, errname(o->err), sys);
 		return;
 	}

@@ -50,6 +50,7 @@
 #include <linux/seccomp.h>
 
 #include "executor.h"
+#include "fixup.c"
 #ifdef FDR_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -67,22 +68,8 @@
 #ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
 #define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
 #endif
-#ifndef SECCOMP_ADDFD_FLAG_SETFD
-#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
-#endif
-#ifndef SECCOMP_ADDFD_FLAG_SEND
-#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
-#endif
-#ifndef SECCOMP_IOCTL_NOTIF_ADDFD
-struct seccomp_notif_addfd {
-	__u64 id;
-	__u32 flags;
-	__u32 srcfd;
-	__u32 newfd;
-	__u32 newfd_flags;
-};
-#define SECCOMP_IOCTL_NOTIF_ADDFD SECCOMP_IOW(3, struct seccomp_notif_addfd)
-#endif
+/* The ADDFD flags and struct seccomp_notif_addfd, for headers before 5.9: from
+ * fixup.c, included above. */
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
 #endif
@@ -141,6 +128,7 @@ enum { ACT_HANDOFF = 1, ACT_INJECT, ACT_REPLACE, ACT_SYNC, ACT_HANGUP, ACT_NOTIF
 struct fdr_file {
 	int32_t kind;
 	int32_t blocking;	/* made without O_NONBLOCK (pipes and sockets) */
+	int32_t write_end;	/* a pipe whose write end is the subject */
 	int32_t signo;		/* signalfd: the signal that is its token */
 	int32_t peer;		/* supervisor's fd of the peer end, or -1 */
 	int32_t known;		/* dev/ino recorded */
@@ -271,8 +259,8 @@ static int make_file(struct shared *sh, int kind, int file, int *peer)
 	case FDR_KIND_PIPE:
 		if (pipe2(p, sh->files[file].blocking ? 0 : O_NONBLOCK) < 0)
 			return -1;
-		fd = p[0];
-		*peer = p[1];
+		fd = p[sh->files[file].write_end ? 1 : 0];
+		*peer = p[sh->files[file].write_end ? 0 : 1];
 		break;
 	case FDR_KIND_SOCKET:
 		if (socketpair(AF_UNIX, SOCK_STREAM | (sh->files[file].blocking ? 0 : SOCK_NONBLOCK),
@@ -461,7 +449,7 @@ static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_
 		FD_SET(fds[k], &rd);
 		maxfd = fds[k] > maxfd ? fds[k] : maxfd;
 	}
-	r = select(maxfd + 1, &rd, NULL, NULL, &tv);
+	r = select(maxfd + 1, &rd, NULL, NULL, s->timeout_ms < 0 ? NULL : &tv);	/* -1: none */
 	for (int k = 0; r > 0 && k < n; k++)
 		if (FD_ISSET(fds[k], &rd)) {
 			o->ev[o->nevents].events = POLLIN;
@@ -683,11 +671,17 @@ static void run_background(struct target *t, int i)
 	/* No join (its actor is killed in it): what it returns goes nowhere. */
 	struct fdr_outcome scratch, *o = s->aux == i ? &scratch : &sh->out[s->aux];
 
+	int64_t started = now_ms();
+
 	blocking_call(t, s, o);
 	/* Run out of time before its join's turn came: the timeout was too short
 	 * for this machine, and the steps in between did not all run while it
-	 * slept.  Said, so that no verdict rests on it unnoticed. */
-	if (o->ret == 0 && s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux)
+	 * slept.  Said, so that no verdict rests on it unnoticed.  A call that
+	 * returned something at its timeout counts too: select and poll look at
+	 * every file once more when the time is up, and may find one that a
+	 * later step (the one not yet run) would have drained. */
+	if (s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux &&
+	    (o->ret == 0 || (s->timeout_ms > 0 && now_ms() - started >= s->timeout_ms)))
 		sh->out[i].expired = 1;
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
@@ -943,8 +937,14 @@ static long uring_reap(struct target *t, const struct fdr_step *s, struct fdr_ou
 	if (s->timeout_ms > 0) {
 		struct __kernel_timespec ts = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000000L };
 
-		r = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+		r = io_uring_wait_cqes(ring, &cqe, s->arg > 1 ? (unsigned)s->arg : 1, &ts, NULL);
 		if (r < 0 && r != -ETIME) {
+			errno = -r;
+			return -1;
+		}
+	} else if (s->timeout_ms < 0) {	/* -1: no timeout, as for wait, poll and select */
+		r = io_uring_wait_cqe(ring, &cqe);
+		if (r < 0) {
 			errno = -r;
 			return -1;
 		}
@@ -1113,11 +1113,22 @@ static void do_fdinfo(struct target *t, pid_t pid, int fd, struct fdr_outcome *o
 	o->ret = o->nlines;
 }
 
+static int via_addfd(int via)
+{
+	return via == FDR_VIA_ADDFD_SETFD || via == FDR_VIA_ADDFD_SETFD_SEND ||
+	       via == FDR_VIA_ADDFD_SETFD_FIXUP || via == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
+}
+
+static int via_send(int via)
+{
+	return via == FDR_VIA_ADDFD_SETFD_SEND || via == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
+}
+
 static void do_replace(struct target *t, int i, const struct fdr_step *s, struct fdr_outcome *o)
 {
 	int dst = num(t, s->h);
 
-	if (s->arg == FDR_VIA_ADDFD_SETFD || s->arg == FDR_VIA_ADDFD_SETFD_SEND) {
+	if (via_addfd(s->arg)) {
 		/* The supervisor fills o->ret/err with its ADDFD's result, and with
 		 * SEND may do so only after we are running again: never read them
 		 * here.  The trapped syscall's answer is ours. */
@@ -1134,7 +1145,7 @@ static void do_replace(struct target *t, int i, const struct fdr_step *s, struct
 		/* With SEND we run again while the supervisor still holds its copy
 		 * of the new file (and the kernel its ADDFD reference): wait until
 		 * it has let go, so no later step sees an extra reference. */
-		if (s->arg == FDR_VIA_ADDFD_SETFD_SEND)
+		if (via_send(s->arg))
 			trap(-1, i, ACT_SYNC, -1);
 		return;
 	}
@@ -1258,7 +1269,9 @@ static void run_step(struct target *t, int i)
 		 * when an ADDFD with SEND answered early. */
 		r = trap(num(t, s->h), i, ACT_NOTIFY, -1);
 		o->ret = r;
-		o->err = r < 0 ? errno : 0;
+		/* syscall() sets errno only for -4095..-1: a reply outside that range
+		 * (an error above 4095, a large negative val) is a plain value. */
+		o->err = r == -1 ? errno : 0;
 		trap(-1, i, ACT_SYNC, -1);
 		/* Only now has the supervisor finished updating the handle table. */
 		o->ret_handle = r >= 0 ? handle_of(t, r) : FDR_NO_HANDLE;
@@ -1536,8 +1549,10 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 	const struct fdr_step *st = &s->steps[i];
 	struct fdr_outcome *o = &s->sh->out[i];
 	struct seccomp_notif_addfd addfd = { .id = n->id };
-	int send = st->arg == FDR_VIA_ADDFD_SETFD_SEND;
+	int send = via_send(st->arg);
+	int fixup = st->arg == FDR_VIA_ADDFD_SETFD_FIXUP || st->arg == FDR_VIA_ADDFD_SETFD_SEND_FIXUP;
 	int src = driver_copy(s, st, (int)n->data.args[4]);
+	struct fdr_fixup_plan plan;
 	long r;
 
 	if (src < 0) {
@@ -1550,9 +1565,24 @@ static void supervise_replace(struct supervisor *s, const struct seccomp_notif *
 	addfd.srcfd = src;
 	addfd.newfd = (uint32_t)n->data.args[0];
 	addfd.newfd_flags = (st->flags & FDR_F_CLOEXEC) ? O_CLOEXEC : 0;
+	/* The fixup: find (fd, old) entries before the install, move them after
+	 * it, before the target runs its next step (with SEND it is running, but
+	 * only towards its sync trap). */
+	if (fixup && fdr_fixup_prepare(FDR_FIXUP_SCAN, NULL, s->pid, s->pidfd, addfd.newfd, &plan) < 0) {
+		o->ret = -1;
+		o->err = errno;
+		close(src);
+		respond(s, n->id, 0, o->err);
+		return;
+	}
 	r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
+	if (fixup) {
+		if (r >= 0)
+			fdr_fixup_apply(&plan, src);
+		fdr_fixup_release(&plan);
+	}
 	drop_copy(s, st, src);
 	if (r < 0)
 		respond(s, n->id, 0, o->err);	/* relay the failure to the target */
@@ -1581,6 +1611,25 @@ static long inject_peer(struct fdr_file *f, int file, int *err)
 }
 
 /* An ADDFD exactly as the step describes it, good or bad. */
+/* Make the target's fd table full: its RLIMIT_NOFILE soft limit becomes its lowest
+ * free fd number, so no number below the limit is free (fds above it stay open). */
+static void fill_table(pid_t pid)
+{
+	struct rlimit rl;
+	char path[64], link[8];
+	int fd = 0;
+
+	for (;; fd++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+		if (readlink(path, link, sizeof(link)) < 0 && errno == ENOENT)
+			break;
+	}
+	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl) == 0) {
+		rl.rlim_cur = (rlim_t)fd;
+		prlimit(pid, RLIMIT_NOFILE, &rl, NULL);
+	}
+}
+
 static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t id,
 		      struct fdr_outcome *o)
 {
@@ -1596,6 +1645,8 @@ static void sup_addfd(struct supervisor *s, const struct fdr_step *st, uint64_t 
 	memset(&u, 0, sizeof(u));
 	if (size > sizeof(u))
 		size = sizeof(u);
+	if (st->flags & FDR_F_FILL_TABLE)
+		fill_table(s->pid);
 	if (st->flags & FDR_F_ID_STALE)
 		id = s->last_id;
 	else if (st->flags & FDR_F_ID_NEXT)
@@ -1644,6 +1695,64 @@ static void sup_wait(const struct fdr_step *st, struct fdr_outcome *o, int fd)
 	o->err = r < 0 ? errno : 0;
 }
 
+/* The watchdog: no supervisor call may outlive the run's deadline.  A blocking
+ * ioctl (an ADDFD the target never takes up, a NOTIF_RECV with nothing to
+ * receive) would ignore it; a timer aimed at this thread interrupts such a call
+ * (EINTR: no SA_RESTART) shortly after the deadline, and again every
+ * WATCHDOG_REPEAT_MS, so the loops see the deadline and end the run as a
+ * timeout. */
+#define WATCHDOG_GRACE_MS 500
+#define WATCHDOG_REPEAT_MS 100
+
+struct watchdog {
+	timer_t timer;
+	int armed;
+	struct sigaction old;
+};
+
+static void watchdog_tick(int sig)
+{
+	(void)sig;
+}
+
+static void watchdog_arm(struct watchdog *w, int64_t deadline)
+{
+	struct sigaction sa;
+	struct sigevent ev;
+	int64_t first = deadline + WATCHDOG_GRACE_MS - now_ms();
+	struct itimerspec its = {
+		.it_value = { first / 1000, (first % 1000) * 1000000L },
+		.it_interval = { 0, WATCHDOG_REPEAT_MS * 1000000L },
+	};
+
+	w->armed = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watchdog_tick;		/* no SA_RESTART: the call returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGRTMAX, &sa, &w->old) < 0)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = SIGRTMAX;
+	ev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (first < 1)
+		its.it_value.tv_nsec = 1000000L;
+	if (timer_create(CLOCK_MONOTONIC, &ev, &w->timer) == 0 &&
+	    timer_settime(w->timer, 0, &its, NULL) == 0)
+		w->armed = 1;
+	else
+		sigaction(SIGRTMAX, &w->old, NULL);
+}
+
+static void watchdog_disarm(struct watchdog *w)
+{
+	if (!w->armed)
+		return;
+	timer_delete(w->timer);
+	sigaction(SIGRTMAX, &w->old, NULL);
+	w->armed = 0;
+}
+
 /* Wait until every process of the target has died (not reaped: that is
  * fdr_run's job for the first, their parents' for the others). */
 static int wait_gone(struct supervisor *s)
@@ -1685,7 +1794,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 		break;
 	case FDR_OP_RESPOND: {
 		struct seccomp_notif_resp resp = { .id = id, .val = (int64_t)st->data,
-						   .error = -st->arg };
+						   .error = -st->arg, .flags = st->events };
 
 		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 		o->ret = r;
@@ -1742,8 +1851,17 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 		}
 		break;
 	case FDR_OP_NOTIF_RECV: {
+		/* Only when it cannot block: with nothing pending and the filter
+		 * still in use (before bfafe5efa975 a dead target keeps it in use
+		 * until it is reaped) NOTIF_RECV would sleep; say EAGAIN instead. */
+		struct pollfd pf = { .fd = s->listener, .events = POLLIN };
 		struct seccomp_notif n;
 
+		if (poll(&pf, 1, 0) != 1) {
+			o->ret = -1;
+			o->err = EAGAIN;
+			break;
+		}
 		memset(&n, 0, sizeof(n));
 		r = ioctl(s->listener, SECCOMP_IOCTL_NOTIF_RECV, &n);
 		o->ret = r;
@@ -1784,7 +1902,10 @@ static void hold(struct supervisor *s, const struct seccomp_notif *n)
 		if (s->steps[j].op == FDR_OP_ADDFD && (s->steps[j].arg & SECCOMP_ADDFD_FLAG_SEND) &&
 		    s->sh->out[j].ret >= 0)
 			wait_sync(s);
-		if (s->steps[j].op == FDR_OP_RESPOND) {
+		/* A NOTIF_SEND refused for its arguments (EINVAL) leaves the
+		 * notification answerable: the hold goes on. */
+		if (s->steps[j].op == FDR_OP_RESPOND &&
+		    !(s->sh->out[j].ret < 0 && s->sh->out[j].err == EINVAL)) {
 			answered = 1;
 			break;
 		}
@@ -1844,6 +1965,14 @@ static void supervise(struct supervisor *s, const struct seccomp_notif *n)
 		respond(s, n->id, r < 0 ? -1 : 0, r < 0 ? errno : 0);
 		break;
 	case ACT_INJECT:
+		if (st->timeout_ms > 0 && f && f->peer >= 0) {
+			/* wait_release: the file's last reference may go at a moment
+			 * of the kernel's own; its peer reports POLLERR (pipe) or
+			 * POLLHUP (socket) once it has. */
+			struct pollfd pf = { .fd = f->peer, .events = 0 };
+
+			poll(&pf, 1, st->timeout_ms);
+		}
 		r = inject_peer(f, st->file, &err);
 		respond(s, n->id, r, err);
 		break;
@@ -2233,8 +2362,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	sh->step = -1;
 	sh->nfiles = nfiles;
 	for (int f = 0; f < nfiles; f++) {
-		sh->files[f].kind = file_kinds[f] & ~FDR_KIND_BLOCKING;
+		sh->files[f].kind = file_kinds[f] & ~(FDR_KIND_BLOCKING | FDR_KIND_WRITE_END);
 		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
+		sh->files[f].write_end = !!(file_kinds[f] & FDR_KIND_WRITE_END);
 		sh->files[f].peer = -1;
 		if (file_kinds[f] == FDR_KIND_SIGNALFD)
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
@@ -2308,6 +2438,9 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 
 	prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
+	struct watchdog dog;
+
+	watchdog_arm(&dog, sh->deadline);
 	if (sup.listener >= 0 && sup.apidfd[0] >= 0) {
 		serve(&sup, res);
 		/* Supervisor steps after the target's end (exits or a kill) run now. */
@@ -2322,8 +2455,12 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 		res->err = errno;
 		snprintf(res->where, sizeof(res->where), "pidfd_open");
 	}
+	watchdog_disarm(&dog);
 	if (slack > 0)
 		prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+	if (res->status == FDR_RUN_OK && now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
+	    !sh->finished && !sh->killed)
+		res->status = FDR_RUN_TIMEOUT;	/* the watchdog cut a supervisor call short */
 	if (res->status == FDR_RUN_TIMEOUT) {
 		int i = sh->step >= 0 && sh->step < nsteps ? sh->step : 0;
 		struct actor_slot *as = &sh->actors[nsteps ? steps[i].actor : 0];

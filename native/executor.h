@@ -75,12 +75,16 @@
 #define FDR_KIND_LISTENER 9	/* the supervisor's own seccomp listener (ADDFD only) */
 /* Or'ed into a file kind: a pipe or socket made without O_NONBLOCK. */
 #define FDR_KIND_BLOCKING 256
+#define FDR_KIND_WRITE_END 16384  /* a pipe: the target gets the write end */
 
 /* How a replace is carried out. */
 #define FDR_VIA_ADDFD_SETFD 1
 #define FDR_VIA_ADDFD_SETFD_SEND 2
 #define FDR_VIA_DUP2 3
 #define FDR_VIA_DUP3 4
+/* ADDFD as above, with the userspace fixup (native/fixup.c) around the install. */
+#define FDR_VIA_ADDFD_SETFD_FIXUP 5
+#define FDR_VIA_ADDFD_SETFD_SEND_FIXUP 6
 
 /* Step flags. */
 #define FDR_F_KEEP 1
@@ -96,6 +100,7 @@
 #define FDR_F_BACKGROUND 1024   /* a blocking call: the next step runs once it sleeps */
 #define FDR_F_MULTISHOT 2048    /* uring_poll: a multishot poll */
 #define FDR_F_FIXED 4096        /* uring_read: the ring's registered file 0 */
+#define FDR_F_FILL_TABLE 1048576 /* addfd: first lower the target's RLIMIT_NOFILE to its lowest free fd */
 
 /* How a run ended. */
 #define FDR_RUN_OK 0

@@ -8,9 +8,11 @@ this module serialises the program and names what came back.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import errno as errno_mod
 import os
+import signal
 
 from native import program as P
 from native.trace import FdinfoLine, Outcome, RunFailure, Trace
@@ -49,6 +51,8 @@ KIND_CODES = {
 VIA_CODES = {
     P.ADDFD_SETFD: lib.FDR_VIA_ADDFD_SETFD, P.ADDFD_SETFD_SEND: lib.FDR_VIA_ADDFD_SETFD_SEND,
     P.DUP2: lib.FDR_VIA_DUP2, P.DUP3: lib.FDR_VIA_DUP3,
+    P.ADDFD_SETFD_FIXUP: lib.FDR_VIA_ADDFD_SETFD_FIXUP,
+    P.ADDFD_SETFD_SEND_FIXUP: lib.FDR_VIA_ADDFD_SETFD_SEND_FIXUP,
 }
 CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
 FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}
@@ -112,16 +116,21 @@ def serialize(program: P.Program):
         if s.op in P.SUPERVISOR_OPS:
             c.flags |= lib.FDR_F_SUP
         if s.op == "epoll_ctl":
-            c.arg = CTL_CODES[s.ctl]
+            c.arg = CTL_CODES[s.ctl] if isinstance(s.ctl, str) else s.ctl   # int: unknown op
         elif s.op == "replace":
             c.arg = VIA_CODES[s.via]
         elif s.op in P.WAIT_OPS:
             c.arg = s.maxevents
+        elif s.op == "uring_reap":
+            c.arg = s.wait_nr
         elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
             c.arg = s.toff
+            if s.op == "respond":
+                c.events = s.flags                  # NOTIF_SEND's flags
         elif s.op == "addfd":
             _serialize_addfd(c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
+                                  | (lib.FDR_KIND_WRITE_END if f.write_end else 0)
                                   for f in program.files] or [0])
     return steps, kinds
 
@@ -140,6 +149,8 @@ def _serialize_addfd(c, s: P.Step):
         c.flags |= lib.FDR_F_BADSRC
     if a["tail_nonzero"]:
         c.flags |= lib.FDR_F_TAIL_NONZERO
+    if a.get("fill_table"):
+        c.flags |= lib.FDR_F_FILL_TABLE
     c.flags |= {"current": 0, "stale": lib.FDR_F_ID_STALE, "next": lib.FDR_F_ID_NEXT,
                 "pending": lib.FDR_F_PENDING}[a["id"]]
 
@@ -158,6 +169,21 @@ ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdr-zygote")
 _zygote_tried: set = set()
 
 
+def stop_zygote() -> None:
+    """End this process's zygote and wait for it: at exit, else a subreaper init (systemd,
+    tini) would inherit it as a zombie nobody waits for."""
+    pid = lib.fdr_zygote_pid()
+    if pid > 0:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+atexit.register(stop_zygote)
+
+
 def start_zygote() -> bool:
     """Start this process's zygote (native/fdr-zygote), which forks targets far
     cheaper than this process can.  Once per process; False when it is missing,
@@ -170,11 +196,15 @@ def start_zygote() -> bool:
     return lib.fdr_zygote_pid() > 0
 
 
-def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
-    """Execute the program in a fresh target under a supervisor; return its Trace."""
+def run(program: P.Program, timeout_ms: int | None = None, step_scale: float | None = None) -> Trace:
+    """Execute the program in a fresh target under a supervisor; return its Trace.
+
+    step_scale stretches the steps' own wait bounds (default FDR_TIMEOUT_SCALE); the
+    run's deadline always takes FDR_TIMEOUT_SCALE."""
     start_zygote()
     steps, kinds = serialize(program)
     n = len(program.steps)
+    scale_step_timeouts(program, steps, timeout_scale() if step_scale is None else step_scale)
     out = ffi.new("struct fdr_outcome[]", max(1, n))
     res = ffi.new("struct fdr_result *")
     timeout = int((timeout_ms or DEFAULT_TIMEOUT_MS) * timeout_scale())
@@ -196,6 +226,28 @@ def run(program: P.Program, timeout_ms: int | None = None) -> Trace:
     expired = tuple(i for i, step in enumerate(program.steps[:len(outcomes)])
                     if step.background and out[i].expired)
     return Trace(outcomes, failure, expired)
+
+
+# Steps whose timeout_ms is a bound on a wait (not a size): stretched on slow machines.
+SCALED_TIMEOUT_OPS = P.WAIT_OPS + ("uring_reap", "inject")
+
+
+def step_scales() -> list[float]:
+    """The rungs a case's step bounds are stretched in while a sleeper ran out before its
+    join (Trace.expired): 1, then 8, then FDR_TIMEOUT_SCALE, none above the latter."""
+    full = timeout_scale()
+    return sorted({x for x in (1.0, 8.0, full) if x <= full})
+
+
+def scale_step_timeouts(program: P.Program, steps, scale: float) -> None:
+    """Multiply the steps' wait bounds by FDR_TIMEOUT_SCALE: a sleeper's timeout or a
+    reap's bound sized for this machine still holds on one 20 times slower (a TCG
+    guest).  Outcomes do not depend on the value, only on what happens within it."""
+    if scale == 1:
+        return
+    for i, s in enumerate(program.steps):
+        if s.op in SCALED_TIMEOUT_OPS and s.timeout_ms > 0:
+            steps[i].timeout_ms = int(s.timeout_ms * scale)
 
 
 def _failure(res) -> RunFailure:
@@ -223,11 +275,11 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     if op == "replace" and step.via in P.ADDFD_VIAS:
         if o.sysret < 0:
             sysret = f"-1 {errname(o.syserr)}"
-        elif step.via == P.ADDFD_SETFD_SEND and o.sysret_handle >= 0:
+        elif step.via in P.SEND_VIAS and o.sysret_handle >= 0:
             sysret = _handle_name(program, o.sysret_handle)
         else:
             sysret = o.sysret
-    if o.ret < 0:
+    if o.ret < 0 and not (op == "notify" and o.err == 0):   # a reply below -4095 is a value
         return Outcome(ret=o.ret, errno=errname(o.err), sysret=sysret)
     ret = o.ret
     if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:

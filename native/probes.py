@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 
 from native import program as P
 
@@ -21,7 +22,10 @@ SKIP_TOKENS = {
     "defer_taskrun": "no_defer_taskrun",
     "liburing": "no_liburing",
     "root": "not_root",
+    "fds": "fd_limit",
 }
+URING_FEATURES = ["liburing", "io_uring", "defer_taskrun"]   # what any io_uring step needs
+FDS_NEEDED = 32     # RLIMIT_NOFILE below this: no room for the fds the race engine and executor use
 
 def _replace_works(via: str) -> bool:
     """Does an ADDFD of this flavour install a file?  (ENOTTY/EINVAL: the kernel lacks it.)"""
@@ -50,7 +54,8 @@ def features() -> dict[str, bool]:
     from native._executor import lib
     have = {"user_notif": bool(lib.fdr_probe_user_notif()), "root": os.geteuid() == 0,
             "kcmp": bool(lib.fdr_probe_kcmp()), "io_uring": _io_uring(),
-            "liburing": bool(lib.fdr_have_liburing())}
+            "liburing": bool(lib.fdr_have_liburing()),
+            "fds": resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= FDS_NEEDED}
     have["defer_taskrun"] = have["io_uring"] and bool(lib.fdr_probe_defer_taskrun())
     have["addfd"] = have["user_notif"] and _replace_works(P.ADDFD_SETFD)
     have["addfd_send"] = have["addfd"] and _replace_works(P.ADDFD_SETFD_SEND)
@@ -72,12 +77,14 @@ def program_needs(program: P.Program) -> list[str]:
     for s in program.steps:
         if s.op == "replace" and s.via in P.ADDFD_VIAS:
             needs.append("addfd")
-            if s.via == P.ADDFD_SETFD_SEND:
+            if s.via in P.SEND_VIAS:
                 needs.append("addfd_send")
+            if s.via in P.FIXUP_VIAS:
+                needs.append("kcmp")
         if s.op in ("kcmp_epoll_tfd", "sup_kcmp"):
             needs.append("kcmp")
         if s.op in P.URING_OPS:
-            needs += ["liburing", "io_uring", "defer_taskrun"]
+            needs += URING_FEATURES
     return list(dict.fromkeys(needs))
 
 

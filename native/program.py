@@ -42,8 +42,15 @@ ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
 ADDFD_SETFD_SEND = "addfd_setfd_send"  # one ADDFD(SETFD|SEND) answers the notification
 DUP2 = "dup2"
 DUP3 = "dup3"
-VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
-ADDFD_VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND)
+# The same ADDFDs with the supervisor's userspace fixup (native/fixup.c) around the
+# install: on a stock kernel, epoll entries follow the new file as `follow` says.
+ADDFD_SETFD_FIXUP = "addfd_setfd_fixup"
+ADDFD_SETFD_SEND_FIXUP = "addfd_setfd_send_fixup"
+VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+ADDFD_VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+SEND_VIAS = (ADDFD_SETFD_SEND, ADDFD_SETFD_SEND_FIXUP)
+FIXUP_VIAS = (ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND_FIXUP)
+FIXUP_OF = {ADDFD_SETFD: ADDFD_SETFD_FIXUP, ADDFD_SETFD_SEND: ADDFD_SETFD_SEND_FIXUP}
 
 # epoll_ctl operations.
 ADD = "ADD"
@@ -85,6 +92,8 @@ OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drai
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
+# NOTIF_SEND flag: the trapped syscall runs for real (val and error must be 0).
+USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_IDS = ("current", "stale", "next", "pending")
 # Steps whose outcome is an event list: epoll_wait's (events, data), or
 # poll/select's (revents, position in the handle list).
@@ -136,6 +145,7 @@ class File:
     name: str
     kind: str
     blocking: bool = False   # a pipe or socket made without O_NONBLOCK
+    write_end: bool = False  # a pipe's write end (the driver holds the read end)
 
     def __str__(self):
         return self.name
@@ -165,6 +175,7 @@ class Step:
     background: bool = False         # a blocking call the next step does not wait for
     multishot: bool = False          # uring_poll: a multishot poll
     fixed: bool = False              # uring_read: the ring's registered file 0
+    wait_nr: int = 1                 # uring_reap: completions to wait for (within timeout_ms)
     of: "Step | None" = field(default=None, repr=False, compare=False)  # join: its call
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups
@@ -221,7 +232,8 @@ class Step:
         if op == "uring_unregister":
             return f"uring({self.ep}): unregister_files()"
         if op == "uring_reap":
-            return f"uring({self.ep}): reap(timeout={self.timeout_ms})"
+            nr = f", wait_nr={self.wait_nr}" if self.wait_nr > 1 else ""
+            return f"uring({self.ep}): reap(timeout={self.timeout_ms}{nr})"
         if op == "uring_cancel":
             return f"uring({self.ep}): cancel(#{step_index(self.program, self.of)})"
         if op == "uring_exit":
@@ -243,6 +255,8 @@ class Step:
             return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
         if op in CREATE_OPS:
             mode = "blocking" if self.file.blocking else ""
+            if self.file.write_end:
+                mode = ", ".join(m for m in (mode, "write end") if m)
             return f"{self.h} = {op}({mode})  [{self.file}]"
         if op == "dup":
             return f"{self.h} = dup({self.h2})"
@@ -257,7 +271,8 @@ class Step:
             return f"epoll_ctl({self.ep}, {self.ctl}, {self.h}{tail})"
         if op == "inject":
             through = f" through {self.h}" if self.h is not None else ""
-            return f"inject({self.file}{through})"
+            wait = f", wait_release={self.timeout_ms}ms" if self.timeout_ms else ""
+            return f"inject({self.file}{through}{wait})"
         if op in ("drain", "read"):
             return f"{op}({self.h})"
         if op == "wait":
@@ -278,7 +293,8 @@ class Step:
             params = ", ".join(f"{k}={v}" for k, v in self.addfd.items() if v not in (None, False))
             return f"  sup: addfd({self.h}, by={by}, {params})"
         if op == "respond":
-            return f"  sup: respond(val={self.data}, error={self.toff})"
+            flags = f", flags={self.flags}" if self.flags else ""
+            return f"  sup: respond(val={self.data}, error={self.toff}{flags})"
         if op in ("sup_fdinfo", "sup_wait"):
             return f"  sup: {op[4:]}({self.ep})"
         if op == "sup_kcmp":
@@ -366,9 +382,9 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     if op == "replace":
         if ret is None:
             ret = step.h.name
-        if step.via == ADDFD_SETFD:
+        if step.via in ADDFD_VIAS and step.via not in SEND_VIAS:
             sysret = 0 if sysret is None else sysret
-        elif step.via == ADDFD_SETFD_SEND:
+        elif step.via in SEND_VIAS:
             sysret = step.h.name if sysret is None else sysret
         return Outcome(ret=ret, sysret=sysret)
     if op in FD_RETURNING_OPS:
@@ -461,7 +477,8 @@ class Program:
             table[name] = None
         return h
 
-    def _new_file(self, kind: str, name: str | None, blocking: bool = False) -> File:
+    def _new_file(self, kind: str, name: str | None, blocking: bool = False,
+                  write_end: bool = False) -> File:
         prefix = FILE_PREFIX[kind]
         if name is None:
             n = self._counts[prefix] = self._counts.get(prefix, 0) + 1
@@ -471,7 +488,7 @@ class Program:
                 name = f"{prefix}{n}"
         if any(f.name == name for f in self.files):
             raise ProgramError(f"file name {name!r} already used")
-        f = File(name, kind, blocking)
+        f = File(name, kind, blocking, write_end)
         self.files.append(f)
         return f
 
@@ -485,6 +502,8 @@ class Program:
         return self._current[self._known(h).name]
 
     def _add(self, step: Step) -> Step:
+        if step.op in BLOCKING_OPS and not (isinstance(step.timeout_ms, int) and step.timeout_ms >= -1):
+            raise ProgramError(f"timeout_ms must be -1 (no timeout) or >= 0, not {step.timeout_ms!r}")
         step.program = self
         step.actor = self._actor
         self.steps.append(step)
@@ -493,21 +512,24 @@ class Program:
         return step
 
     # -- creating files -------------------------------------------------------
-    def _create(self, op: str, name, file, blocking: bool = False) -> Handle:
+    def _create(self, op: str, name, file, blocking: bool = False,
+                write_end: bool = False) -> Handle:
         kind = OP_KIND[op]
         h = self._new_handle(name)
-        f = self._new_file(kind, file, blocking)
+        f = self._new_file(kind, file, blocking, write_end)
         self._add(Step(op, h=h, file=f))
         self._current[h.name] = f
         return h
 
-    def pipe(self, name=None, file=None, blocking: bool = False) -> Handle:
+    def pipe(self, name=None, file=None, blocking: bool = False, write_end: bool = False) -> Handle:
         """The read end of a new pipe; the driver holds the write end (the peer).
 
         blocking: made without O_NONBLOCK (io_uring then reads it in flight); the
-        executor's own read() on it says EAGAIN instead of blocking.
+        executor's own read() on it says EAGAIN instead of blocking.  write_end: the
+        target gets the write end and the driver the read end; such a file is
+        writable (OUT) and, once hung up, in error (ERR); it cannot be injected.
         """
-        return self._create("pipe", name, file, blocking)
+        return self._create("pipe", name, file, blocking, write_end)
 
     def socketpair(self, name=None, file=None, blocking: bool = False) -> Handle:
         """One end of a new AF_UNIX stream socketpair; the driver holds the other."""
@@ -559,9 +581,10 @@ class Program:
         return step
 
     # -- epoll ----------------------------------------------------------------
-    def epoll_ctl(self, ep: Handle, op: str, h: Handle, events: int = 0, data: int = 0) -> Step:
-        if op not in CTL_OPS:
-            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS}, not {op!r}")
+    def epoll_ctl(self, ep: Handle, op, h: Handle, events: int = 0, data: int = 0) -> Step:
+        """op is ADD, MOD or DEL, or an int other than their codes (1..3): an unknown op."""
+        if op not in CTL_OPS and not (type(op) is int and op not in (1, 2, 3)):
+            raise ProgramError(f"epoll_ctl op must be one of {CTL_OPS} or an unknown int, not {op!r}")
         if not 0 <= data < 1 << 64:
             raise ProgramError("epoll data is an unsigned 64-bit value")
         return self._add(Step("epoll_ctl", ep=self._known(ep), h=self._known(h), ctl=op,
@@ -636,10 +659,13 @@ class Program:
             raise ProgramError("uring_cancel takes an earlier uring_poll or uring_read step")
         return self._add(Step("uring_cancel", ep=self._known(ring), of=request))
 
-    def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False) -> Step:
-        """Wait up to timeout_ms for a completion, then collect every CQE posted."""
+    def uring_reap(self, ring: Handle, timeout_ms: int = 0, background: bool = False,
+                   wait_nr: int = 1) -> Step:
+        """Wait up to timeout_ms for wait_nr completions, then collect every CQE posted."""
+        if wait_nr < 1 or (wait_nr > 1 and (background or timeout_ms <= 0)):
+            raise ProgramError("wait_nr > 1 needs a foreground reap with a timeout")
         return self._add(Step("uring_reap", ep=self._known(ring), timeout_ms=timeout_ms,
-                              background=background))
+                              background=background, wait_nr=wait_nr))
 
     def uring_exit(self, ring: Handle) -> Step:
         """io_uring_queue_exit(): unmap the ring and close its fd."""
@@ -697,23 +723,28 @@ class Program:
                               h2=self._known(against), toff=toff))
 
     # -- readiness and reading ------------------------------------------------
-    def inject(self, file: File, through: Handle | None = None) -> Step:
+    def inject(self, file: File, through: Handle | None = None, wait_release_ms: int = 0) -> Step:
         """Make a file readable with its token.
 
         Pipes and sockets are written through the peer the driver holds (no handle,
         no reference to the subject file).  eventfd and timerfd have no peer and are
         injected through a handle the program names; a signalfd's signal is raised
-        in the target.
+        in the target.  wait_release_ms > 0 (pipes and sockets): the driver first
+        waits up to that long for the file to be released (its peer shows the other
+        end gone), for a release the kernel does at a moment of its own.
         """
+        if wait_release_ms and file.kind not in PEER_KINDS:
+            raise ProgramError("wait_release_ms is for pipes and sockets")
         if file not in self.files:
             raise ProgramError(f"unknown file {file!r}")
         if file.kind in PEER_KINDS and through is not None:
             raise ProgramError(f"{file.kind} files are injected through the driver's peer")
         if file.kind in HANDLE_INJECT_KINDS and through is None:
             raise ProgramError(f"{file.kind} files are injected through a handle: inject(f, through=h)")
-        if file.kind in (EPOLL, MEMFD):
-            raise ProgramError(f"a {file.kind} file cannot be injected")
-        return self._add(Step("inject", file=file,
+        if file.kind in (EPOLL, MEMFD) or file.write_end:
+            raise ProgramError(f"a {file.kind} file cannot be injected"
+                               + (" through its write end" if file.write_end else ""))
+        return self._add(Step("inject", file=file, timeout_ms=wait_release_ms,
                               h=self._known(through) if through is not None else None))
 
     def hangup(self, file: File) -> Step:
@@ -772,7 +803,8 @@ class Program:
     def addfd(self, h: Handle | None = None, by=None, flags: int = ADDFD_FLAG_SETFD,
               newfd_flags: int = 0, newfd=None, size: int | None = None,
               tail_nonzero: bool = False, id: str = "current", keep: bool = False,
-              file: str | None = None, name: str | None = None) -> Step:
+              file: str | None = None, name: str | None = None,
+              fill_table: bool = False) -> Step:
         """SECCOMP_IOCTL_NOTIF_ADDFD as given, good or bad, inside a hold.
 
         With SETFD, newfd is h's number (or newfd: an int, or "rlimit" for the
@@ -781,7 +813,9 @@ class Program:
         "bad" (srcfd is no open fd).  size is the struct size passed; id picks the
         current notification, the previous one ("stale"), one not yet made
         ("next"), or the hold's own before the supervisor has received it
-        ("pending": only as the first steps of a hold).
+        ("pending": only as the first steps of a hold).  fill_table: first the
+        supervisor lowers the target's RLIMIT_NOFILE soft limit to its lowest free
+        fd number (prlimit), so its table is full from then on.
         """
         if id == "pending" and not (self.steps and (self.steps[-1].op == "notify" or (
                 self.steps[-1].op == "addfd" and self.steps[-1].addfd["id"] == "pending"))):
@@ -794,6 +828,8 @@ class Program:
             raise ProgramError("addfd with SETFD needs the handle whose number to replace (or newfd=)")
         params = {"flags": flags, "newfd_flags": newfd_flags, "newfd": newfd, "size": size,
                   "tail_nonzero": tail_nonzero, "id": id}
+        if fill_table:
+            params["fill_table"] = True
         new = None
         step = Step("addfd", keep=keep, addfd=params)
         if by == "bad":
@@ -814,9 +850,14 @@ class Program:
             self._current[h.name] = new
         return step
 
-    def respond(self, val: int = 0, error: int = 0) -> Step:
-        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error."""
-        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error))
+    def respond(self, val: int = 0, error: int = 0, flags: int = 0) -> Step:
+        """SECCOMP_IOCTL_NOTIF_SEND: the trapped syscall returns val, or -error.
+
+        flags are NOTIF_SEND's (USER_NOTIF_FLAG_CONTINUE: the syscall runs for
+        real).  A respond the kernel refuses for its arguments (EINVAL) leaves the
+        hold open: supervisor steps may follow it, up to another respond.
+        """
+        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error, flags=flags))
 
     def sup_fdinfo(self, ep: Handle) -> Step:
         """The supervisor reads /proc/<target>/fdinfo/<ep>."""
@@ -833,8 +874,8 @@ class Program:
 
     def sup_inject(self, file: File) -> Step:
         """Inject through the driver's peer while the target is trapped."""
-        if file not in self.files or file.kind not in PEER_KINDS:
-            raise ProgramError("sup_inject needs a pipe or socket file")
+        if file not in self.files or file.kind not in PEER_KINDS or file.write_end:
+            raise ProgramError("sup_inject needs a pipe (read end) or socket file")
         return self._add(Step("sup_inject", file=file))
 
     def kill_target(self) -> Step:
@@ -859,7 +900,9 @@ class Program:
         return self._add(Step("listener_wait", events=events, data=data))
 
     def notif_recv(self) -> Step:
-        """SECCOMP_IOCTL_NOTIF_RECV (only once the target is gone: it would block)."""
+        """SECCOMP_IOCTL_NOTIF_RECV, only once the target is gone; EAGAIN instead of blocking
+        when nothing is pending and the filter is still in use (a dead, unreaped target
+        before bfafe5efa975)."""
         return self._add(Step("notif_recv"))
 
     def getfd(self, h: Handle) -> Step:
@@ -870,11 +913,13 @@ class Program:
         """Supervisor steps only inside a hold or after the target's end; holds end in
         respond or kill; actors act only while alive; a background call is joined
         before its actor does anything else."""
-        in_hold = gone = False
+        in_hold = gone = responded = False
         alive = {MAIN}
         busy: dict[Actor, Step] = {}       # actor -> its background call not yet joined
         for i, s in enumerate(self.steps):
             sup = s.op in SUPERVISOR_OPS
+            if in_hold and responded and not sup:
+                in_hold = responded = False     # the hold ended at its last respond
             if gone and not sup:
                 raise ProgramError(f"step {i} ({s.op}): only supervisor steps after the target's end")
             if sup and not (in_hold or gone):
@@ -895,7 +940,7 @@ class Program:
             if s.op == "notify":
                 in_hold = True
             elif s.op == "respond" and in_hold:
-                in_hold = False
+                responded = True                # a refused respond may be followed
             elif s.op in ("fork", "thread"):
                 alive.add(s.other)
             elif s.op in ("kill_actor", "exit_target"):
@@ -911,7 +956,7 @@ class Program:
                     in_hold, gone = False, True
             elif s.op == "kill_target":
                 in_hold, gone = False, True
-        if in_hold:
+        if in_hold and not responded:
             raise ProgramError("the program ends inside a notify hold: add respond()")
         if busy:
             raise ProgramError(f"background call(s) never joined: {', '.join(str(a) for a in busy)}")

@@ -140,8 +140,11 @@ struct seccomp_notif_addfd {
 #endif
 
 #define RACE_MAGIC 0x46445252U		/* "FDRR": the trapped ioctl request */
-#define RACE_FD 100			/* the target's fd under race: far above anything
+#define RACE_FD race_fd		/* the target's fd under race: far above anything
 					 * the target allocates, so never reused behind our back */
+#define RACE_FD_MAX 100			/* RACE_FD, unless RLIMIT_NOFILE is lower */
+#define RACE_FD_MIN 31			/* the target allocates fds below this */
+static int race_fd = RACE_FD_MAX;
 #define TOKEN_MAGIC (0x5243ULL << 48)	/* "RC": a write's token, with iteration and file */
 #define DATA_MAGIC (0xE9ULL << 56)	/* epoll data of iteration k: DATA_MAGIC | k */
 #define CAL_ITERS 32			/* undelayed iterations that calibrate the sweep */
@@ -1270,7 +1273,7 @@ static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
 			return -1;
 		}
 	}
-	if (n->data.args[0] != RACE_FD || n->data.args[2] != k) {
+	if (n->data.args[0] != (__u64)RACE_FD || n->data.args[2] != k) {
 		give_up(sh, FDR_RACE_SETUP, EPROTO, "trap of iteration %llu, expected %u",
 			(unsigned long long)n->data.args[2], k);
 		return -1;
@@ -1904,6 +1907,7 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 			 .status_fd = -1, .kept = { -1, -1 } };
 	const struct scenario *sc;
 	sigset_t all, old;
+	struct rlimit rl;
 	struct shm *sh;
 	int64_t t0;
 
@@ -1913,6 +1917,15 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
+	/* The fd under race: below the fd limit (a test machine may set it low). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur <= RACE_FD_MAX)
+		race_fd = (int)rl.rlim_cur - 1;
+	else
+		race_fd = RACE_FD_MAX;
+	if (race_fd < RACE_FD_MIN) {
+		errno = EMFILE;
+		return -1;
+	}
 	sc = &scenarios[scenario];
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)

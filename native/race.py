@@ -97,7 +97,7 @@ def classes(name: str) -> list[str]:
 
 def needs(name: str) -> list[str]:
     """The probed features (native.probes names) the scenario needs."""
-    return ["user_notif", "addfd"] if lib.fdr_race_needs_addfd(_index(name)) else []
+    return ["fds"] + (["user_notif", "addfd"] if lib.fdr_race_needs_addfd(_index(name)) else [])
 
 
 def timeout_scale() -> float:

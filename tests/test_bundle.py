@@ -28,7 +28,7 @@ VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["versi
 NAME = f"fd-replace-gate-{VERSION}-{platform.machine()}"
 # Skip reasons the gate may give besides the feature tokens: its own synthetic tests'.
 GATE_SKIPS = {"disabled", "all_skipped", "no_kernel_log", "no_taint_file", "forced", "no_fuzzer"}
-TOOLS = ("sh", "env", "uname", "dirname")          # all run-gate needs besides python3
+TOOLS = ("sh", "env", "uname")                     # all run-gate needs besides python3
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 
 
@@ -224,3 +224,68 @@ def test_run_gate_as_nobody(tarball):
         assert (results / "junit.xml").stat().st_uid == nobody.pw_uid
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def evil_directory(where: Path) -> Path:
+    """A caller's directory full of look-alikes (python3, sh tools, ci/gate.py) that print EVIL."""
+    where.mkdir(parents=True, exist_ok=True)
+    for name in ("python3", "dirname", "uname", "bash", "sh", "env"):
+        (where / name).write_text("#!/bin/sh\necho EVIL\n")
+        (where / name).chmod(0o755)
+    (where / "ci").mkdir()
+    (where / "ci" / "gate.py").write_text("print('EVIL')\n")
+    return where
+
+
+def test_run_gate_with_an_empty_path_runs_only_its_own_files(tarball, tmp_path):
+    """With PATH empty run-gate finds itself and python3 without the caller's directory, never running its files."""
+    if _minor(DEBIAN_PYTHON) != _minor(bundle_python()):
+        pytest.skip(f"{DEBIAN_PYTHON} is not Python {_minor(bundle_python())}")
+    tree = extract(tarball, tmp_path / "unpacked")
+    proc = subprocess.run([str(tree / "run-gate"), "--help"], cwd=evil_directory(tmp_path / "caller"),
+                          env={"PATH": ""}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: run-gate ") and "EVIL" not in proc.stdout + proc.stderr
+
+
+BROKEN = {
+    "missing": lambda tree: (tree / "vendor" / "pytest" / "__init__.py").unlink(),
+    "damaged": lambda tree: (tree / "ci" / "gate.py").write_text("# truncated\n"),
+    "info_cut": lambda tree: (tree / "BUNDLE-INFO").write_text(
+        "".join((tree / "BUNDLE-INFO").read_text().splitlines(True)[:-5])),
+}
+NAMED = {"missing": "vendor/pytest/__init__.py is missing", "damaged": "ci/gate.py is damaged",
+         "info_cut": "BUNDLE-INFO is cut short"}
+
+
+@pytest.mark.parametrize("how", BROKEN, ids=BROKEN.keys())
+def test_run_gate_refuses_a_broken_bundle(tarball, tmp_path, how):
+    """A missing or damaged file, or a cut manifest: exit 2, one line naming it, nothing run or written."""
+    tree = extract(tarball, tmp_path / "unpacked")
+    BROKEN[how](tree)
+    proc = subprocess.run([str(tree / "run-gate"), "--results", "R"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"run-gate: the bundle is incomplete or damaged: {NAMED[how]} "
+                           "(extract the tarball again)\n")
+    assert not (tmp_path / "R").exists()
+
+
+def test_run_gate_refuses_a_tarball_cut_between_members(tarball, tmp_path):
+    """A tarball cut at a member boundary extracts cleanly (tar exits 0); run-gate names the first file it lacks, exit 2."""
+    cut = tmp_path / "cut.tar"
+    with tarfile.open(tarball) as full, tarfile.open(cut, "w") as part:
+        members = full.getmembers()
+        for member in members[:len(members) * 3 // 4]:
+            part.addfile(member, full.extractfile(member) if member.isfile() else None)
+    (tmp_path / "unpacked").mkdir()
+    subprocess.run(["tar", "-xf", str(cut), "-C", str(tmp_path / "unpacked")], check=True, timeout=60)
+    tree = tmp_path / "unpacked" / NAME
+    listed = [line.split(" ", 2)[2] for line in (tree / "BUNDLE-INFO").read_text().splitlines()
+              if line.startswith("file: ")]
+    first_missing = next(rel for rel in listed if not (tree / rel).exists())
+    proc = subprocess.run([str(tree / "run-gate"), "--results", "R"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "R").exists()
+    assert proc.stderr == (f"run-gate: the bundle is incomplete or damaged: {first_missing} is missing "
+                           "(extract the tarball again)\n")

@@ -182,12 +182,35 @@ def test_campaign_exit_codes_statistics_and_its_own_database(tmp_path):
         assert field in line, line
     assert "fuzz:" in r.stderr and "programs=" in r.stderr          # progress
     out = tmp_path / "bad"
-    r = fuzz_cli("--seconds", "5", "--mutant", "no_errhup", "--out", str(out), env={"CI": "true"})
+    r = fuzz_cli("--seconds", "5", "--mutant", "no_errhup", "--first", "--out", str(out),
+                 env={"CI": "true"})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "divergences=1 " in r.stdout
     [repro] = out.glob("*.c")
     assert repro.name.startswith("fuzz_hypothesis_"), repro    # found in the hypothesis phase
     saved = [f for f in (out / "hypothesis").rglob("*") if f.is_file()]
     assert saved, "the failing example was not saved in DIR/hypothesis"
-    r = fuzz_cli("--seconds", "5", "--mutant", "no_errhup", "--out", str(out), env={"CI": "true"})
+    r = fuzz_cli("--seconds", "5", "--mutant", "no_errhup", "--first", "--out", str(out),
+                 env={"CI": "true"})
     assert r.returncode == 1 and "hypothesis=1 " in r.stdout, r.stdout      # replayed first
+
+
+def test_campaign_goes_on_after_a_known_divergence_and_groups_them(tmp_path):
+    """A campaign whose model disagrees with the kernel in several ways (follow on a stock
+    kernel) does not stop at the first divergence: it counts them in groups by signature,
+    shrinks and writes one reproducer per group, and lists the groups in buckets.txt."""
+    from native import probes
+    if probes.detect_profile()[0] != "stock":
+        pytest.skip("needs a stock kernel")
+    out = tmp_path / "many"
+    r = fuzz_cli("--seconds", "4", "--profile", "follow", "--no-hypothesis", "--shrink-seconds", "20",
+                 "--out", str(out), env={"CI": "true"}, timeout=240)
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = r.stdout.strip().splitlines()[-1]
+    divergences = int(line.split("divergences=")[1].split()[0])
+    buckets = int(line.split("buckets=")[1].split()[0])
+    assert buckets >= 2 and divergences > buckets, line
+    listed = [x for x in (out / "buckets.txt").read_text().splitlines() if not x.startswith("#")]
+    assert len(listed) == buckets
+    assert sum(int(x.split("\t")[0]) for x in listed) == divergences
+    assert {x.split("\t")[2] for x in listed} == {c.name for c in out.glob("*.c")}

@@ -161,6 +161,18 @@ def test_known_failures_turn_failures_into_xfail(tmp_path):
     assert [r.message for r in broken[0].result] == ["kernel bug 1234"]
 
 
+def test_stale_known_failure_is_reported_as_a_warning(tmp_path):
+    """A --known-failures entry naming no case is a warning in the KTAP and in summary.md; the verdict stays."""
+    known = tmp_path / "known"
+    known.write_text("beta.test_broken  kernel bug 1234\nbeta.test_gone  fixed long ago\n")
+    proc = run_gate(tmp_path / "out", "--known-failures", str(known))
+    assert proc.returncode == 0, proc.stdout
+    warning = "--known-failures names beta.test_gone, which is no case of this suite (stale entry?)"
+    assert f"\n# warning: {warning}\n" in proc.stdout
+    assert f"- {warning}\n" in (tmp_path / "out" / "summary.md").read_text()
+    assert "test_broken, which" not in proc.stdout
+
+
 def test_known_failure_that_passes_is_xpass_and_fails_the_gate(tmp_path):
     known = tmp_path / "known"
     known.write_text("alpha.test_one  was broken on 6.1\n")
@@ -191,7 +203,7 @@ def test_bad_invocation_exits_2_and_writes_nothing(tmp_path, args):
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("gate: error: ")
-    assert not results.exists() or not any(results.iterdir())
+    assert proc.stdout == "" and not results.exists()
 
 
 def test_bad_known_failures_line(tmp_path):
@@ -267,3 +279,26 @@ def test_pytest_dying_before_collection_still_gives_a_plan(tmp_path):
     assert outer["plans"] == [3] and [t.description for t in outer["tests"]] == ["fuzz", "gate", "kernel_health"]
     assert "  not ok 2 pytest # ERROR exit_3\n" in proc.stdout
     assert {p.name for p in (tmp_path / "out").iterdir()} <= OUTPUT_FILES
+
+
+def test_a_family_cut_off_by_the_limit_is_reported_with_its_cases(tmp_path):
+    """pytest killed at the gate's limit: the family that never completed still appears, its
+    finished case with its verdict and the unfinished one as ERROR timeout, and gate.pytest
+    names the real (scaled) limit."""
+    results = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ci.gate", "--results", str(results), "--cases-dir",
+           str(REPO / "tests" / "gate_fixtures_hang"), "--profile", "stock", "--fuzz-seconds", "0",
+           "--timeout", "4"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "FDR_FIXTURE_HANG": "1", "FDR_TIMEOUT_SCALE": "2"})
+    assert proc.returncode == 1, proc.stderr
+    top, blocks = split_ktap(proc.stdout)
+    outer = parse(top)
+    assert [t.description for t in outer["tests"]] == ["delta", "fuzz", "gate", "kernel_health"]
+    assert outer["plans"] == [4]
+    assert "  ok 1 test_quick\n" in proc.stdout, proc.stdout
+    assert "  # not reported when pytest was killed after the 8 s limit\n" \
+           "  not ok 2 test_hangs # ERROR timeout\n" in proc.stdout, proc.stdout
+    summary = (results / "summary.md").read_text()
+    assert "killed after its 8 s limit" in summary
+    assert "| delta | 1 | 1 |" in summary

@@ -205,7 +205,8 @@ def test_fuzz_smoke(tmp_path):
     (tmp_path / "fuzz").mkdir()
     (tmp_path / "fuzz" / "__init__.py").write_text("")   # a regular package, found before the suite's
     main = tmp_path / "fuzz" / "__main__.py"
-    main.write_text("import sys\nassert sys.argv[1:] == ['--seconds', '1', '--seed', '7', '--profile', 'stock']\n")
+    main.write_text("import sys\nassert sys.argv[1:] == ['--seconds', '1', '--seed', '7', '--shrink-seconds', '30', "
+                    "'--profile', 'stock']\n")
     assert gate.run_fuzz(1, 7, "stock", env, tmp_path).outcome == PASS
     main.write_text("raise SystemExit('divergence at step 4')\n")
     failed = gate.run_fuzz(1, 7, None, env, tmp_path)

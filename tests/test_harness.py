@@ -59,3 +59,14 @@ def test_leaked_child_fails_the_test(suite):
     result = suite.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*child processes [[]*[]]*"])
+
+
+@pytest.mark.parametrize("scale, rungs", [("1", [1.0]), ("3", [1.0, 3.0]), ("8", [1.0, 8.0]),
+                                          ("40", [1.0, 8.0, 40.0])])
+def test_step_bounds_stretch_in_rungs_up_to_the_machine_scale(monkeypatch, scale, rungs):
+    """A case runs first with its steps' own bounds and, only while a sleeper ran out before
+    its join, again with longer ones, up to FDR_TIMEOUT_SCALE."""
+    from native.executor import step_scales
+    monkeypatch.setenv("FDR_TIMEOUT_SCALE", scale)
+    assert step_scales() == rungs
+

@@ -13,6 +13,7 @@ import pytest
 
 from fuzz import model as M
 from fuzz.model import MUTANTS, Model, Profile, predict
+from native import kernel_facts
 from native import program as P
 from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3, ERR, ET,
                             EXCLUSIVE, HUP, IN, MOD, ONESHOT, OUT, RDHUP, VIAS, Program)
@@ -21,6 +22,8 @@ from native.trace import FdinfoLine, Outcome as O
 EH = ERR | HUP            # ADD and MOD always OR these into the stored events
 NVAL = 0x20
 SCENARIOS = {}
+# The scenarios state what upstream Linux does today, whatever kernel runs the tests.
+UPSTREAM = dict.fromkeys(kernel_facts.COMMITS, True)
 
 
 def scenario(fn):
@@ -159,6 +162,23 @@ def eventfd_read_wakes_writers():
 
 
 @scenario
+def fixup_readd_polls_a_ready_new_file():
+    """The userspace fixup's re-add polls the new file at once: readiness it had before
+    the install is reported (edge-triggered too), under every profile."""
+    p = Program("fixup_ready")
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    n = p.pipe("n", file="N")
+    p.inject(p.file_named("N"))
+    p.epoll_ctl(ep, ADD, r, IN | ET, data=5)
+    p.replace(r, by=n, via=P.ADDFD_SETFD_FIXUP)
+    p.wait(ep)
+    p.wait(ep)
+    stock = [O("ep"), O("r"), O("n"), O(8), O(0), O("r", sysret=0), ev((IN, 5)), ev()]
+    return p, stock, stock
+
+
+@scenario
 def dup2_leaves_a_stale_entry():
     """dup2 onto a registered fd: the entry stays on the old file while it lives (under
     every profile: only ADDFD replaces follow), beside a new entry for the new file."""
@@ -195,10 +215,12 @@ def _follow_by_via(via):
     p.inject(p.file_named("new"))
     p.wait(ep)
     p.fdinfo(ep)
-    rep = {ADDFD_SETFD: O("r", sysret=0), ADDFD_SETFD_SEND: O("r", sysret="r")}.get(via, O("r"))
+    rep = O("r", sysret="r" if via in P.SEND_VIAS else 0) if via in P.ADDFD_VIAS else O("r")
     head = [O("ep"), O("r"), O("keep"), O(0), rep, O(8)]
     stock = head + [ev(), fdinfo(line("r", IN | EH, 5, "old", "pipefs"))]
     follow = head + [ev((IN, 5)), fdinfo(line("r", IN | EH, 5, "new", "pipefs"))]
+    if via in P.FIXUP_VIAS:         # the supervisor's fixup gives follow on a stock kernel
+        return p, follow, follow
     return p, stock, follow if via in P.ADDFD_VIAS else None
 
 
@@ -875,7 +897,32 @@ def uring_ring_lives_in_a_forked_child():
 def test_scenario(name, profile):
     program, stock, follow = SCENARIOS[name]()
     want = stock if profile == "stock" or follow is None else follow
-    assert predict(program, profile) == want
+    assert predict(program, profile, facts=UPSTREAM) == want
+
+
+@pytest.mark.parametrize("end", ("exit", "kill"))
+def test_filter_released_only_when_reaped_before_bfafe5efa975(end):
+    """Before bfafe5efa975 a dead, unreaped target keeps the filter in use: the listener
+    shows nothing and NOTIF_RECV would block (EAGAIN from the executor), not HUP/ENOENT."""
+    program, stock, _ = _target_ends(end)
+    old = predict(program, "stock", facts=dict(UPSTREAM, bfafe5efa975=False))
+    assert old[-6:-4] == [ev(), O(-1, errno="EAGAIN")]
+    assert old[:-6] + old[-4:] == stock[:-6] + stock[-4:]
+
+
+def test_nesting_limit_before_f2e467a48287():
+    """Before f2e467a48287 an over-deep nest is EINVAL and only the path below counts."""
+    p = Program("nest")
+    eps = [p.epoll_create(f"e{i}") for i in range(1, 7)]
+    for i in range(1, 5):
+        p.epoll_ctl(eps[i - 1], ADD, eps[i], IN, data=i)
+    p.epoll_ctl(eps[4], ADD, eps[5], IN, data=5)
+    top = p.epoll_create("top")
+    p.epoll_ctl(top, ADD, eps[0], IN, data=6)
+    new = predict(p, "stock", facts=UPSTREAM)
+    old = predict(p, "stock", facts=dict(UPSTREAM, f2e467a48287=False))
+    assert (new[10], new[12]) == (O(-1, errno="ELOOP"), O(-1, errno="ELOOP"))
+    assert (old[10], old[12]) == (O(0), O(-1, errno="EINVAL"))
 
 
 def test_sigpipe_ends_the_run():

@@ -35,6 +35,8 @@ EXCLUDED = {
     "test_addfd_vs_wait": _RACES,
     "test_addfd_vs_close": _RACES,
     "test_addfd_vs_exit": _RACES,
+    "test_replace_case_through_fixup": "the cases above again, through the userspace fixup: "
+                                       "predicted by test_model_predicts_fixup_variant",
 }
 
 
@@ -67,6 +69,19 @@ def test_model_predicts_case(program, profile):
              if a != b and i not in model.ambiguous]
     assert not wrong and len(predicted) == len(expected), \
         render_diff(program.steps, expected, Trace(predicted), profile)
+
+
+def _fixup_variants():
+    from cases.test_fixup_every_replace import variants
+    for param in variants():
+        for profile in PROFILES:
+            yield pytest.param(param.values[0], profile, id=f"{param.id}-{profile}")
+
+
+@pytest.mark.parametrize("program,profile", list(_fixup_variants()))
+def test_model_predicts_fixup_variant(program, profile):
+    """The model predicts each case's run through the userspace fixup: follow's outcome."""
+    test_model_predicts_case(program, profile)
 
 
 def test_every_conformance_test_is_a_case_or_excluded():

@@ -51,8 +51,8 @@ def test_scenarios_and_classes_come_from_the_engine():
     for name in race.SCENARIOS:
         names = race.classes(name)
         assert len(names) >= 2 and len(set(names)) == len(names), name
-    assert race.needs("two_dup2") == []
-    assert race.needs("two_addfd") == ["user_notif", "addfd"]
+    assert race.needs("two_dup2") == ["fds"]
+    assert race.needs("two_addfd") == ["fds", "user_notif", "addfd"]
     with pytest.raises(ValueError):
         race.classes("nope")
 
