@@ -208,9 +208,15 @@ def resolve(spec: str, cache: Path, modules: Path | None = None, patches=(), fra
         source = Path(spec.removeprefix("src:"))
         if not source.exists():
             raise SpecError(f"{spec}: no such source tree or tarball")
-        out = kbuild.build(source, patches=patches, fragments=fragments, cache=cache / "build")
+        try:
+            out = kbuild.build(source, patches=patches, fragments=[kbuild.LANE_FRAGMENT, *fragments],
+                               cache=cache / "build")
+        except (kbuild.BadInput, kbuild.BuildFailed) as exc:
+            raise SpecError(f"{spec}: {exc}") from None
         meta = json.loads((out / "kernel.json").read_text())
         suffix = "+" + "+".join(Path(p).name for p in patches) if patches else ""
-        return Kernel(spec, meta.get("release", source.name) + suffix, out / "vmlinux",
+        # A KASAN kernel does not boot by PVH (QEMU stops at once); its bzImage does.
+        kasan = "CONFIG_KASAN=y" in (out / ".config").read_text().splitlines()
+        return Kernel(spec, meta.get("release", source.name) + suffix, out / ("bzImage" if kasan else "vmlinux"),
                       meta.get("release", ""), [], meta)
     return from_image(Path(spec), modules, cache)
