@@ -12,7 +12,6 @@ a file that is no kernel) raises SpecError with one line to show the user.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import lzma
 import os
@@ -168,26 +167,25 @@ def from_image(path: Path, modules: Path | None, cache: Path) -> Kernel:
     """A kernel image on disk (vmlinux or bzImage), with an optional modules directory."""
     if not path.is_file():
         raise SpecError(f"{path}: no such kernel image")
-    head = path.read_bytes()[:4096]
+    head = path.read_bytes()[:65536]
     if head[:4] != ELF_MAGIC and head[0x202:0x206] != b"HdrS":
         raise SpecError(f"{path}: neither a vmlinux (ELF) nor a bzImage")
-    key = hashlib.sha256(f"{path.resolve()}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    root = cache / "image" / key
-    root.mkdir(parents=True, exist_ok=True)
+    # A bzImage is booted as it is (a KASAN vmlinux does not boot by PVH), a vmlinux by PVH.
     image = path
-    if head[:4] != ELF_MAGIC:
-        try:
-            image = extract_vmlinux(path, root / "vmlinux") if not (root / "vmlinux").exists() \
-                else root / "vmlinux"
-        except SpecError:
-            image = path                          # boot the bzImage as it is
     mods = []
     if modules is not None:
         if not modules.is_dir():
             raise SpecError(f"--modules {modules}: not a directory")
         mods = module_order(modules)
-    label = _release_of(image) or path.name
+    label = (_release_of(image) if head[:4] == ELF_MAGIC else _bzimage_release(head)) or path.name
     return Kernel(str(path), label, image, label if label != path.name else "", mods)
+
+
+def _bzimage_release(head: bytes) -> str:
+    """The version string a bzImage's setup header points at (boot protocol 2.00+)."""
+    offset = int.from_bytes(head[0x20E:0x210], "little") + 0x200
+    text = head[offset:offset + 128].split(b"\0", 1)[0].decode(errors="replace")
+    return text.split()[0] if text and 0x200 < offset < len(head) else ""
 
 
 def _release_of(image: Path) -> str:
