@@ -281,22 +281,26 @@ def run_host(run: Run, args, seed: int, progress: Progress) -> None:
            "--seed", str(seed)]
     cmd += ["-k", args.keyword] if args.keyword else []
     cmd += ["--profile", args.profile] if args.profile else []
+    deadline = time.monotonic() + args.timeout          # the same bound a guest gets
     start = time.monotonic()
-    with open(share / "gate" / "ktap.txt", "w") as out:
-        run.gate_exit = subprocess.run(cmd, cwd=REPO, env=env, stdout=out,
-                                       stderr=subprocess.DEVNULL).returncode
-    run.seconds["gate"] = round(time.monotonic() - start, 1)
-    read_guest_files(share, run)
-    if args.fuzz_seconds > 0:
-        profile = args.profile or (run.profile.split() or ["stock"])[0]
-        profile = profile if profile in ("stock", "follow") else "stock"
-        start = time.monotonic()
-        with open(share / "fuzz" / "fuzz.log", "w") as log:
-            run.fuzz_exit = subprocess.run(
-                [_venv_python(), "-m", "fuzz", "--seconds", str(args.fuzz_seconds), "--profile", profile,
-                 "--seed", str(seed), "--out", str(share / "fuzz")], cwd=REPO, env=env, stdout=log,
-                stderr=subprocess.STDOUT).returncode
-        run.seconds["fuzz"] = round(time.monotonic() - start, 1)
+    try:
+        with open(share / "gate" / "ktap.txt", "w") as out:
+            run.gate_exit = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.DEVNULL,
+                                           timeout=args.timeout).returncode
+        run.seconds["gate"] = round(time.monotonic() - start, 1)
+        read_guest_files(share, run)
+        if args.fuzz_seconds > 0:
+            profile = args.profile or (run.profile.split() or ["stock"])[0]
+            profile = profile if profile in ("stock", "follow") else "stock"
+            start = time.monotonic()
+            with open(share / "fuzz" / "fuzz.log", "w") as log:
+                run.fuzz_exit = subprocess.run(
+                    [_venv_python(), "-m", "fuzz", "--seconds", str(args.fuzz_seconds), "--profile", profile,
+                     "--seed", str(seed), "--out", str(share / "fuzz")], cwd=REPO, env=env, stdout=log,
+                    stderr=subprocess.STDOUT, timeout=max(1.0, deadline - time.monotonic())).returncode
+            run.seconds["fuzz"] = round(time.monotonic() - start, 1)
+    except subprocess.TimeoutExpired as exc:
+        run.guest_error = f"timeout after {args.timeout} s in {' '.join(map(str, exc.cmd[1:4]))}"
     run.release = os.uname().release
 
 
