@@ -317,13 +317,13 @@ def pytest_error(rc: int, log: str) -> str:
     return "pytest: " + (lines[-1].strip() if lines else f"usage error (exit {rc})")
 
 
-def collected_cases(args, env) -> list[tuple[str, str]]:
-    """(family, name) of every case the run selects, in collection order ([] if pytest
-    cannot collect)."""
+def collect(args, env, **kw) -> tuple[subprocess.CompletedProcess, list[tuple[str, str]]]:
+    """pytest --collect-only over the run's selection: the finished process, and (family,
+    name) of every case it selects, in collection order."""
     proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, **kw)
     from ci.ktap_plugin import identify
-    return [identify(line.strip()) for line in proc.stdout.splitlines() if "::" in line]
+    return proc, [identify(line.strip()) for line in proc.stdout.splitlines() if "::" in line]
 
 
 def unreported(args, env, reported: list[Result], progress: list[Result], limit: int) -> list[Result]:
@@ -335,24 +335,20 @@ def unreported(args, env, reported: list[Result], progress: list[Result], limit:
     return [known.get((family, name)) or
             Result(family, name, ERROR, "timeout",
                    details=f"not reported when pytest was killed after the {limit} s limit")
-            for family, name in collected_cases(args, env) if (family, name) not in seen]
+            for family, name in collect(args, env)[1] if (family, name) not in seen]
 
 
 def list_cases(args, env) -> int:
     """--list: the collected cases, grouped by family."""
-    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    proc, cases = collect(args, env)
     if proc.returncode == 5:                        # nothing to list
         return 0
     if proc.returncode != 0:
         print(f"gate: error: {pytest_error(proc.returncode, proc.stdout + proc.stderr)}", file=sys.stderr)
         return exitcodes.USAGE if proc.returncode == 4 else 1
-    from ci.ktap_plugin import identify
     families: dict[str, list[str]] = {}
-    for line in proc.stdout.splitlines():
-        if "::" in line:
-            family, name = identify(line.strip())
-            families.setdefault(family, []).append(name)
+    for family, name in cases:
+        families.setdefault(family, []).append(name)
     for family, names in families.items():
         print(family)
         print("".join(f"  {name}\n" for name in names), end="")
@@ -463,8 +459,7 @@ def pytest_result(rc: int | None, timeout: int) -> Result:
 
 def check_selection(args, env) -> None:
     """-k: does it select any case?  Asked before anything is printed or written (UsageError)."""
-    proc = subprocess.run(pytest_base(args) + ["--collect-only", "-q"], cwd=REPO, env=env,
-                          capture_output=True, text=True, start_new_session=True)
+    proc, _ = collect(args, env, start_new_session=True)
     if proc.returncode in (4, 5):
         raise UsageError(pytest_error(proc.returncode, proc.stdout + proc.stderr))
 

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.kernels import module_file
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 EXIT_FILE, CONSOLE_FILE, SCRIPT = "exitcode", "console.log", "run.sh"
 
@@ -138,17 +140,7 @@ def make_initramfs(path: Path, modules) -> Path:
                 ("init", f, INIT)]
     names = []
     for ko in modules:
-        data = ko.read_bytes()
-        name = ko.name
-        if name.endswith(".xz"):
-            import lzma
-            data, name = lzma.decompress(data), name[:-3]
-        elif name.endswith(".zst"):
-            data, name = subprocess.run(["zstd", "-dcq"], input=data, capture_output=True,
-                                        check=True).stdout, name[:-4]
-        elif name.endswith(".gz"):
-            import gzip
-            data, name = gzip.decompress(data), name[:-3]
+        name, data = module_file(ko)
         entries.append((f"modules/{name}", stat.S_IFREG | 0o644, data))
         names.append(name)
     entries.append(("modules.list", stat.S_IFREG | 0o644, "".join(n + "\n" for n in names)))

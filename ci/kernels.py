@@ -86,6 +86,21 @@ def _decompress(name: str, blob: bytes) -> bytes | None:
         return None
 
 
+MODULE_COMPRESSION = {".xz": "xz", ".zst": "zstd", ".gz": "gzip"}
+
+
+def module_file(ko: Path) -> tuple[str, bytes]:
+    """A module's plain name and bytes (busybox insmod takes no compressed .ko)."""
+    data = ko.read_bytes()
+    for suffix, kind in MODULE_COMPRESSION.items():
+        if ko.name.endswith(suffix):
+            plain = _decompress(kind, data)
+            if plain is None:
+                raise SpecError(f"{ko}: cannot decompress it ({kind})")
+            return ko.name[:-len(suffix)], plain
+    return ko.name, data
+
+
 def module_order(moddir: Path, wanted=GUEST_MODULES) -> list[Path]:
     """The .ko files to insmod for `wanted`, dependencies first, from modules.dep (made
     with depmod -b when the package lacks it); built-in modules are left out."""
@@ -163,7 +178,7 @@ def fetch_debian(package: str, cache: Path) -> Kernel:
                   [root / m for m in meta["modules"]], {"deb": meta["deb"]})
 
 
-def from_image(path: Path, modules: Path | None, cache: Path) -> Kernel:
+def from_image(path: Path, modules: Path | None) -> Kernel:
     """A kernel image on disk (vmlinux or bzImage), with an optional modules directory."""
     if not path.is_file():
         raise SpecError(f"{path}: no such kernel image")
@@ -217,4 +232,4 @@ def resolve(spec: str, cache: Path, modules: Path | None = None, patches=(), fra
         kasan = "CONFIG_KASAN=y" in (out / ".config").read_text().splitlines()
         return Kernel(spec, meta.get("release", source.name) + suffix, out / ("bzImage" if kasan else "vmlinux"),
                       meta.get("release", ""), [], meta)
-    return from_image(Path(spec), modules, cache)
+    return from_image(Path(spec), modules)

@@ -305,13 +305,7 @@ def stretch(program: P.Program, calls):
 def diverges(program: P.Program, profile: str, mutant) -> bool:
     """For the shrinker: does this (valid, modelled) program still diverge, the same way
     twice (a flaky candidate would lead the shrinker astray)?"""
-    from fuzz.model import NotModelled
-    try:
-        program, _ = fit_timeouts(program, profile, mutant)
-        verdict, _, _ = check(program, profile, mutant)
-    except (NotModelled, P.ProgramError):
-        return False
-    return verdict == "divergent"
+    return divergence_signature(program, profile, mutant) is not None
 
 
 # -- a worker -------------------------------------------------------------------------

@@ -32,9 +32,9 @@ def test_an_image_without_a_kernel_is_refused(tmp_path):
     with pytest.raises(kernels.SpecError, match="junk"):
         kernels.extract_vmlinux(junk, tmp_path / "vmlinux")
     with pytest.raises(kernels.SpecError, match="neither a vmlinux"):
-        kernels.from_image(junk, None, tmp_path)
+        kernels.from_image(junk, None)
     with pytest.raises(kernels.SpecError, match="no such kernel image"):
-        kernels.from_image(tmp_path / "missing", None, tmp_path)
+        kernels.from_image(tmp_path / "missing", None)
 
 
 def test_a_bad_debian_package_name_is_refused_before_any_download(tmp_path):
