@@ -1257,12 +1257,7 @@ class Model:
     # -- a notification held by the supervisor (kernel/seccomp.c) ------------------
     def _op_notify(self, proc, step):
         """The target traps; the supervisor steps that follow run until it is answered."""
-        sends = False
-        for s in self.program.steps[self.index + 1:]:
-            if s.op not in P.SUPERVISOR_OPS:
-                break
-            sends |= s.op == "addfd" and bool(s.addfd["flags"] & P.ADDFD_FLAG_SEND)
-        self.hold = Hold(self.index, sends, proc)
+        self.hold = Hold(self.index, P.sends_in_hold(self.program, self.index), proc)
         self.bound = proc
         return None                               # filled in when the target returns
 
@@ -1295,10 +1290,10 @@ class Model:
         self.hold = None
 
     def _op_respond(self, proc, step):
-        """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.toff)."""
+        """SECCOMP_IOCTL_NOTIF_SEND with val and error (step.data, step.error)."""
         # seccomp_notify_send(): the flags are checked before the notification is
         # looked up; a refused reply leaves it answerable (the hold goes on).
-        if step.flags & ~P.USER_NOTIF_FLAG_CONTINUE or (step.flags and (step.data or step.toff)):
+        if step.flags & ~P.USER_NOTIF_FLAG_CONTINUE or (step.flags and (step.data or step.error)):
             raise Errno("EINVAL")
         if self.hold is None:
             raise Errno("ENOENT")                  # after the target's end
@@ -1307,7 +1302,7 @@ class Model:
         if step.flags:                             # CONTINUE: the syscall runs for real
             self.answer_continued(proc)
         else:
-            self.answer(proc, step.data, step.toff)
+            self.answer(proc, step.data, step.error)
         return P.expected_outcome(step)
 
     def answer_continued(self, proc: Process):

@@ -12,9 +12,12 @@ without .expect() expects plain success, so setup steps are checked too.
 from __future__ import annotations
 
 import dataclasses
+import errno as errno_mod
 from dataclasses import dataclass, field
 
-from native.trace import Outcome, FdinfoLine, mask_value
+from native import steps
+from native.steps import O_CLOEXEC, step_index
+from native.trace import Outcome, FdinfoLine, mask_names, mask_value
 
 # File kinds.
 PIPE = "pipe"
@@ -36,6 +39,8 @@ ANON_KINDS = (EVENTFD, EPOLL, SIGNALFD, TIMERFD, URING, LISTENER)
 FILE_PREFIX = {PIPE: "pipe", SOCKET: "sock", EVENTFD: "efd", EPOLL: "ep",
                SIGNALFD: "sfd", TIMERFD: "tfd", MEMFD: "mem", URING: "ring",
                LISTENER: "listener"}
+# The filesystem fdinfo's sdev names for a file of each kind (anon_inodefs for the rest).
+FS_OF_KIND = {PIPE: "pipefs", SOCKET: "sockfs", MEMFD: "tmpfs"}
 
 # Ways to replace the file behind a descriptor.
 ADDFD_SETFD = "addfd_setfd"            # ADDFD(SETFD), then NOTIF_SEND val=0
@@ -70,25 +75,18 @@ EXCLUSIVE = mask_value("EXCLUSIVE")
 ONESHOT = mask_value("ONESHOT")
 ET = mask_value("ET")
 
-O_CLOEXEC = 0o2000000
-
 PROFILES = ("stock", "follow")
 
-# Step operations, and which of them return a descriptor (rendered as a handle).
-CREATE_OPS = ("pipe", "socketpair", "eventfd", "epoll_create", "signalfd", "timerfd", "memfd")
-FD_RETURNING_OPS = CREATE_OPS + ("dup", "dup2", "dup3", "replace", "addfd", "uring_setup")
+# Step operations, grouped as native/steps.py's table says.
+CREATE_OPS = tuple(k.op for k in steps.KINDS if k.creates)
+FD_RETURNING_OPS = steps.ops(returns_fd=True)
 # Steps the supervisor runs: inside a notify hold, or after the target is gone.
-SUPERVISOR_OPS = ("addfd", "respond", "sup_fdinfo", "sup_wait", "sup_kcmp", "sup_inject",
-                  "kill_target", "listener_wait", "notif_recv")
+SUPERVISOR_OPS = steps.ops(supervisor=True)
 # io_uring steps (liburing): a ring, poll and read requests, a fixed file, reaping.
-URING_OPS = ("uring_setup", "uring_poll", "uring_read", "uring_register",
-             "uring_unregister", "uring_cancel", "uring_reap", "uring_exit")
+URING_OPS = steps.ops(model=steps.M_URING)
 # Steps that make or end actors (processes and threads of the target).
-ACTOR_OPS = ("fork", "thread", "kill_actor", "exit_target")
-OPS = CREATE_OPS + ("dup", "dup2", "dup3", "close", "epoll_ctl", "inject", "drain",
-                    "wait", "poll", "select", "join", "read", "replace", "fdinfo",
-                    "kcmp_epoll_tfd", "hangup", "notify", "getfd") + ACTOR_OPS + URING_OPS \
-    + SUPERVISOR_OPS
+ACTOR_OPS = steps.ops(model=steps.M_SIGNALFD)
+OPS = tuple(steps.KIND)
 # ADDFD flags, as the uapi spells them.
 ADDFD_FLAG_SETFD = 1
 ADDFD_FLAG_SEND = 2
@@ -97,13 +95,12 @@ USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_IDS = ("current", "stale", "next", "pending")
 # Steps whose outcome is an event list: epoll_wait's (events, data), or
 # poll/select's (revents, position in the handle list).
-WAIT_OPS = ("wait", "sup_wait", "listener_wait", "poll", "select")
+WAIT_OPS = steps.ops(show=steps.SHOW_EVENTS)
 # Steps that may run in the background (the next step runs once they sleep).
-BLOCKING_OPS = ("wait", "poll", "select", "uring_reap")
+BLOCKING_OPS = steps.ops(blocking=True)
 MAX_POLL = 8
-FDINFO_OPS = ("fdinfo", "sup_fdinfo")
-OP_KIND = {"pipe": PIPE, "socketpair": SOCKET, "eventfd": EVENTFD,
-           "epoll_create": EPOLL, "signalfd": SIGNALFD, "timerfd": TIMERFD, "memfd": MEMFD}
+FDINFO_OPS = steps.ops(show=steps.SHOW_FDINFO)
+OP_KIND = {k.op: k.creates for k in steps.KINDS if k.creates}
 
 
 class ProgramError(ValueError):
@@ -167,7 +164,8 @@ class Step:
     flags: int = 0                   # dup3 / replace: O_CLOEXEC
     maxevents: int = 16
     timeout_ms: int = 0
-    toff: int = 0
+    toff: int = 0                    # kcmp: which entry under the number
+    error: int = 0                   # respond: NOTIF_SEND's error
     addfd: dict | None = None        # addfd's raw parameters: flags, newfd_flags, size, ...
     actor: Actor = MAIN              # who runs it
     other: Actor | None = None       # fork/thread: the new actor; kill_actor: the victim
@@ -184,7 +182,9 @@ class Step:
         """State the exact outcome of this step.
 
         expect(ret, errno=..., events=..., reached=..., count=..., fdinfo=..., cqes=...)
-        holds for every profile (cqes: (submitting step, res[, more[, reached]]) tuples); stock=E(...) and follow=E(...) state per-profile outcomes.
+        holds for every profile (cqes: (submitting step, res[, more[, reached]])
+        tuples); stock=E(...) and follow=E(...) state per-profile outcomes, for the
+        step kinds whose outcome may depend on the profile (native/steps.py: profiled).
         Derived fields (wait's ret from its events, read's ret from its count) are
         computed from the expectation, never from a run.
         """
@@ -196,8 +196,11 @@ class Step:
         else:
             if stock is None or follow is None:
                 raise ProgramError("a profile-dependent step states both stock= and follow=")
-            self.expected = {"stock": self._outcome(*stock.args, **stock.kw),
-                             "follow": self._outcome(*follow.args, **follow.kw)}
+            expected = {"stock": self._outcome(*stock.args, **stock.kw),
+                        "follow": self._outcome(*follow.args, **follow.kw)}
+            if expected["stock"] != expected["follow"] and not steps.KIND[self.op].profiled:
+                raise ProgramError(f"a {self.op} step's outcome does not depend on the profile")
+            self.expected = expected
         return self
 
     def _outcome(self, ret=None, errno=None, events=None, reached=None, count=None,
@@ -210,107 +213,12 @@ class Step:
 
         Steps of an actor other than the target's first process name it: [child] close(r).
         """
-        text = self._describe()
+        text = steps.describe_bare(self)
         if self.background:
             text += " &"
         if self.actor != MAIN and self.op not in SUPERVISOR_OPS:
             text = f"[{self.actor}] {text}"
         return text
-
-    def _describe(self) -> str:
-        op = self.op
-        if op == "uring_setup":
-            return f"{self.h} = io_uring_queue_init()  [{self.file}]"
-        if op == "uring_poll":
-            from native.trace import mask_names
-            kind = "poll_multishot" if self.multishot else "poll_add"
-            return f"uring({self.ep}): {kind}({self.h}, {mask_names(self.events)})"
-        if op == "uring_read":
-            return f"uring({self.ep}): read({'fixed 0' if self.fixed else self.h})"
-        if op == "uring_register":
-            return f"uring({self.ep}): register_files([{self.h}])"
-        if op == "uring_unregister":
-            return f"uring({self.ep}): unregister_files()"
-        if op == "uring_reap":
-            nr = f", wait_nr={self.wait_nr}" if self.wait_nr > 1 else ""
-            return f"uring({self.ep}): reap(timeout={self.timeout_ms}{nr})"
-        if op == "uring_cancel":
-            return f"uring({self.ep}): cancel(#{step_index(self.program, self.of)})"
-        if op == "uring_exit":
-            return f"io_uring_queue_exit({self.ep})"
-        if op == "fork":
-            return f"{self.other} = fork()"
-        if op == "thread":
-            return f"{self.other} = thread()"
-        if op == "kill_actor":
-            return f"kill({self.other}, SIGKILL)"
-        if op == "exit_target":
-            return "exit()"
-        if op == "join":
-            return f"join: {self.of._describe()}"
-        if op in ("poll", "select"):
-            from native.trace import mask_names
-            hs = ", ".join(str(h) for h in self.hs)
-            ev = f", {mask_names(self.events)}" if op == "poll" else ""
-            return f"{op}([{hs}]{ev}, timeout={self.timeout_ms})"
-        if op in CREATE_OPS:
-            mode = "blocking" if self.file.blocking else ""
-            if self.file.write_end:
-                mode = ", ".join(m for m in (mode, "write end") if m)
-            return f"{self.h} = {op}({mode})  [{self.file}]"
-        if op == "dup":
-            return f"{self.h} = dup({self.h2})"
-        if op in ("dup2", "dup3"):
-            extra = ", O_CLOEXEC" if self.flags & O_CLOEXEC else (", 0" if op == "dup3" else "")
-            return f"{op}({self.h2}, {self.h}{extra})"
-        if op == "close":
-            return f"close({self.h})"
-        if op == "epoll_ctl":
-            from native.trace import mask_names
-            tail = "" if self.ctl == DEL else f", {mask_names(self.events)}, data={self.data:#x}"
-            return f"epoll_ctl({self.ep}, {self.ctl}, {self.h}{tail})"
-        if op == "inject":
-            through = f" through {self.h}" if self.h is not None else ""
-            wait = f", wait_release={self.timeout_ms}ms" if self.timeout_ms else ""
-            return f"inject({self.file}{through}{wait})"
-        if op in ("drain", "read"):
-            return f"{op}({self.h})"
-        if op == "wait":
-            return f"wait({self.ep}, maxevents={self.maxevents}, timeout={self.timeout_ms})"
-        if op == "replace":
-            by = self.h2 if self.h2 is not None else f"new {self.file.kind}"
-            extra = ", keep" if self.keep else ""
-            extra += ", O_CLOEXEC" if self.flags & O_CLOEXEC else ""
-            return f"replace({self.h}, by={by} [{self.file}], via={self.via}{extra})"
-        if op == "fdinfo":
-            return f"fdinfo({self.ep})"
-        if op == "hangup":
-            return f"hangup({self.file})"
-        if op == "notify":
-            return f"notify({self.h})  [target traps]"
-        if op == "addfd":
-            by = self.h2 if self.h2 is not None else (f"new {self.file.kind}" if self.file else "bad srcfd")
-            params = ", ".join(f"{k}={v}" for k, v in self.addfd.items() if v not in (None, False))
-            return f"  sup: addfd({self.h}, by={by}, {params})"
-        if op == "respond":
-            flags = f", flags={self.flags}" if self.flags else ""
-            return f"  sup: respond(val={self.data}, error={self.toff}{flags})"
-        if op in ("sup_fdinfo", "sup_wait"):
-            return f"  sup: {op[4:]}({self.ep})"
-        if op == "sup_kcmp":
-            return f"  sup: kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
-        if op == "sup_inject":
-            return f"  sup: inject({self.file})"
-        if op in ("kill_target", "notif_recv"):
-            return f"  sup: {op}()"
-        if op == "listener_wait":
-            from native.trace import mask_names
-            return f"  sup: epoll_wait(listener, {mask_names(self.events)})"
-        if op == "getfd":
-            return f"fcntl({self.h}, F_GETFD)"
-        if op == "kcmp_epoll_tfd":
-            return f"kcmp_epoll_tfd({self.ep}, tfd={self.h}, toff={self.toff}, against={self.h2})"
-        return op
 
 
 class _ActorScope:
@@ -401,23 +309,23 @@ def cqe_outcome(program, step: Step, res, more: bool = False, reached=None, coun
     """
     label = f"#{step_index(program, step)}"
     if isinstance(res, int) and res < 0:
-        import errno as errno_mod
         res = "-" + errno_mod.errorcode.get(-res, str(-res))
     elif step.op == "uring_poll" and isinstance(res, int):
-        from native.trace import mask_names
         res = mask_names(res)
     if reached is not None and count is None:
         count = 1
     return (label, res, bool(more), reached, count)
 
 
-def step_index(program, step: Step) -> int:
-    """Where this very step is in the program (list.index would compare fields, and two
-    identical requests would share a label)."""
-    for i, s in enumerate(program.steps):
-        if s is step:
-            return i
-    raise ProgramError(f"step {step.op} is not in program {program.name!r}")
+def sends_in_hold(program, i: int) -> bool:
+    """Does the hold opened by notify step i contain an ADDFD with SEND?  (Its
+    outcome then names the fd the SEND answered with by its handle.)"""
+    for s in program.steps[i + 1:]:
+        if s.op not in SUPERVISOR_OPS:
+            return False
+        if s.op == "addfd" and s.addfd["flags"] & ADDFD_FLAG_SEND:
+            return True
+    return False
 
 
 def cqe_order(cqe) -> int:
@@ -857,7 +765,7 @@ class Program:
         real).  A respond the kernel refuses for its arguments (EINVAL) leaves the
         hold open: supervisor steps may follow it, up to another respond.
         """
-        return self._add(Step("respond", data=val & (1 << 64) - 1, toff=error, flags=flags))
+        return self._add(Step("respond", data=val & (1 << 64) - 1, error=error, flags=flags))
 
     def sup_fdinfo(self, ep: Handle) -> Step:
         """The supervisor reads /proc/<target>/fdinfo/<ep>."""
