@@ -116,6 +116,7 @@
 #define TOKEN_MAGIC 0x544f4b454e000000ULL	/* "TOKEN" in the top five bytes */
 #define TOKEN_FILE_MASK 0xffffffULL
 #define EFD_COUNT_BITS 20
+#define FDR_READ_SIZE 4096		/* a read or drain step's buffer */
 #define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
 /* A timerfd's token is its interval, (file+1) * this: over three years, so after
  * its first (immediate) expiry it never fires again during a run. */
@@ -819,7 +820,7 @@ static int blocking_file(int fd)
 
 static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
 {
-	unsigned char buf[4096], all[4096];
+	unsigned char buf[FDR_READ_SIZE], all[FDR_READ_SIZE];
 	long total = 0, n;
 
 	for (;;) {
