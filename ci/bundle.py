@@ -151,9 +151,9 @@ def bundle_name(version: str, arch: str) -> str:
 
 
 # What `python -m native.build` makes, and the sources each is made from.
-NATIVE_BUILT = (("_executor{ext}", ("executor.h", "executor.c")),
-                ("_race{ext}", ("race.h", "race.c")),
-                ("fdr-zygote", ("executor.h", "executor.c", "zygote.c")))
+NATIVE_BUILT = (("_executor{ext}", ("fdr_common.h", "executor.h", "executor.c")),
+                ("_race{ext}", ("fdr_common.h", "race.h", "race.c", "race_scenarios.c")),
+                ("fdr-zygote", ("fdr_common.h", "executor.h", "executor.c", "zygote.c")))
 
 
 def native_modules() -> list[Path]:

@@ -36,7 +36,6 @@ from native import program as P
 from native import steps
 
 NATIVE = pathlib.Path(__file__).resolve().parent.parent / "native"
-INCLUDE_LINE = '#include "executor.h"'
 TIMEOUT_S = 10
 
 try:    # the step kinds a reproducer can hold (native/steps.py), once the executor is built
@@ -86,17 +85,20 @@ def build_command(program: P.Program, path: str = "repro.c") -> str:
 
 
 def executor_text() -> str:
-    """native/executor.c with native/executor.h pasted where it is included."""
-    header = (NATIVE / "executor.h").read_text()
+    """native/executor.c with native/fdr_common.h and native/executor.h pasted where
+    it includes them (and native/fixup.c, see fixup_text)."""
     source = (NATIVE / "executor.c").read_text()
-    lines = source.splitlines(keepends=True)
-    at = [i for i, line in enumerate(lines) if line.strip() == INCLUDE_LINE]
-    if len(at) != 1:
-        raise RuntimeError(f"native/executor.c must include executor.h exactly once ({len(at)})")
-    i = at[0]
-    text = ("".join(lines[:i]) + "/* ---- native/executor.h ---- */\n" + header
-            + "/* ---- end of native/executor.h ---- */\n" + "".join(lines[i + 1:]))
-    return text.replace('#include "fixup.c"\n', fixup_text(), 1)
+    for name in ("fdr_common.h", "executor.h"):
+        include = f'#include "{name}"'
+        lines = source.splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.strip() == include]
+        if len(at) != 1:
+            raise RuntimeError(f"native/executor.c must include {name} exactly once ({len(at)})")
+        i = at[0]
+        source = ("".join(lines[:i]) + f"/* ---- native/{name} ---- */\n"
+                  + (NATIVE / name).read_text() + f"/* ---- end of native/{name} ---- */\n"
+                  + "".join(lines[i + 1:]))
+    return source.replace('#include "fixup.c"\n', fixup_text(), 1)
 
 
 def fixup_text() -> str:

@@ -12,8 +12,8 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
-RACE_SOURCES = ("race.h", "race.c")
+SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
+RACE_SOURCES = ("fdr_common.h", "race.h", "race.c")
 
 
 def cdef_text(header: str = "executor.h") -> str:

@@ -14,102 +14,17 @@
  * Everything after fork() in the child uses only syscalls and stack buffers:
  * the caller is a multi-threaded Python process.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <pthread.h>
-#include <sys/epoll.h>
+#include "fdr_common.h"
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>		/* before linux/seccomp.h, which uses _IOWR */
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <sys/select.h>
-#include <linux/futex.h>
-#include <limits.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <sys/signalfd.h>
+#include <sys/sysmacros.h>
+#include <sys/timerfd.h>
 
 #include "executor.h"
 #include "fixup.c"
 #ifdef FDR_HAVE_LIBURING
 #include <liburing.h>
-#endif
-
-/* Fallbacks for headers older than the kernels we run on. */
-#ifndef SECCOMP_IOC_MAGIC
-#define SECCOMP_IOC_MAGIC '!'
-#endif
-#ifndef SECCOMP_RET_USER_NOTIF
-#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
-#endif
-#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
-#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
-#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
-#endif
-/* The ADDFD flags and struct seccomp_notif_addfd, for headers before 5.9: from
- * fixup.c, included above. */
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_getfd
-#define __NR_pidfd_getfd 438
-#endif
-#ifndef __NR_close_range
-#define __NR_close_range 436
-#endif
-#ifndef KCMP_EPOLL_TFD
-#define KCMP_EPOLL_TFD 7
-#endif
-
-/* The audit architecture of this build, checked by the filter. */
-#if defined(__x86_64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_I386
-#elif defined(__riscv) && __riscv_xlen == 64
-#define FDR_AUDIT_ARCH AUDIT_ARCH_RISCV64
-#elif defined(__s390x__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_S390X
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64LE
-#elif defined(__powerpc64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64
-#elif defined(__arm__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_ARM
-#else
-#error "unknown architecture: add its AUDIT_ARCH_* here"
-#endif
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]))
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#else
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]))
 #endif
 
 #define FDR_MAGIC 0x46445251U		/* "FDRQ": the trapped ioctl request */
@@ -1314,45 +1229,6 @@ static void setup_failed(struct shared *sh, const char *where)
 	_exit(3);
 }
 
-/* Send len bytes, with an fd riding along (SCM_RIGHTS) when fd >= 0. */
-static int send_msg_fd(int sock, const void *buf, size_t len, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
-/* Receive exactly len bytes; *fd gets the fd that came along, or -1. */
-static int recv_msg_fd(int sock, void *buf, size_t len, int *fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-
-	*fd = -1;
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)len)
-		return -1;
-	c = CMSG_FIRSTHDR(&msg);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
-	return 0;
-}
-
 static int send_fd(int sock, int fd)
 {
 	return send_msg_fd(sock, "L", 1, fd);
@@ -1368,16 +1244,6 @@ static int recv_fd(int sock)
 	if (fd < 0)
 		errno = EPROTO;
 	return fd;
-}
-
-static void close_other_fds(int keep)
-{
-	if (syscall(__NR_close_range, 3, keep - 1, 0) == 0 &&
-	    syscall(__NR_close_range, keep + 1, ~0U, 0) == 0)
-		return;
-	for (int fd = 3; fd < 65536; fd++)
-		if (fd != keep)
-			close(fd);
 }
 
 /* Run this actor's steps as their turns come, until the program is over. */
@@ -1411,22 +1277,6 @@ static void actor_loop(struct target *t)
 static void __attribute__((noreturn))
 target_main(struct target *t, int ctl, pid_t supervisor)
 {
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_HI(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
 	struct shared *sh = t->sh;
 	sigset_t set;
 	int listener;
@@ -1446,8 +1296,7 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	close_other_fds(ctl);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		setup_failed(sh, "prctl(PR_SET_NO_NEW_PRIVS)");
-	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	listener = fdr_trap_ioctl(FDR_MAGIC);
 	if (listener < 0)
 		setup_failed(sh, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
 	if (send_fd(ctl, listener) < 0)
@@ -1503,20 +1352,6 @@ static void respond(struct supervisor *s, uint64_t id, long val, int err)
 		s->unsent.val = val;
 		s->unsent.err = err;
 	}
-}
-
-static void consume_sigpipe(void)
-{
-	sigset_t set;
-	struct timespec zero = { 0, 0 };
-
-	int saved = errno;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
-	errno = saved;
 }
 
 /* The driver's copy of the file a step installs: its own pidfd_getfd copy of

@@ -38,98 +38,12 @@
  * every blocking call has a deadline, and every process, thread and fd made
  * here is reaped, joined or closed before fdr_race() returns.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <pthread.h>
+#include "fdr_common.h"
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/epoll.h>
-#include <sys/ioctl.h>		/* before linux/seccomp.h, which uses _IOWR */
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/futex.h>
-#include <linux/seccomp.h>
 
 #include "race.h"
-
-/* Fallbacks for headers older than the kernels we run on. */
-#ifndef SECCOMP_RET_USER_NOTIF
-#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
-#endif
-#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
-#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
-#endif
-#ifndef SECCOMP_ADDFD_FLAG_SETFD
-#define SECCOMP_ADDFD_FLAG_SETFD (1UL << 0)
-#endif
-#ifndef SECCOMP_IOCTL_NOTIF_ADDFD
-struct seccomp_notif_addfd {
-	__u64 id;
-	__u32 flags;
-	__u32 srcfd;
-	__u32 newfd;
-	__u32 newfd_flags;
-};
-#define SECCOMP_IOCTL_NOTIF_ADDFD SECCOMP_IOW(3, struct seccomp_notif_addfd)
-#endif
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_getfd
-#define __NR_pidfd_getfd 438
-#endif
-#ifndef __NR_close_range
-#define __NR_close_range 436
-#endif
-
-#if defined(__x86_64__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_I386
-#elif defined(__riscv) && __riscv_xlen == 64
-#define RACE_AUDIT_ARCH AUDIT_ARCH_RISCV64
-#elif defined(__s390x__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_S390X
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define RACE_AUDIT_ARCH AUDIT_ARCH_PPC64LE
-#elif defined(__powerpc64__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_PPC64
-#elif defined(__arm__)
-#define RACE_AUDIT_ARCH AUDIT_ARCH_ARM
-#else
-#error "unknown architecture: add its AUDIT_ARCH_* here"
-#endif
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]))
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#else
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]))
-#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -1002,61 +916,6 @@ static void end_iteration(struct tgt *t, uint32_t k)
 			  t->baseline);
 }
 
-/* Close everything the caller had open but ctl (close_range: 5.9 and later). */
-static void close_other_fds(int keep)
-{
-	if (syscall(__NR_close_range, 3, keep - 1, 0) == 0 &&
-	    syscall(__NR_close_range, keep + 1, ~0U, 0) == 0)
-		return;
-	for (int fd = 3; fd < 65536; fd++)
-		if (fd != keep)
-			close(fd);
-}
-
-static int send_listener(int sock, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	char byte = 'L';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
-
-	if (fd >= 0) {		/* scenarios without a filter send the byte alone */
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-/* Trap ioctl(fd, RACE_MAGIC, ...) and nothing else. */
-static int install_filter(void)
-{
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RACE_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RACE_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_HI(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
-
-	return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-		       &prog);
-}
-
 static void __attribute__((noreturn))
 target_main(struct tgt *t, int ctl, pid_t parent)
 {
@@ -1081,11 +940,11 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		tfail(t, "prctl(PR_SET_NO_NEW_PRIVS)");
 	if (t->sc->addfd) {
-		listener = install_filter();
+		listener = fdr_trap_ioctl(RACE_MAGIC);
 		if (listener < 0)
 			tfail(t, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
 	}
-	if (send_listener(ctl, listener) < 0)
+	if (send_msg_fd(ctl, "L", 1, listener) < 0)
 		tfail(t, "sendmsg(listener)");
 	if (listener >= 0)
 		close(listener);
@@ -1124,22 +983,15 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 
 /* ---- supervisor side ---------------------------------------------------- */
 
+/* The listener the target sends over ctl: its fd, -1 when the byte came without
+ * one, -2 when nothing came. */
 static int recv_listener(int sock)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	char byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
 	int fd;
 
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+	if (recv_msg_fd(sock, &byte, 1, &fd) < 0)
 		return -2;
-	c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
 }
 
@@ -1886,18 +1738,6 @@ static void drive(struct run *r)
 	reap(r, aborted(sh), 1);
 	close_views(r);
 	close_kept(r);
-}
-
-/* Discard the SIGPIPEs our writes to dead pipes raised on this thread. */
-static void consume_sigpipe(void)
-{
-	struct timespec zero = { 0, 0 };
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
 }
 
 int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
