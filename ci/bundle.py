@@ -152,7 +152,8 @@ def bundle_name(version: str, arch: str) -> str:
 
 # What `python -m native.build` makes, and the sources each is made from.
 NATIVE_BUILT = (("_executor{ext}", ("fdr_common.h", "executor.h", "executor.c")),
-                ("_race{ext}", ("fdr_common.h", "race.h", "race.c", "race_scenarios.c")),
+                ("_race{ext}", ("fdr_common.h", "race.h", "race.c", "race_target.c",
+                                "race_supervisor.c", "race_scenarios.c")),
                 ("fdr-zygote", ("fdr_common.h", "executor.h", "executor.c", "zygote.c")))
 
 

@@ -13,7 +13,8 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
-RACE_SOURCES = ("fdr_common.h", "race.h", "race.c")
+RACE_SOURCES = ("fdr_common.h", "race.h", "race.c", "race_target.c", "race_supervisor.c",
+                "race_scenarios.c")
 
 
 def cdef_text(header: str = "executor.h") -> str:

@@ -1,0 +1,700 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The race engine's scenarios (part of race.c's translation unit: race.c
+ * includes this file after the engine's target and supervisor sides).
+ *
+ * A scenario is two racing parties and a verdict.  Each has a timeline, drawn
+ * as LTP's fuzzy_sync tests draw theirs: time runs down, the two columns race
+ * from the fz_meet() barrier (====), and "~trap~>" is the target's ioctl
+ * reaching the supervisor as a seccomp notification.  Under it, the
+ * interleaving classes: every iteration lands in exactly one, read off what
+ * the kernel left behind; "inconsistent" (or a failed call) is always a
+ * violation.  The classes' names are what native/race.py and
+ * cases/test_races.py count; .order says which side took effect first in
+ * each, to steer the delay sweep: +1 side 0 (the left column: the supervisor,
+ * or worker 0 in two_dup2), -1 side 1 (the right column), 0 neither or both.
+ *
+ * A scenario's parts: tsetup (the target, before the workers go), ops (the
+ * two target workers' parts), siter (the supervisor's iteration, which
+ * classifies) and tcheck (the target's own checks once the verdict is in).
+ */
+
+/* ---- shared by several scenarios ---------------------------------------- */
+
+static void ts_old(struct tgt *t, uint32_t k)
+{
+	make_old(t, 0);
+}
+
+static void ts_old_kept_registered(struct tgt *t, uint32_t k)
+{
+	make_old(t, 1);
+	register_fd(t, k);
+}
+
+static int await_sup(struct tgt *t, uint32_t k)
+{
+	if (await(t->sh, &t->sh->sup, k + 1, -1, "the supervisor's verdict") < 0)
+		_exit(4);
+	return t->sh->cls;
+}
+
+/* The racing half shared by the ADDFD-vs-target-thread scenarios: receive
+ * the trap, make the new pipe, meet the target's worker 1, ADDFD. */
+static int race_addfd(struct run *r, uint32_t k, struct seccomp_notif *n, int np[2], long *ret)
+{
+	if (recv_notif(r, k, n) < 0 || new_pipe(r, np) < 0)
+		return -1;
+	if (fz_meet(r->sh, 0, k, r->pidfd) < 0) {
+		close(np[0]);
+		close(np[1]);
+		np[0] = np[1] = -1;
+		return -1;
+	}
+	fz_go(r->sh, 0, k);
+	*ret = addfd(r, n->id, np[0]);
+	fz_end(r->sh, 0);
+	drop_src(r, &np[0]);
+	return 0;
+}
+
+/* ---- two_addfd: two ADDFD(SETFD) installs at one fd -------------------------
+ *
+ *   target workers                  supervisor           second supervisor thread
+ *   w0: ioctl(fd) ~trap~>           NOTIF_RECV n0
+ *   w1: ioctl(fd) ~trap~>           NOTIF_RECV n1  --(n1, pipe B)-->
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(n0, A -> fd)   ADDFD(n1, B -> fd)
+ *                                   NOTIF_SEND n0, n1
+ *   w0, w1 return: the old file's last fput
+ *   verdict: write a token through A's and B's write ends
+ *     A_last        A installed last: B's read end is gone (EPIPE), fd reads A
+ *     B_last        the other way round
+ *     inconsistent  both alive or both gone
+ */
+
+/* Classes of two_addfd and two_dup2: whose file the fd holds in the end. */
+enum { A_LAST, B_LAST, WINNER_INCONSISTENT };
+#define WINNER_CLASSES { [A_LAST] = "A_last", [B_LAST] = "B_last", \
+			 [WINNER_INCONSISTENT] = "inconsistent" }
+#define WINNER_ORDER { [A_LAST] = -1, [B_LAST] = 1 }
+
+/* Which of A and B holds the fd, from writing through their peers: the
+ * winner's read end is alive (0), the loser's is gone (-EPIPE). */
+static int winner_class(struct shm *sh, uint32_t k, int ea, int eb, const char *what)
+{
+	if (ea == 0 && eb == -EPIPE)
+		return A_LAST;
+	if (eb == 0 && ea == -EPIPE)
+		return B_LAST;
+	violation(sh, k, "after both %s, A's file %s and B's %s", what,
+		  ea ? "is gone" : "is alive", eb ? "is gone" : "is alive");
+	return WINNER_INCONSISTENT;
+}
+
+static void tc_two_addfd(struct tgt *t, uint32_t k)
+{
+	int cls = await_sup(t, k);
+
+	expect_old_freed(t, k);
+	if (cls != WINNER_INCONSISTENT)
+		expect_read(t, k, RACE_FD, cls == A_LAST ? TOK_A : TOK_B, "the fd");
+}
+
+/* two_addfd: a second supervisor thread races the first one's ADDFD. */
+static void *s1_main(void *arg)
+{
+	struct run *r = arg;
+	struct shm *sh = r->sh;
+
+	pin(sh, 1);
+	for (uint32_t k = 0; k < r->iterations; k++) {
+		if (sawait(r, &sh->s1go, k + 1, "the second supervisor's turn") < 0)
+			break;
+		if (fz_meet(sh, 1, k, r->pidfd) < 0)
+			break;
+		fz_go(sh, 1, k);
+		sh->s1_ret = addfd(r, sh->s1_id, sh->s1_src);
+		fz_end(sh, 1);
+		post(&sh->s1done, k + 1);
+	}
+	return NULL;
+}
+
+static int si_two_addfd(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n[2];
+	int a[2], b[2], ea, eb, cls;
+	long ret;
+
+	if (recv_notif(r, k, &n[0]) < 0 || recv_notif(r, k, &n[1]) < 0)
+		return -1;
+	/* Worker 0 shares our CPU, worker 1 the second supervisor's: each of us
+	 * takes the trap whose install will run on its own CPU. */
+	if ((int)n[0].pid != sh->tid[0]) {
+		struct seccomp_notif x = n[0];
+
+		n[0] = n[1];
+		n[1] = x;
+	}
+	if (new_pipe(r, a) < 0)
+		return -1;
+	if (new_pipe(r, b) < 0) {
+		close(a[0]);
+		close(a[1]);
+		return -1;
+	}
+	sh->s1_id = n[1].id;
+	sh->s1_src = b[0];
+	post(&sh->s1go, k + 1);
+	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+		goto fail;
+	fz_go(sh, 0, k);
+	ret = addfd(r, n[0].id, a[0]);
+	fz_end(sh, 0);
+	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
+		goto fail;
+	expect_installed(r, k, ret, "first ");
+	expect_installed(r, k, sh->s1_ret, "second ");
+	drop_src(r, &a[0]);
+	drop_src(r, &b[0]);
+	/* Either worker may have made either trap: answer both, then wait for both. */
+	respond(r, n[0].id);
+	respond(r, n[1].id);
+	if (returned(r, k, 0) < 0 || returned(r, k, 1) < 0)
+		goto fail;
+	/* Only the winner's read end is still referenced (by RACE_FD). */
+	ea = write_token(a[1], k, TOK_A);
+	eb = write_token(b[1], k, TOK_B);
+	cls = winner_class(sh, k, ea, eb, "ADDFDs");
+	close(a[1]);
+	close(b[1]);
+	return finish(r, k, cls);
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (a[i] >= 0)
+			close(a[i]);
+		if (b[i] >= 0)
+			close(b[i]);
+	}
+	return -1;
+}
+
+/* ---- two_dup2: two dup2 calls onto one fd ------------------------------------
+ *
+ *   target worker 0                 target worker 1
+ *   ======== fz_meet ========
+ *   dup2(A, fd)                     dup2(B, fd)
+ *   verdict (the target's own, tc_two_dup2): write through A's and B's peers
+ *     A_last / B_last / inconsistent, as for two_addfd
+ */
+
+static void ts_two_dup2(struct tgt *t, uint32_t k)
+{
+	int a[2], b[2];
+
+	make_old(t, 0);
+	if (pipe2(a, O_NONBLOCK) < 0 || pipe2(b, O_NONBLOCK) < 0)
+		tfail(t, "pipe2(A, B)");
+	t->sh->src[0] = a[0];
+	t->sh->src[1] = b[0];
+	t->a_w = a[1];
+	t->b_w = b[1];
+}
+
+/* two_dup2: the target is its own verifier. */
+static void tc_two_dup2(struct tgt *t, uint32_t k)
+{
+	struct shm *sh = t->sh;
+	int ea, eb, cls;
+
+	for (int i = 0; i < 2; i++)
+		if (await(sh, &sh->wdone[i], k + 1, -1, "the target's dup2 workers") < 0)
+			_exit(4);
+	for (int i = 0; i < 2; i++)
+		if (sh->ret[i] != RACE_FD)
+			violation(sh, k, "dup2 onto the fd returned %lld (%s)",
+				  (long long)sh->ret[i], strerror(sh->err[i]));
+	if (!sh->sabotage) {
+		close(sh->src[0]);
+		close(sh->src[1]);
+	}
+	/* dup2 dropped the replaced files' last references in the workers, whose
+	 * final fput ran before they returned to user space: the loser's read
+	 * end is gone now, the winner's lives at RACE_FD. */
+	ea = write_token(t->a_w, k, TOK_A);
+	eb = write_token(t->b_w, k, TOK_B);
+	cls = winner_class(sh, k, ea, eb, "dup2s");
+	if (cls != WINNER_INCONSISTENT)
+		expect_read(t, k, RACE_FD, cls == A_LAST ? TOK_A : TOK_B, "the fd");
+	expect_old_freed(t, k);
+	if (sh->sabotage) {
+		close(sh->src[0]);
+		close(sh->src[1]);
+	}
+	sh->counts[cls]++;
+	fz_account(sh, k, t->sc->order[cls]);
+	sh->iterations_done = k + 1;
+	close(t->a_w);
+	close(t->b_w);
+	t->a_w = t->b_w = -1;
+}
+
+static int si_two_dup2(struct run *r, uint32_t k)
+{
+	if (sawait(r, &r->sh->tdone, k + 1, "the dup2 race") < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- addfd_vs_ctl_add: ADDFD replaces fd while another thread registers it ---
+ *
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(new -> fd)     epoll_ctl(ep, ADD, fd)
+ *   returns <~ NOTIF_SEND ~~~~~~~~~
+ *   verdict: make the new file readable, epoll_wait and fdinfo of ep
+ *     add_saw_old   ADD looked up the old file: its entry died with it (no event, no line)
+ *     add_saw_new   ADD looked up the new file: one event with the data, one line
+ *     add_failed    ADD failed (a violation)
+ *     inconsistent  anything else
+ */
+
+enum { ADD_SAW_OLD, ADD_SAW_NEW, ADD_FAILED, ADD_INCONSISTENT };
+
+static void tc_ctl_add(struct tgt *t, uint32_t k)
+{
+	await_sup(t, k);
+	expect_old_freed(t, k);
+	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+}
+
+static int si_ctl_add(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	struct epoll_event ev[4];
+	struct epline line;
+	struct stat st;
+	int np[2], nev, lines, cls;
+	long ret;
+
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		return -1;
+	if (sawait(r, &sh->wdone[1], k + 1, "the EPOLL_CTL_ADD worker") < 0 ||
+	    release(r, k, n.id, 0) < 0 || fstat(np[1], &st) < 0) {
+		close(np[1]);
+		return -1;
+	}
+	expect_installed(r, k, ret, "");
+	inject_new(r, k, np[1]);
+	nev = epoll_wait(r->ep_copy, ev, 4, 0);
+	lines = ep_lines(r->epinfo, &line);
+	if (sh->ret[1] < 0) {
+		cls = ADD_FAILED;
+		violation(sh, k, "EPOLL_CTL_ADD failed with %s while the fd was replaced",
+			  strerrorname_np(sh->err[1]));
+	} else if (nev == 0 && lines == 0) {
+		cls = ADD_SAW_OLD;	/* the entry went to the old file and died with it */
+	} else if (nev == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == (DATA_MAGIC | k) &&
+		   lines == 1 && line.tfd == RACE_FD && line.ino == st.st_ino) {
+		cls = ADD_SAW_NEW;	/* the entry is the new file's, and reports it */
+	} else {
+		cls = ADD_INCONSISTENT;
+		violation(sh, k, "after ADD raced ADDFD: %d events (first data %#llx), "
+			  "%d fdinfo lines (first ino %llu; new %llu)", nev,
+			  nev > 0 ? (unsigned long long)ev[0].data.u64 : 0ULL, lines,
+			  lines > 0 ? line.ino : 0ULL, (unsigned long long)st.st_ino);
+	}
+	close(np[1]);
+	return finish(r, k, cls);
+}
+
+/* ---- addfd_vs_ctl_del: ADDFD replaces a registered fd while it is deleted ----
+ *
+ *   target (set-up): fd registered in ep, the old file kept by a dup
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(new -> fd)     epoll_ctl(ep, DEL, fd)
+ *   verdict: DEL's return and ep's fdinfo
+ *     del_first      DEL found (fd, old): 0, no line left
+ *     replace_first  DEL looked up (fd, new): ENOENT, the old file's line stays
+ *                    until the kept dup's close (tc_ctl_del checks it goes then)
+ *     inconsistent   anything else
+ */
+
+enum { DEL_FIRST, DEL_REPLACE_FIRST, DEL_INCONSISTENT };
+
+/* The kept old file still carries the stale entry, if DEL lost the race:
+ * closing it must take the entry with it. */
+/* The kept dup of the old file goes: no entry may outlive its last close. */
+static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
+{
+	char path[64];
+	int info, lines;
+
+	close(t->keep);
+	t->keep = -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->ep);
+	info = open(path, O_RDONLY | O_CLOEXEC);
+	lines = info >= 0 ? ep_lines(info, NULL) : -1;
+	if (info >= 0)
+		close(info);
+	if (lines != 0)
+		violation(t->sh, k, "epoll kept %d entries after the old file's last close", lines);
+}
+
+static void tc_ctl_del(struct tgt *t, uint32_t k)
+{
+	await_sup(t, k);
+	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+	close_keep_expect_no_entries(t, k);
+	expect_old_freed(t, k);
+}
+
+static int si_ctl_del(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	struct epoll_event ev[4];
+	struct epline line;
+	int np[2], nev, lines, cls;
+	long ret, del;
+
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		return -1;
+	if (sawait(r, &sh->wdone[1], k + 1, "the EPOLL_CTL_DEL worker") < 0 ||
+	    release(r, k, n.id, 0) < 0) {
+		close(np[1]);
+		return -1;
+	}
+	expect_installed(r, k, ret, "");
+	inject_new(r, k, np[1]);
+	/* The new file is readable but was never registered: nothing to report. */
+	nev = epoll_wait(r->ep_copy, ev, 4, 0);
+	if (nev != 0)
+		violation(sh, k, "epoll reported %d events (first data %#llx) for a file never "
+			  "registered", nev, nev > 0 ? (unsigned long long)ev[0].data.u64 : 0ULL);
+	lines = ep_lines(r->epinfo, &line);
+	del = sh->ret[1] < 0 ? -sh->err[1] : sh->ret[1];
+	if (del == 0 && lines == 0)
+		cls = DEL_FIRST;	/* DEL found (fd, old) */
+	else if (del == -ENOENT && lines == 1 && line.tfd == RACE_FD && line.ino == sh->old_ino)
+		cls = DEL_REPLACE_FIRST;	/* DEL looked up (fd, new): the old file's entry stays */
+	else {
+		cls = DEL_INCONSISTENT;
+		violation(sh, k, "EPOLL_CTL_DEL returned %s with %d fdinfo lines left",
+			  err_name(del), lines);
+	}
+	close(np[1]);
+	return finish(r, k, cls);
+}
+
+/* ---- addfd_vs_wait: ADDFD replaces a registered fd around an epoll_wait ------
+ *
+ *   target (set-up): fd registered in ep, the old file kept by a dup
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   nvcsw s0             base = nvcsw
+ *                                   ADDFD(new -> fd)     epoll_wait(ep) sleeps
+ *                                   nvcsw s1
+ *   verdict: the waiter's voluntary context switches against its base
+ *     blocked_before  it slept before the ADDFD began (s0 > base)
+ *     blocked_during  while the ADDFD ran (s1 > base)
+ *     blocked_after   after it
+ *   in every class: the new file's readiness does not wake it; the old file's
+ *   does, with the registered data
+ */
+
+enum { BLOCKED_BEFORE, BLOCKED_DURING, BLOCKED_AFTER };
+
+static void tc_wait(struct tgt *t, uint32_t k)
+{
+	await_sup(t, k);
+	expect_read(t, k, t->keep, TOK_OLD, "the kept dup of the old file");
+	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+	close_keep_expect_no_entries(t, k);
+}
+
+/* The waiter's voluntary context switches, from /proc. */
+static long nvcsw(struct run *r)
+{
+	char buf[4096], *p;
+	long n = pread(r->status_fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nvoluntary_ctxt_switches:");
+	return p ? strtol(p + 25, NULL, 10) : -1;
+}
+
+static int si_wait(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	struct pollfd pf;
+	int np[2], old_w, e, cls;
+	long ret, s0, s1, base;
+
+	if (recv_notif(r, k, &n) < 0)
+		return -1;
+	old_w = syscall(__NR_pidfd_getfd, r->pidfd, sh->old_w, 0);
+	if (old_w < 0) {
+		give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(old write end)");
+		return -1;
+	}
+	if (new_pipe(r, np) < 0)
+		goto fail_old;
+	if (fz_meet(sh, 0, k, r->pidfd) < 0) {
+		close(np[0]);
+		goto fail;
+	}
+	fz_go(sh, 0, k);
+	s0 = nvcsw(r);
+	ret = addfd(r, n.id, np[0]);
+	s1 = nvcsw(r);
+	fz_end(sh, 0);
+	drop_src(r, &np[0]);
+	if (sawait(r, &sh->wmark, k + 1, "the waiter to enter epoll_wait") < 0 ||
+	    release(r, k, n.id, 0) < 0)
+		goto fail;
+	expect_installed(r, k, ret, "");
+	base = sh->base_nvcsw;
+	if (s0 < 0 || s1 < 0) {
+		give_up(sh, FDR_RACE_SETUP, errno, "reading the waiter's /proc status");
+		goto fail;
+	}
+	/* Monotonic counters read before and after the ADDFD, against the one
+	 * taken right before epoll_wait: when did the waiter go to sleep? */
+	cls = s0 > base ? BLOCKED_BEFORE : s1 > base ? BLOCKED_DURING : BLOCKED_AFTER;
+
+	inject_new(r, k, np[1]);
+	/* pipe_write ran the wakeups synchronously: had epoll an entry for the
+	 * new file, the epoll file would poll readable now. */
+	pf = (struct pollfd){ .fd = r->ep_copy, .events = POLLIN };
+	if (poll(&pf, 1, 0) != 0)
+		violation(sh, k, "epoll is readable after only the never-registered new file "
+			  "became readable");
+	if (atomic_load(&sh->wdone[1]) >= k + 1)
+		violation(sh, k, "the waiter returned %d events (data %#llx) before the registered "
+			  "file became readable", sh->nev, (unsigned long long)sh->ev_data[0]);
+	e = write_token(old_w, k, TOK_OLD);
+	if (e)
+		violation(sh, k, "the kept old file is gone (write: %s)", strerror(-e));
+	if (sawait(r, &sh->wdone[1], k + 1, "the waiter to report the old file") < 0)
+		goto fail;
+	if (sh->ret[1] != 1 || sh->ev_events[0] != EPOLLIN || sh->ev_data[0] != (DATA_MAGIC | k))
+		violation(sh, k, "the waiter returned %lld (%s) with events %#x data %#llx, "
+			  "expected 1 EPOLLIN %#llx", (long long)sh->ret[1],
+			  sh->ret[1] < 0 ? strerrorname_np(sh->err[1]) : "ok", sh->ev_events[0],
+			  (unsigned long long)sh->ev_data[0], (unsigned long long)(DATA_MAGIC | k));
+	close(np[1]);
+	close(old_w);
+	return finish(r, k, cls);
+fail:
+	close(np[1]);
+fail_old:
+	close(old_w);
+	return -1;
+}
+
+/* ---- addfd_vs_close: ADDFD replaces fd while another thread closes it --------
+ *
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(new -> fd)     close(fd)
+ *   verdict: write through the new file's peer
+ *     close_first    close took the old file: the new one lives at fd
+ *     replace_first  close took the new file (its last reference): EPIPE
+ *     inconsistent   any other answer
+ */
+
+enum { CLOSE_FIRST, CLOSE_REPLACE_FIRST, CLOSE_INCONSISTENT };
+
+static void tc_close(struct tgt *t, uint32_t k)
+{
+	int cls = await_sup(t, k), open_now = fcntl(RACE_FD, F_GETFD) >= 0;
+
+	expect_old_freed(t, k);
+	if (cls == CLOSE_FIRST && !open_now)
+		violation(t->sh, k, "ADDFD installed after the close, yet the fd is closed");
+	if (cls == CLOSE_REPLACE_FIRST && open_now)
+		violation(t->sh, k, "close ran after ADDFD, yet the fd is open");
+	if (cls == CLOSE_FIRST && open_now)
+		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+}
+
+static int si_close(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	int np[2], e, cls;
+	long ret;
+
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		return -1;
+	if (sawait(r, &sh->wdone[1], k + 1, "the close worker") < 0 ||
+	    release(r, k, n.id, 0) < 0) {
+		close(np[1]);
+		return -1;
+	}
+	expect_installed(r, k, ret, "");
+	if (sh->ret[1] != 0)
+		violation(sh, k, "close of the fd returned %s", strerrorname_np(sh->err[1]));
+	/* Alive: RACE_FD holds the new file, so close took the old one first.
+	 * Gone: close took the new file (its last reference). */
+	e = write_token(np[1], k, TOK_NEW);
+	if (e == 0)
+		cls = CLOSE_FIRST;
+	else if (e == -EPIPE)
+		cls = CLOSE_REPLACE_FIRST;
+	else {
+		cls = CLOSE_INCONSISTENT;
+		violation(sh, k, "writing to the new file's peer: %s", strerror(-e));
+	}
+	close(np[1]);
+	return finish(r, k, cls);
+}
+
+/* ---- addfd_vs_exit: ADDFD into a trap while the target exits ----------------
+ *
+ *   a fresh target per iteration
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(new -> fd)     exit_group(0)
+ *   verdict: ADDFD's return; then neither file may outlive the reaped target
+ *     addfd_first        installed: fd returned
+ *     exit_during_addfd  queued, but the target went before installing: ESRCH
+ *     exit_first         the notification was gone already: ENOENT
+ *     inconsistent       any other return
+ */
+
+enum { ADDFD_FIRST, EXIT_DURING_ADDFD, EXIT_FIRST, EXIT_INCONSISTENT };
+
+/* Nothing to check: the target does not survive the iteration. */
+static void tc_none(struct tgt *t, uint32_t k)
+{
+	await(t->sh, &t->sh->tdone, k + 1, -1, "the target's exit_group");
+	_exit(4);
+}
+
+/* addfd_vs_exit: a fresh target each iteration; its worker 1 exits the
+ * whole process while we ADDFD into worker 0's trap. */
+static int si_exit(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	struct pollfd pf;
+	int np[2] = { -1, -1 }, old_w = -1, e, cls;
+	long ret;
+
+	if (spawn(r, k, 1) < 0 ||
+	    sawait(r, &sh->go, k + 1, "the target's set-up") < 0)
+		return -1;
+	old_w = syscall(__NR_pidfd_getfd, r->pidfd, sh->old_w, 0);
+	if (old_w < 0) {
+		give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(old write end)");
+		return -1;
+	}
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		goto fail;
+	respond(r, n.id);
+	pf = (struct pollfd){ .fd = r->pidfd, .events = POLLIN };
+	if (poll(&pf, 1, left_ms(sh)) != 1) {
+		give_up(sh, FDR_RACE_TIMEOUT, 0,
+			"deadline passed waiting for the target's exit_group");
+		goto fail;
+	}
+	fz_end(sh, 1);		/* the exit's duration, as seen from here */
+	reap(r, 0, 1);
+	if (aborted(sh))
+		goto fail;
+	if (ret == RACE_FD)
+		cls = ADDFD_FIRST;
+	else if (ret == -ESRCH)
+		cls = EXIT_DURING_ADDFD;	/* queued, but the target went away before installing */
+	else if (ret == -ENOENT)
+		cls = EXIT_FIRST;	/* the notification was already gone */
+	else {
+		cls = EXIT_INCONSISTENT;
+		violation(sh, k, "ADDFD against an exiting target returned %s", err_name(ret));
+	}
+	/* The target is reaped: its table is gone, so are both files. */
+	e = write_token(np[1], k, TOK_NEW);
+	if (e != -EPIPE)
+		violation(sh, k, "the new file outlived the exited target (write: %s)",
+			  e ? strerror(-e) : "succeeded");
+	e = write_token(old_w, k, TOK_OLD);
+	if (e != -EPIPE)
+		violation(sh, k, "the old file outlived the exited target (write: %s)",
+			  e ? strerror(-e) : "succeeded");
+	close(np[1]);
+	close(old_w);
+	close_kept(r);
+	sh->counts[cls]++;
+	fz_account(sh, k, r->sc->order[cls]);
+	sh->iterations_done = k + 1;
+	return 0;
+fail:
+	if (np[1] >= 0)
+		close(np[1]);
+	close(old_w);
+	return -1;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
+	[FDR_RACE_TWO_ADDFD] = {
+		.name = "two_addfd", .addfd = 1,
+		.classes = WINNER_CLASSES, .order = WINNER_ORDER,
+		.ops = { op_trap, op_trap }, .tsetup = ts_old, .tcheck = tc_two_addfd,
+		.siter = si_two_addfd, .s1 = s1_main },
+	[FDR_RACE_TWO_DUP2] = {
+		.name = "two_dup2",
+		.classes = WINNER_CLASSES, .order = WINNER_ORDER,
+		.ops = { op_dup2, op_dup2 }, .tsetup = ts_two_dup2, .tcheck = tc_two_dup2,
+		.siter = si_two_dup2 },
+	[FDR_RACE_ADDFD_VS_CTL_ADD] = {
+		.name = "addfd_vs_ctl_add", .addfd = 1, .uses_ep = 1,
+		.classes = { [ADD_SAW_OLD] = "add_saw_old", [ADD_SAW_NEW] = "add_saw_new",
+			     [ADD_FAILED] = "add_failed", [ADD_INCONSISTENT] = "inconsistent" },
+		.order = { [ADD_SAW_OLD] = -1, [ADD_SAW_NEW] = 1 },
+		.ops = { op_trap, op_ctl_add }, .tsetup = ts_old, .tcheck = tc_ctl_add,
+		.siter = si_ctl_add },
+	[FDR_RACE_ADDFD_VS_CTL_DEL] = {
+		.name = "addfd_vs_ctl_del", .addfd = 1, .uses_ep = 1,
+		.classes = { [DEL_FIRST] = "del_first", [DEL_REPLACE_FIRST] = "replace_first",
+			     [DEL_INCONSISTENT] = "inconsistent" },
+		.order = { [DEL_FIRST] = -1, [DEL_REPLACE_FIRST] = 1 },
+		.ops = { op_trap, op_ctl_del }, .tsetup = ts_old_kept_registered,
+		.tcheck = tc_ctl_del, .siter = si_ctl_del },
+	[FDR_RACE_ADDFD_VS_WAIT] = {
+		.name = "addfd_vs_wait", .addfd = 1, .uses_ep = 1,
+		.classes = { [BLOCKED_BEFORE] = "blocked_before", [BLOCKED_DURING] = "blocked_during",
+			     [BLOCKED_AFTER] = "blocked_after" },
+		.order = { [BLOCKED_BEFORE] = -1, [BLOCKED_DURING] = 0, [BLOCKED_AFTER] = 1 },
+		.ops = { op_trap, op_wait }, .tsetup = ts_old_kept_registered, .tcheck = tc_wait,
+		.siter = si_wait },
+	[FDR_RACE_ADDFD_VS_CLOSE] = {
+		.name = "addfd_vs_close", .addfd = 1,
+		.classes = { [CLOSE_FIRST] = "close_first", [CLOSE_REPLACE_FIRST] = "replace_first",
+			     [CLOSE_INCONSISTENT] = "inconsistent" },
+		.order = { [CLOSE_FIRST] = -1, [CLOSE_REPLACE_FIRST] = 1 },
+		.ops = { op_trap, op_close }, .tsetup = ts_old, .tcheck = tc_close,
+		.siter = si_close },
+	[FDR_RACE_ADDFD_VS_EXIT] = {
+		.name = "addfd_vs_exit", .addfd = 1, .fork_each = 1, .trap_cpu = 1,
+		.classes = { [ADDFD_FIRST] = "addfd_first", [EXIT_DURING_ADDFD] = "exit_during_addfd",
+			     [EXIT_FIRST] = "exit_first", [EXIT_INCONSISTENT] = "inconsistent" },
+		.order = { [ADDFD_FIRST] = 1, [EXIT_DURING_ADDFD] = 0, [EXIT_FIRST] = -1 },
+		.ops = { op_trap, op_exit }, .tsetup = ts_old, .tcheck = tc_none,
+		.siter = si_exit },
+};
