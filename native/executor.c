@@ -2153,51 +2153,61 @@ static void put_shared(struct shared *sh, size_t size, int via_zygote)
 		munmap(sh, size);
 }
 
-int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
-	    const int32_t *file_kinds, int timeout_ms,
-	    struct fdr_outcome *out, struct fdr_result *res)
-{
-	size_t size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome);
-	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1,
-				  .ctl = -1,
-				  .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } };
-	sigset_t pipeset, oldset;
+/* One fdr_run(): what its phases hand each other. */
+struct run {
+	const struct fdr_step *steps;
+	int nsteps, nhandles, nfiles;
+	size_t size;			/* of the shared region: struct shared and the outcomes */
 	struct shared *sh;
-	int ctl[2], status = 0, nsig = 0;
-	int via_zygote = 0, zspawned = 0;
-	pid_t pid;
+	int via_zygote;			/* the region is the zygote's (its lock is held) */
+	int zspawned;			/* the zygote forked the target */
+	int ctl[2];			/* supervisor end, target end */
+	pid_t pid;			/* the target's first process */
+	sigset_t oldset;		/* the caller's signal mask */
+	struct supervisor sup;
+};
 
-	memset(res, 0, sizeof(*res));
+/* Phase 1: the arguments make sense. */
+static int run_check_args(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+			  int timeout_ms)
+{
 	if (nsteps < 0 || nsteps > FDR_MAX_STEPS || nhandles < 0 || nhandles > FDR_MAX_HANDLES ||
-	    nfiles < 0 || nfiles > FDR_MAX_FILES || timeout_ms <= 0) {
-		errno = EINVAL;
+	    nfiles < 0 || nfiles > FDR_MAX_FILES || timeout_ms <= 0)
 		return -1;
-	}
 	for (int i = 0; i < nsteps; i++)
 		if (steps[i].actor < 0 || steps[i].actor >= FDR_MAX_ACTORS ||
-		    steps[i].nhs < 0 || steps[i].nhs > FDR_MAX_POLL) {
-			errno = EINVAL;
+		    steps[i].nhs < 0 || steps[i].nhs > FDR_MAX_POLL)
 			return -1;
-		}
-	/* The zygote's region when it is ours and free, else a mapping of our own. */
+	return 0;
+}
+
+/* Phase 2: the shared region, the zygote's when it is ours and free, else a
+ * mapping of our own; the files' kinds and signals, the handle tables, the
+ * first turn and the deadline in it. */
+static int run_share(struct run *r, const int32_t *file_kinds, int timeout_ms)
+{
+	struct shared *sh;
+	int nsig = 0;
+
 	if (zy.pid > 0 && zy.owner == getpid() && pthread_mutex_trylock(&zy.lock) == 0) {
 		if (zy.pid > 0)
-			via_zygote = 1;
+			r->via_zygote = 1;
 		else
 			pthread_mutex_unlock(&zy.lock);
 	}
-	if (via_zygote) {
+	if (r->via_zygote) {
 		sh = &zy.rg->sh;
-		memset(sh, 0, size);
-		memcpy(zy.rg->steps, steps, (size_t)nsteps * sizeof(*steps));
+		memset(sh, 0, r->size);
+		memcpy(zy.rg->steps, r->steps, (size_t)r->nsteps * sizeof(*r->steps));
 	} else {
-		sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		sh = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (sh == MAP_FAILED)
 			return -1;
 	}
+	r->sh = sh;
 	sh->step = -1;
-	sh->nfiles = nfiles;
-	for (int f = 0; f < nfiles; f++) {
+	sh->nfiles = r->nfiles;
+	for (int f = 0; f < r->nfiles; f++) {
 		sh->files[f].kind = file_kinds[f] & ~(FDR_KIND_BLOCKING | FDR_KIND_WRITE_END);
 		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
 		sh->files[f].write_end = !!(file_kinds[f] & FDR_KIND_WRITE_END);
@@ -2206,87 +2216,103 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
 	}
 	if (SIGRTMIN + SIGNO_BASE_OFFSET + nsig > SIGRTMAX + 1) {
-		put_shared(sh, size, via_zygote);
+		put_shared(sh, r->size, r->via_zygote);
 		errno = E2BIG;
 		return -1;
 	}
-	for (int i = 0; i < nsteps; i++)
+	for (int i = 0; i < r->nsteps; i++)
 		sh->out[i].reached = sh->out[i].ret_handle = sh->out[i].sysret_handle = FDR_NO_HANDLE;
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
 		for (int h = 0; h < FDR_MAX_HANDLES; h++)
 			sh->hfd[a][h] = sh->hnum[a][h] = -1;
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
-		sup.apidfd[a] = -1;
-	sup.unsent.step = sup.cur_step = -1;
+		r->sup.apidfd[a] = -1;
+	r->sup.unsent.step = r->sup.cur_step = -1;
 	sh->turn = 0;
-	while (sh->turn < nsteps && (steps[sh->turn].flags & FDR_F_SUP))
+	while (sh->turn < r->nsteps && (r->steps[sh->turn].flags & FDR_F_SUP))
 		sh->turn++;
-	sh->finished = sh->turn >= nsteps;
+	sh->finished = sh->turn >= r->nsteps;
 	sh->deadline = now_ms() + timeout_ms;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
-		put_shared(sh, size, via_zygote);
-		return -1;
-	}
-	sup.sh = sh;
-	sup.deadline = sh->deadline;
+	return 0;
+}
 
-	/* Writes to a peer whose subject file is gone raise SIGPIPE in this thread. */
-	sigemptyset(&pipeset);
-	sigaddset(&pipeset, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipeset, &oldset);
-
+/* Phase 3: the target, forked by the zygote or here, with the control socket
+ * between us; the supervisor bound to its first process.  SIGPIPE is blocked
+ * from here on: writes to a peer whose subject file is gone raise it. */
+static int run_spawn(struct run *r, int timeout_ms)
+{
+	struct supervisor *sup = &r->sup;
+	sigset_t pipeset;
 	pid_t self = getpid();
 
-	pid = -1;
-	if (via_zygote) {
-		pid = zygote_spawn(ctl[1], nsteps, nhandles, timeout_ms);
-		zspawned = pid > 0;
-	}
-	if (!zspawned)		/* no helper, or it just failed us: fork here */
-		pid = fork();
-	if (pid == 0) {
-		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
-
-		close(ctl[0]);
-		target_main(&t, ctl[1], self);
-	}
-	close(ctl[1]);
-	if (pid < 0) {
-		close(ctl[0]);
-		pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-		put_shared(sh, size, via_zygote);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->ctl) < 0) {
+		put_shared(r->sh, r->size, r->via_zygote);
 		return -1;
 	}
-	setpgid(pid, pid);
-	sup.ctl = ctl[0];
-	sup.apid[0] = pid;
-	sup.apidfd[0] = syscall(__NR_pidfd_open, pid, 0);
-	sup.view.sh = sh;
-	bind_actor(&sup, 0);
+	sup->sh = r->sh;
+	sup->deadline = r->sh->deadline;
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &r->oldset);
 
+	r->pid = -1;
+	if (r->via_zygote) {
+		r->pid = zygote_spawn(r->ctl[1], r->nsteps, r->nhandles, timeout_ms);
+		r->zspawned = r->pid > 0;
+	}
+	if (!r->zspawned)	/* no helper, or it just failed us: fork here */
+		r->pid = fork();
+	if (r->pid == 0) {
+		struct target t = { .steps = r->steps, .nsteps = r->nsteps,
+				    .nhandles = r->nhandles, .sh = r->sh };
+
+		close(r->ctl[0]);
+		target_main(&t, r->ctl[1], self);
+	}
+	close(r->ctl[1]);
+	if (r->pid < 0) {
+		close(r->ctl[0]);
+		pthread_sigmask(SIG_SETMASK, &r->oldset, NULL);
+		put_shared(r->sh, r->size, r->via_zygote);
+		return -1;
+	}
+	setpgid(r->pid, r->pid);
+	sup->ctl = r->ctl[0];
+	sup->apid[0] = r->pid;
+	sup->apidfd[0] = syscall(__NR_pidfd_open, r->pid, 0);
+	sup->view.sh = r->sh;
+	bind_actor(sup, 0);
+	return 0;
+}
+
+/* Phase 4: supervise under the watchdog until the target is gone or the run
+ * times out; then the supervisor steps that follow the target's end. */
+static void run_supervise(struct run *r, struct fdr_result *res, int timeout_ms)
+{
+	struct supervisor *sup = &r->sup;
+	struct shared *sh = r->sh;
+	struct watchdog dog;
 	/* The listener arrives over ctl, or the target's setup fails and ctl closes. */
-	struct pollfd cp = { .fd = ctl[0], .events = POLLIN };
+	struct pollfd cp = { .fd = r->ctl[0], .events = POLLIN };
 
 	if (poll(&cp, 1, timeout_ms) == 1)
-		sup.listener = recv_fd(ctl[0]);
+		sup->listener = recv_fd(r->ctl[0]);
 
 	/* The settle loop's short pauses: without this, each lasts the 50 us slack. */
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 
 	prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-	struct watchdog dog;
-
 	watchdog_arm(&dog, sh->deadline);
-	if (sup.listener >= 0 && sup.apidfd[0] >= 0) {
-		serve(&sup, res);
+	if (sup->listener >= 0 && sup->apidfd[0] >= 0) {
+		serve(sup, res);
 		/* Supervisor steps after the target's end (exits or a kill) run now. */
-		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(&sup) == 0)
-			for (int j = 0; j < nsteps; j++)
-				if ((steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
+		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(sup) == 0)
+			for (int j = 0; j < r->nsteps; j++)
+				if ((r->steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
 					sh->step = j;
-					sup_step(&sup, j, sup.last_id);
+					sup_step(sup, j, sup->last_id);
 				}
-	} else if (sup.apidfd[0] < 0) {
+	} else if (sup->apidfd[0] < 0) {
 		res->status = FDR_RUN_SETUP;
 		res->err = errno;
 		snprintf(res->where, sizeof(res->where), "pidfd_open");
@@ -2298,21 +2324,29 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	    !sh->finished && !sh->killed)
 		res->status = FDR_RUN_TIMEOUT;	/* the watchdog cut a supervisor call short */
 	if (res->status == FDR_RUN_TIMEOUT) {
-		int i = sh->step >= 0 && sh->step < nsteps ? sh->step : 0;
-		struct actor_slot *as = &sh->actors[nsteps ? steps[i].actor : 0];
+		int i = sh->step >= 0 && sh->step < r->nsteps ? sh->step : 0;
+		struct actor_slot *as = &sh->actors[r->nsteps ? r->steps[i].actor : 0];
 
-		read_stack(as->pid ? as->pid : pid, as->tid ? as->tid : pid, res->stack,
+		read_stack(as->pid ? as->pid : r->pid, as->tid ? as->tid : r->pid, res->stack,
 			   sizeof(res->stack));
 	}
-	/* Whatever is left of the target goes, and is gone before we return. */
-	kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
-	wait_gone(&sup);
-	if (zspawned) {
+}
+
+/* Phase 5: whatever is left of the target goes, and is gone before we return;
+ * how it ended goes into res. */
+static void run_end_target(struct run *r, struct fdr_result *res)
+{
+	struct shared *sh = r->sh;
+	int status = 0;
+
+	kill(-r->pid, SIGKILL);
+	kill(r->pid, SIGKILL);
+	wait_gone(&r->sup);
+	if (r->zspawned) {
 		if (zygote_status(&status) < 0)
 			status = 0;
 	} else {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
 	if (res->status == FDR_RUN_OK && !sh->finished && !sh->killed) {
@@ -2329,22 +2363,53 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	else if (WIFEXITED(status))
 		res->exit_code = WEXITSTATUS(status);
 	res->step = sh->step;
+}
 
-	for (int f = 0; f < nfiles; f++)
+/* Phase 6: close what the run opened, drop its SIGPIPEs, restore the caller's
+ * mask, copy the outcomes out and let the region go. */
+static void run_release(struct run *r, struct fdr_outcome *out)
+{
+	struct supervisor *sup = &r->sup;
+	struct shared *sh = r->sh;
+
+	for (int f = 0; f < r->nfiles; f++)
 		if (sh->files[f].peer >= 0)
 			close(sh->files[f].peer);
-	for (int k = 0; k < sup.nkept; k++)
-		close(sup.kept[k]);
-	if (sup.listener >= 0)
-		close(sup.listener);
+	for (int k = 0; k < sup->nkept; k++)
+		close(sup->kept[k]);
+	if (sup->listener >= 0)
+		close(sup->listener);
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
-		if (sup.apidfd[a] >= 0)
-			close(sup.apidfd[a]);
-	close(ctl[0]);
+		if (sup->apidfd[a] >= 0)
+			close(sup->apidfd[a]);
+	close(r->ctl[0]);
 	consume_sigpipe();
-	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-	memcpy(out, sh->out, (size_t)nsteps * sizeof(struct fdr_outcome));
-	put_shared(sh, size, via_zygote);
+	pthread_sigmask(SIG_SETMASK, &r->oldset, NULL);
+	memcpy(out, sh->out, (size_t)r->nsteps * sizeof(struct fdr_outcome));
+	put_shared(sh, r->size, r->via_zygote);
+}
+
+int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+	    const int32_t *file_kinds, int timeout_ms,
+	    struct fdr_outcome *out, struct fdr_result *res)
+{
+	struct run r = {
+		.steps = steps, .nsteps = nsteps, .nhandles = nhandles, .nfiles = nfiles,
+		.size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome),
+		.sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1, .ctl = -1,
+			 .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } },
+	};
+
+	memset(res, 0, sizeof(*res));
+	if (run_check_args(steps, nsteps, nhandles, nfiles, timeout_ms) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (run_share(&r, file_kinds, timeout_ms) < 0 || run_spawn(&r, timeout_ms) < 0)
+		return -1;
+	run_supervise(&r, res, timeout_ms);
+	run_end_target(&r, res);
+	run_release(&r, out);
 	return 0;
 }
 
