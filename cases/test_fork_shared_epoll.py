@@ -27,6 +27,15 @@ def line(kind, name, data=DATA, tfd="r"):
     return FdinfoLine(tfd, REG, data, ino=name, sdev=SDEV[kind])
 
 
+#   main's fd table              child's fd table (a copy made by fork)
+#     ep --+                       ep --+
+#     r  --|--+                    r  --|--+
+#          v  v                         |  |
+#        [ep1]  [f] <-------------------+--+   one epoll file, one file f:
+#          |     ^                              both tables refer to them
+#          +-----+ entry (r's number, f), data DATA
+# shared(): a DEL in either process removes the one entry; a close in one
+# leaves it while the other still holds f; a replace changes one table only.
 def shared(kind=PIPE):
     """ep watches r (file "f") with DATA, then the target forks.  Returns (p, ep, r, child)."""
     p = Program()

@@ -27,6 +27,10 @@ EP_MAX_NESTS = 4
 BOTH_WAYS = kernel_has("f2e467a48287")
 
 
+#   e5 --watches--> e4 --> e3 --> e2 --> e1 --watches--> leaf (pipe; the driver
+#   data 0x14       0x13   0x12   0x11   data 0x10             holds its write end)
+# chain_bottom_up(p, 5): four epoll-to-epoll links, EP_MAX_NESTS; each ADD puts a
+# fresh instance on top of the chain.
 def chain_bottom_up(p, levels):
     """A pipe "leaf" watched by e1, e1 watched by e2, ... e<levels> (each ADD joins a fresh
     instance on top).  Returns (leaf handle, [e1, ...], [ctl steps])."""
@@ -65,6 +69,8 @@ def test_hangup_reaches_the_top_as_readable():
     return p
 
 
+#   a --data 2--> b --data 4--> c     refused, each closing a loop:
+#                                     a -> a (itself), b -> a, c -> a, c -> b
 @case()
 def test_loops_and_self_watching_are_refused():
     """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a loop of two or three instances fails with ELOOP."""
@@ -96,6 +102,8 @@ def test_depth_limit_over_a_chain_with_a_wakeup_source():
     return p
 
 
+#   e1 --> e2 --> e3 --> e4 --> e5 -x-> e6     e5 -> e6 is a fifth link: refused
+#   (nothing below e6, four links above e5)    since f2e467a48287, allowed before
 @case()
 def test_depth_limit_counts_the_path_above():
     """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP since f2e467a48287, which counts the path above the instance joined; before it only the path below the added epoll was checked and the ADD succeeded."""
@@ -110,6 +118,10 @@ def test_depth_limit_counts_the_path_above():
     return p
 
 
+#   outer --data 2--> inner [file "old"] --data 1--> leaf (pipe)
+#                       ^ keep (a dup of inner) when refs == "multi"
+# The cases below replace inner's fd by a new epoll (file "new"), and look at
+# what outer's entry (inner's fd, old) does.
 def nested(refs):
     """outer watches inner (file "old", data 2), inner watches the pipe leaf (data 1)."""
     p = Program()
@@ -144,6 +156,9 @@ def test_replace_of_an_epoll_registered_in_another(refs, via):
     return p
 
 
+#   before:  ep --1--> r [old] (kept by a dup)        x --2--> ep
+#   replace r's fd by x:  following would make  ep --> x --> ep  (a loop),
+#   so ep's entry stays keyed (r, old) in every profile
 @case(params=matrix(via=VIAS))
 def test_replace_by_an_epoll_that_watches_the_epoll(via):
     """Replacing a registered fd by an epoll that itself watches the registering epoll leaves the stale entry in every profile (following would close a loop); a re-ADD of the fd fails with ELOOP."""
