@@ -43,7 +43,8 @@ def chain_bottom_up(p, levels):
 
 @case()
 def test_readiness_propagates_through_nesting():
-    """A pipe's readiness reaches every level of a four-link chain of epolls, each reporting its own entry's data, and goes from all of them once the pipe is drained."""
+    """A pipe's readiness reaches every level of a four-link chain of epolls, each reporting
+    its own entry's data, and goes from all of them once the pipe is drained."""
     p = Program()
     leaf, eps, _ = chain_bottom_up(p, EP_MAX_NESTS + 1)
     for e in eps:
@@ -59,7 +60,8 @@ def test_readiness_propagates_through_nesting():
 
 @case()
 def test_hangup_reaches_the_top_as_readable():
-    """A hangup at the bottom of a nest reports HUP in the instance watching the pipe and plain IN in the instances above, since an epoll file polls only as readable."""
+    """A hangup at the bottom of a nest reports HUP in the instance watching the pipe and
+    plain IN in the instances above, since an epoll file polls only as readable."""
     p = Program()
     leaf, eps, _ = chain_bottom_up(p, 3)
     p.hangup(p.file_named("leaf"))
@@ -73,7 +75,8 @@ def test_hangup_reaches_the_top_as_readable():
 #                                     a -> a (itself), b -> a, c -> a, c -> b
 @case()
 def test_loops_and_self_watching_are_refused():
-    """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a loop of two or three instances fails with ELOOP."""
+    """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a
+    loop of two or three instances fails with ELOOP."""
     p = Program()
     a, b, c = p.epoll_create("a"), p.epoll_create("b"), p.epoll_create("c")
     p.epoll_ctl(a, ADD, a, IN, data=1).expect(-1, errno="EINVAL")
@@ -91,7 +94,8 @@ def test_loops_and_self_watching_are_refused():
 
 @case()
 def test_depth_limit_over_a_chain_with_a_wakeup_source():
-    """Five epolls can be chained over a pipe (four links); adding the fifth link fails, with ELOOP since f2e467a48287 and EINVAL (reverse_path_check) before."""
+    """Five epolls can be chained over a pipe (four links); adding the fifth link fails,
+    with ELOOP since f2e467a48287 and EINVAL (reverse_path_check) before."""
     p = Program()
     leaf, eps, steps = chain_bottom_up(p, EP_MAX_NESTS + 1)
     top = p.epoll_create("e6")
@@ -106,7 +110,9 @@ def test_depth_limit_over_a_chain_with_a_wakeup_source():
 #   (nothing below e6, four links above e5)    since f2e467a48287, allowed before
 @case()
 def test_depth_limit_counts_the_path_above():
-    """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP since f2e467a48287, which counts the path above the instance joined; before it only the path below the added epoll was checked and the ADD succeeded."""
+    """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP
+    since f2e467a48287, which counts the path above the instance joined; before it only the
+    path below the added epoll was checked and the ADD succeeded."""
     p = Program()
     eps = [p.epoll_create(f"e{i}") for i in range(1, EP_MAX_NESTS + 3)]
     for i in range(1, EP_MAX_NESTS + 1):               # e1 -> e2 -> ... -> e5: four links
@@ -137,7 +143,9 @@ def nested(refs):
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_replace_of_an_epoll_registered_in_another(refs, via):
-    """When an epoll fd watched by another epoll is replaced by a new epoll, the outer entry keeps propagating the old instance's readiness while a dup keeps it alive (and goes with its last reference); a re-ADD of the fd nests the new instance beside it."""
+    """When an epoll fd watched by another epoll is replaced by a new epoll, the outer entry
+    keeps propagating the old instance's readiness while a dup keeps it alive (and goes with
+    its last reference); a re-ADD of the fd nests the new instance beside it."""
     p, outer, inner, leaf = nested(refs)
     p.replace(inner, by=EPOLL, via=via, file="new")
     anon = FdinfoLine("inner", REG, 2, ino="anon_inode", sdev="anon_inodefs")
@@ -161,7 +169,9 @@ def test_replace_of_an_epoll_registered_in_another(refs, via):
 #   so ep's entry stays keyed (r, old) in every profile
 @case(params=matrix(via=VIAS))
 def test_replace_by_an_epoll_that_watches_the_epoll(via):
-    """Replacing a registered fd by an epoll that itself watches the registering epoll leaves the stale entry in every profile (following would close a loop); a re-ADD of the fd fails with ELOOP."""
+    """Replacing a registered fd by an epoll that itself watches the registering epoll
+    leaves the stale entry in every profile (following would close a loop); a re-ADD of the
+    fd fails with ELOOP."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

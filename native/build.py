@@ -115,7 +115,8 @@ def build_zygote() -> pathlib.Path:
 
 
 def build() -> pathlib.Path:
-    """Compile native/_executor*.so, native/_race*.so and native/fdr-zygote; return the executor's path."""
+    """Compile native/_executor*.so, native/_race*.so and native/fdr-zygote; return the
+    executor's path."""
     out = _compile(make_builder())
     build_race()
     build_zygote()

@@ -1,4 +1,5 @@
-"""The kernel lane's parts that need no guest: specs, images, the initramfs, calibration, the matrix."""
+"""The kernel lane's parts that need no guest: specs, images, the initramfs, calibration,
+the matrix."""
 from __future__ import annotations
 
 import gzip

@@ -46,7 +46,7 @@ def fdinfo(*lines):
 
 @scenario
 def design_example():
-    """DESIGN.md's program: stock keeps the entry on the old file, follow moves it."""
+    """The README's example program: stock keeps the entry on the old file, follow moves it."""
     p = Program("design")
     ep = p.epoll_create("ep", file="E")
     r = p.pipe("r", file="old")
@@ -729,7 +729,8 @@ def cq(reap, *cqes):
 
 @scenario
 def uring_poll_result_is_the_wake_up_key():
-    """A poll woken once completes with the wake-up's key even if the data is gone by the reap; a multishot poll woken twice polls again and posts nothing for an empty pipe."""
+    """A poll woken once completes with the wake-up's key even if the data is gone by the
+    reap; a multishot poll woken twice polls again and posts nothing for an empty pipe."""
     p = Program("uring_poll_key")
     ring = p.uring_setup("ring")
     r = p.pipe("r", file="P")
@@ -755,7 +756,9 @@ def uring_poll_result_is_the_wake_up_key():
 
 @scenario
 def uring_reads_newest_first():
-    """Two reads armed on one pipe are woken newest first: the newer takes the token, the older arms again and later takes every token there is; after the hangup a read completes at once with 0."""
+    """Two reads armed on one pipe are woken newest first: the newer takes the token, the
+    older arms again and later takes every token there is; after the hangup a read completes
+    at once with 0."""
     p = Program("uring_reads")
     ring = p.uring_setup("ring")
     r = p.pipe("r", file="P")
@@ -781,7 +784,9 @@ def uring_reads_newest_first():
 
 @scenario
 def uring_cancel_keeps_the_file_until_the_reap():
-    """Cancelling a pending read posts the cancel's CQE at once and the read's -ECANCELED at the next reap, which is when the read lets its file go; cancelling it again finds nothing."""
+    """Cancelling a pending read posts the cancel's CQE at once and the read's -ECANCELED at
+    the next reap, which is when the read lets its file go; cancelling it again finds
+    nothing."""
     p = Program("uring_cancel")
     ring = p.uring_setup("ring")
     r = p.pipe("r", file="old")
@@ -804,7 +809,9 @@ def uring_cancel_keeps_the_file_until_the_reap():
 
 @scenario
 def uring_socket_keys_and_hangup():
-    """A socket's data wake-up (IN|PRI|RDNORM|RDBAND) wakes a pending read but not a poll for RDHUP alone; the hangup (no key) makes both look again: the poll sees HUP|RDHUP and the read its end of file."""
+    """A socket's data wake-up (IN|PRI|RDNORM|RDBAND) wakes a pending read but not a poll
+    for RDHUP alone; the hangup (no key) makes both look again: the poll sees HUP|RDHUP and
+    the read its end of file."""
     p = Program("uring_socket")
     ring = p.uring_setup("ring")
     s = p.socketpair("s", file="S")
@@ -826,7 +833,9 @@ def uring_socket_keys_and_hangup():
 
 @scenario
 def uring_errors_fixed_files_and_memfd():
-    """Unregistering nothing is ENXIO and registering twice EBUSY; a fixed read without a file, and a poll of a closed number, complete with -EBADF; a memfd (no ->poll) completes a poll at once, with -EINVAL when none of the asked events is there."""
+    """Unregistering nothing is ENXIO and registering twice EBUSY; a fixed read without a
+    file, and a poll of a closed number, complete with -EBADF; a memfd (no ->poll) completes
+    a poll at once, with -EINVAL when none of the asked events is there."""
     p = Program("uring_errors")
     ring = p.uring_setup("ring")
     m = p.memfd("m")
@@ -851,7 +860,9 @@ def uring_errors_fixed_files_and_memfd():
 
 @scenario
 def uring_background_reap():
-    """A reap in the background runs the pending task work first and returns at once when that posts a CQE; otherwise it sleeps through wake-ups whose key its requests do not ask for and returns when one it asks for completes."""
+    """A reap in the background runs the pending task work first and returns at once when
+    that posts a CQE; otherwise it sleeps through wake-ups whose key its requests do not ask
+    for and returns when one it asks for completes."""
     p = Program("uring_background")
     s = p.socketpair("s", file="S")
     t = p.thread("t")
@@ -877,7 +888,8 @@ def uring_background_reap():
 
 @scenario
 def uring_ring_lives_in_a_forked_child():
-    """After io_uring_queue_exit the ring lives on in a child forked meanwhile, and so does the pending poll's reference to the old file."""
+    """After io_uring_queue_exit the ring lives on in a child forked meanwhile, and so does
+    the pending poll's reference to the old file."""
     p = Program("uring_fork")
     ring = p.uring_setup("ring")
     r = p.pipe("r", file="old")
@@ -1033,7 +1045,9 @@ def test_closed_number_under_a_background_select_is_flagged_ambiguous():
 
 
 def test_a_torn_down_ring_lets_go_at_a_moment_of_its_own():
-    """After io_uring_queue_exit, whether the old file its pending poll held is gone (its pipe, its epoll entry) and whether a sleeping epoll_wait of the ring's task is interrupted are flagged ambiguous."""
+    """After io_uring_queue_exit, whether the old file its pending poll held is gone (its
+    pipe, its epoll entry) and whether a sleeping epoll_wait of the ring's task is
+    interrupted are flagged ambiguous."""
     p = Program("uring_limbo")
     ep = p.epoll_create("ep")
     ring = p.uring_setup("ring")
@@ -1055,7 +1069,8 @@ def test_a_torn_down_ring_lets_go_at_a_moment_of_its_own():
 
 
 def test_what_the_model_leaves_to_others_is_refused():
-    """A ring used by another actor than its creator, a ring's own fd in a plain step, and a trap of a task whose ring's teardown may interrupt it raise NotModelled."""
+    """A ring used by another actor than its creator, a ring's own fd in a plain step, and a
+    trap of a task whose ring's teardown may interrupt it raise NotModelled."""
     def others_ring(p, ring, r):
         with p.on(p.thread("t")):
             p.uring_poll(ring, r, IN)

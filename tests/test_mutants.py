@@ -49,7 +49,8 @@ def _kernel_profile() -> str:
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_mutant_is_caught_within_budget(mutant, tmp_path):
-    """A campaign with this broken model reaches a verdict the correct model would not, within 10 s."""
+    """A campaign with this broken model reaches a verdict the correct model would not,
+    within 10 s."""
     from fuzz.campaign import check, run_campaign
     kernel = _kernel_profile()
     profile = "follow" if mutant == "no_follow" else "stock"
