@@ -36,12 +36,12 @@ import random
 
 from native.kernel_facts import kernel_has
 from native import program as P
+from fuzz.kernel.io_uring import URING_POLL_KINDS   # what the model covers
 
 CTL_EVENTS = (P.IN, P.OUT, P.IN | P.OUT, P.IN | P.ET, P.IN | P.ONESHOT, P.IN | P.RDHUP,
               P.IN | P.EXCLUSIVE, P.OUT | P.ET)
 POLL_EVENTS = (P.IN, P.IN | P.OUT, P.OUT, P.IN | P.RDHUP)
 URING_POLL_EVENTS = (P.IN, P.IN, P.IN | P.OUT, P.OUT, P.IN | P.RDHUP, P.RDHUP)
-URING_POLL_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.MEMFD)   # what the model covers
 # Before afed6271f5b0 a pipe read completes from an io-wq worker at no fixed moment
 # (the model refuses it): on such kernels only sockets are read through io_uring.
 URING_READ_KINDS = (P.PIPE, P.SOCKET) if kernel_has("afed6271f5b0") else (P.SOCKET,)
@@ -52,9 +52,7 @@ RING_SHARE = 0.3          # the share of random programs that set a ring up firs
 BLOCKING_SHARE = 0.25     # pipes and sockets made without O_NONBLOCK
 FILE_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD,
               P.PIPE, P.SOCKET, P.EVENTFD, P.SIGNALFD, P.TIMERFD, P.MEMFD)   # memfd: rarely
-CREATE = {P.PIPE: P.Program.pipe, P.SOCKET: P.Program.socketpair,
-          P.EVENTFD: P.Program.eventfd, P.SIGNALFD: P.Program.signalfd,
-          P.TIMERFD: P.Program.timerfd, P.MEMFD: P.Program.memfd}
+CREATE = P.BUILDER_OF_KIND    # file kind -> the Program method that makes one
 MAX_SIGNALFDS = 8         # each takes a real-time signal of its own
 MAX_FILES = 40
 MAX_FORKS = 3             # each fork costs about a millisecond

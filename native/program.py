@@ -896,3 +896,7 @@ class Program:
             if s.of is not None:
                 s.of = joined[id(s.of)]
         return p
+
+
+# File kind -> the Program method that makes a new file of that kind (native/steps.py).
+BUILDER_OF_KIND = {k.creates: getattr(Program, k.method) for k in steps.KINDS if k.creates}
