@@ -347,10 +347,8 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     A background step's own outcome is "blocked" (it slept before the next step
     ran) or "returned"; its call's outcome is stated on its join step.
     """
-    if joined:
-        step = dataclasses.replace(step, background=False)
     op = step.op
-    if step.background and errno is None:
+    if step.background and not joined and errno is None:
         # The call's result belongs to its join; this step says whether it slept.
         return Outcome(ret="blocked" if ret is None else ret)
     if op == "join":
