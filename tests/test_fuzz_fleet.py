@@ -95,7 +95,7 @@ def test_two_campaigns_feed_one_database_and_a_third_replays_it(redis_server, tm
     assert corpus() == {seed_of(found)}
     assert not (tmp_path / "a" / "corpus.txt").exists()       # the memory is in Redis only
 
-    b = campaign("--seconds", "2", "--seed", "2", "--db", url, "--out", str(tmp_path / "b"))
+    b = campaign("--seconds", "3", "--seed", "2", "--db", url, "--out", str(tmp_path / "b"))
     assert b.returncode == 1, b.stdout + b.stderr
     assert counter(b, "replayed") == 1
     b_seeds = corpus() - {seed_of(found)}
