@@ -535,7 +535,7 @@ class Model:
                 step.op == "notify" or step.op == "replace" and step.via in P.ADDFD_VIAS):
             raise NotModelled(f"step {self.index}: a trap of {step.actor}, whose ring's "
                               "teardown may interrupt it")
-        if step.op in P.URING_OPS:
+        if step.op in P.URING_OPS or not self.rings:     # no ring fd exists before a setup
             return
         for h in (step.h, step.h2, step.ep, *step.hs):
             f = proc.fdt.get(self.num(proc, h)) if h is not None else None
@@ -878,7 +878,7 @@ class Model:
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
-        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+        if op != P.DEL and events & WAKEUP and not kernel_facts.epollwakeup_kept():
             events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
