@@ -204,7 +204,7 @@ class Program:
 
     def join(self, call: Step) -> Step:
         """The actor of a background call is back: state the call's outcome here."""
-        if call not in self.steps or not call.background:
+        if not isinstance(call, Step) or not call.background or not any(s is call for s in self.steps):
             raise ProgramError("join() takes a background step of this program")
         if any(s.op == "join" and s.of is call for s in self.steps):
             raise ProgramError("that background step is joined already")
@@ -241,7 +241,8 @@ class Program:
 
     def uring_cancel(self, ring: Handle, request: Step) -> Step:
         """Submit IORING_OP_ASYNC_CANCEL for an earlier request (by its user_data)."""
-        if request not in self.steps or request.op not in ("uring_poll", "uring_read"):
+        if not isinstance(request, Step) or request.op not in ("uring_poll", "uring_read") \
+                or not any(s is request for s in self.steps):
             raise ProgramError("uring_cancel takes an earlier uring_poll or uring_read step")
         return self._add(Step("uring_cancel", ep=self._known(ring), of=request))
 

@@ -203,7 +203,7 @@ class EventPoll:
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
-        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+        if op != P.DEL and events & WAKEUP and not kernel_facts.epollwakeup_kept():
             events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")

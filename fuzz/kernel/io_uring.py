@@ -118,7 +118,7 @@ class IoUring:
                 step.op == "notify" or step.op == "replace" and step.via in P.ADDFD_VIAS):
             raise NotModelled(f"step {self.index}: a trap of {step.actor}, whose ring's "
                               "teardown may interrupt it")
-        if step.op in P.URING_OPS:
+        if step.op in P.URING_OPS or not self.rings:     # no ring fd exists before a setup
             return
         for h in (step.h, step.h2, step.ep, *step.hs):
             f = proc.fdt.get(self.num(proc, h)) if h is not None else None
