@@ -14,6 +14,7 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
 RACE_SOURCES = ("race.h", "race.c")
+SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c")
 
 
 def cdef_text(header: str = "executor.h") -> str:
@@ -66,6 +67,20 @@ def make_race_builder() -> cffi.FFI:
     return ffi
 
 
+def make_signal_builder() -> cffi.FFI:
+    """Signals to a target asleep in the notifier (native/notif_signal.c): native._notif_signal."""
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_text("notif_signal.h"))
+    ffi.set_source(
+        "native._notif_signal",
+        '#include "notif_signal.c"',
+        include_dirs=[str(HERE)],
+        extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
+        depends=[str(HERE / s) for s in SIGNAL_SOURCES],
+    )
+    return ffi
+
+
 def _compile(ffi: cffi.FFI) -> pathlib.Path:
     import warnings
     with warnings.catch_warnings():   # setuptools reads our pyproject.toml and chats about it
@@ -114,9 +129,11 @@ def build_zygote() -> pathlib.Path:
 
 
 def build() -> pathlib.Path:
-    """Compile native/_executor*.so, native/_race*.so and native/fdr-zygote; return the executor's path."""
+    """Compile native/_executor*.so, native/_race*.so, native/_notif_signal*.so and
+    native/fdr-zygote; return the executor's path."""
     out = _compile(make_builder())
     build_race()
+    _compile(make_signal_builder())
     build_zygote()
     return out
 
