@@ -35,6 +35,7 @@ EXCLUDED = {
     "test_addfd_vs_wait": _RACES,
     "test_addfd_vs_close": _RACES,
     "test_addfd_vs_exit": _RACES,
+    "test_addfd_vs_signal": _RACES,
     **dict.fromkeys((
         "test_sa_restart_handler_renotifies_under_a_new_id",
         "test_handler_without_sa_restart_fails_the_call_with_eintr",
