@@ -154,6 +154,7 @@ def bundle_name(version: str, arch: str) -> str:
 NATIVE_BUILT = (("_executor{ext}", ("executor.h", "executor.c")),
                 ("_race{ext}", ("race.h", "race.c")),
                 ("_notif_signal{ext}", ("notif_signal.h", "notif_signal.c")),
+                ("_churn{ext}", ("churn.h", "churn.c")),
                 ("fdr-zygote", ("executor.h", "executor.c", "zygote.c")))
 
 

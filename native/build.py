@@ -15,6 +15,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
 RACE_SOURCES = ("race.h", "race.c")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c")
+CHURN_SOURCES = ("churn.h", "churn.c")
 
 
 def cdef_text(header: str = "executor.h") -> str:
@@ -67,16 +68,17 @@ def make_race_builder() -> cffi.FFI:
     return ffi
 
 
-def make_signal_builder() -> cffi.FFI:
-    """Signals to a target asleep in the notifier (native/notif_signal.c): native._notif_signal."""
+def make_small_builder(module: str, sources: tuple) -> cffi.FFI:
+    """A small native engine of its own (header, source): native._<module>."""
+    header, source = sources
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text("notif_signal.h"))
+    ffi.cdef(cdef_text(header))
     ffi.set_source(
-        "native._notif_signal",
-        '#include "notif_signal.c"',
+        f"native._{module}",
+        f'#include "{source}"',
         include_dirs=[str(HERE)],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
-        depends=[str(HERE / s) for s in SIGNAL_SOURCES],
+        depends=[str(HERE / s) for s in sources],
     )
     return ffi
 
@@ -129,11 +131,13 @@ def build_zygote() -> pathlib.Path:
 
 
 def build() -> pathlib.Path:
-    """Compile native/_executor*.so, native/_race*.so, native/_notif_signal*.so and
-    native/fdr-zygote; return the executor's path."""
+    """Compile native/_executor*.so, native/_race*.so, the small engines
+    (native/_notif_signal*.so, native/_churn*.so) and native/fdr-zygote; return the
+    executor's path."""
     out = _compile(make_builder())
     build_race()
-    _compile(make_signal_builder())
+    _compile(make_small_builder("notif_signal", SIGNAL_SOURCES))
+    _compile(make_small_builder("churn", CHURN_SOURCES))
     build_zygote()
     return out
 
