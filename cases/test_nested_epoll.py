@@ -119,7 +119,7 @@ def test_depth_limit_counts_the_path_above():
     return p
 
 
-def nested(refs):
+def nested(refs, outer_events=IN):
     """outer watches inner (file "old", data 2), inner watches the pipe leaf (data 1)."""
     p = Program()
     outer = p.epoll_create("outer")
@@ -128,7 +128,7 @@ def nested(refs):
     if refs == "multi":
         p.dup(inner, "keep")
     p.epoll_ctl(inner, ADD, leaf, IN, data=1)
-    p.epoll_ctl(outer, ADD, inner, IN, data=2)
+    p.epoll_ctl(outer, ADD, inner, outer_events, data=2)
     return p, outer, inner, leaf
 
 
@@ -249,14 +249,7 @@ def test_wait_on_the_outer_while_the_inner_is_replaced(refs, via):
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_edge_triggered_outer_over_a_replaced_inner(refs, via):
     """An edge-triggered outer entry reports the inner epoll once per wakeup: through the old instance while a dup keeps it (stock) or through the new one (follow), and nothing on a second wait."""
-    p = Program()
-    outer = p.epoll_create("outer")
-    inner = p.epoll_create("inner", file="old")
-    leaf = p.pipe("leaf", file="leaf")
-    if refs == "multi":
-        p.dup(inner, "keep")
-    p.epoll_ctl(inner, ADD, leaf, IN, data=1)
-    p.epoll_ctl(outer, ADD, inner, IN | ET, data=2)
+    p, outer, inner, leaf = nested(refs, IN | ET)
     p.inject(p.file_named("leaf"))
     p.wait(outer).expect(events=[(IN, 2)])
     p.wait(outer).expect(events=[])

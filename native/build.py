@@ -14,8 +14,8 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
 RACE_SOURCES = ("race.h", "race.c")
-SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c")
-CHURN_SOURCES = ("churn.h", "churn.c")
+SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
+CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
 
 
 def cdef_text(header: str = "executor.h") -> str:
@@ -70,7 +70,7 @@ def make_race_builder() -> cffi.FFI:
 
 def make_small_builder(module: str, sources: tuple) -> cffi.FFI:
     """A small native engine of its own (header, source): native._<module>."""
-    header, source = sources
+    header, source = sources[:2]
     ffi = cffi.FFI()
     ffi.cdef(cdef_text(header))
     ffi.set_source(

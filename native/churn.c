@@ -31,8 +31,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -41,13 +39,8 @@
 #include <sys/wait.h>
 
 #include "churn.h"
+#include "trap_filter.h"
 
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_getfd
-#define __NR_pidfd_getfd 438
-#endif
 
 #define CHURN_MAGIC 0x46445243U		/* "FDRC": the trapped ioctl request */
 #define CHURN_FD 50			/* the churned fd in the target */
@@ -69,14 +62,6 @@ struct shm {
 	int fds_before, fds_after, entries, entry_fd;
 	uint64_t entry_data;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the target ----------------------------------------------------------- */
 
@@ -185,17 +170,8 @@ static void read_entries(struct tgt *t)
 
 static void __attribute__((noreturn)) target(struct shm *sh, int iterations, int timeout_ms)
 {
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 2),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CHURN_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
 	struct tgt t = { .sh = sh, .iterations = iterations,
-			 .deadline = now_ms() + timeout_ms };
+			 .deadline = fdr_now_ms() + timeout_ms };
 	sigset_t none;
 	pthread_t w;
 	int listener;
@@ -205,8 +181,7 @@ static void __attribute__((noreturn)) target(struct shm *sh, int iterations, int
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		tfail(sh, "prctl(NO_NEW_PRIVS)");
-	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	listener = fdr_trap_filter(CHURN_MAGIC, 0);
 	if (listener < 0)
 		tfail(sh, "seccomp(NEW_LISTENER)");
 	sh->listener = listener;
@@ -231,7 +206,7 @@ static void __attribute__((noreturn)) target(struct shm *sh, int iterations, int
 	sh->fds_after = count_fds();
 	read_entries(&t);
 	atomic_store(&sh->phase, PH_DONE);
-	while (atomic_load(&sh->phase) != PH_CHECKED && now_ms() < t.deadline)
+	while (atomic_load(&sh->phase) != PH_CHECKED && fdr_now_ms() < t.deadline)
 		usleep(1000);
 	_exit(0);
 }
@@ -262,7 +237,7 @@ static int fail(struct run *r, int status, int err, const char *where)
 
 static int left_ms(struct run *r)
 {
-	int64_t left = r->deadline - now_ms();
+	int64_t left = r->deadline - fdr_now_ms();
 
 	return left > 0 ? (int)left : 0;
 }
@@ -316,12 +291,12 @@ static int recv_trap(struct run *r, int k, struct seccomp_notif *n)
 static void check_released(struct run *r, int w)
 {
 	struct pollfd p = { .fd = w, .events = POLLOUT };
-	int64_t until = now_ms() + RELEASE_MS;
+	int64_t until = fdr_now_ms() + RELEASE_MS;
 
 	for (;;) {
 		if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 			break;
-		if (now_ms() > until) {
+		if (fdr_now_ms() > until) {
 			r->out->old_alive++;
 			break;
 		}
@@ -428,7 +403,7 @@ int fdr_churn(int iterations, int timeout_ms, int flags, struct fdr_churn_result
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
-	r.deadline = now_ms() + timeout_ms;
+	r.deadline = fdr_now_ms() + timeout_ms;
 	r.sh = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (r.sh == MAP_FAILED) {

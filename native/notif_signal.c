@@ -20,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -29,15 +27,10 @@
 #include <sys/wait.h>
 
 #include "notif_signal.h"
+#include "trap_filter.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
-#endif
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_getfd
-#define __NR_pidfd_getfd 438
 #endif
 
 #define SIG_MAGIC 0x46445253U		/* "FDRS": the trapped ioctl request */
@@ -92,16 +85,7 @@ static int killable(int scenario)
  * number, makes the trapped call and reports what it returned. */
 static void target(int scenario, int msg_w, int hw)
 {
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 2),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIG_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
-	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+	unsigned long flags = 0;
 	struct sigaction sa;
 	sigset_t none;
 	long r;
@@ -123,7 +107,7 @@ static void target(int scenario, int msg_w, int hw)
 		tell(msg_w, MSG_SETUP, errno, 2), _exit(2);
 	if (killable(scenario))
 		flags |= SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	listener = fdr_trap_filter(SIG_MAGIC, flags);
 	if (listener < 0)
 		tell(msg_w, MSG_SETUP, errno, 3), _exit(2);
 	tell(msg_w, MSG_LISTENER, 0, listener);
@@ -141,14 +125,6 @@ struct run {
 	int pidfd, listener, msg_r, hand_r, src;
 	int reaped;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int fail(struct run *r, int status, int err, const char *where)
 {
@@ -209,7 +185,7 @@ static int wait_proc(struct run *r, const char *file, const char *what,
 		     int (*pred)(const char *text))
 {
 	char path[64], buf[4096];
-	int64_t deadline = now_ms() + r->timeout_ms;
+	int64_t deadline = fdr_now_ms() + r->timeout_ms;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)r->pid, file);
 	for (;;) {
@@ -223,7 +199,7 @@ static int wait_proc(struct run *r, const char *file, const char *what,
 		buf[n] = 0;
 		if (pred(buf))
 			return 0;
-		if (now_ms() > deadline)
+		if (fdr_now_ms() > deadline)
 			return fail(r, FDR_SIG_TIMEOUT, 0, what);
 		usleep(1000);
 	}
