@@ -655,6 +655,17 @@ def t_nested_wakeup(g: Gen):
     p.wait(ep)
 
 
+def t_replace_by_ready(g: Gen):
+    """A registered fd replaced by a file already readable: an entry that follows the
+    replace (the follow profile, the userspace fixup's re-add) reports it at once."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    p.inject(p.file_of(b))
+    p.replace(a, by=b, via=g.c.choice(P.VIAS))
+    p.wait(ep)
+
+
 def t_wakeup_paths(g: Gen):
     """A pipe reaching the top of a nest through paths of five epolls, around their limit
     of ten (reverse_path_check: EINVAL past it); a replace may cut paths before one more."""
@@ -837,6 +848,7 @@ TEMPLATES = {
     "edge_triggered": t_edge_triggered, "oneshot": t_oneshot, "requeue_order": t_requeue_order,
     "queued_keeps_place": t_queued_keeps_place, "wake_order": t_wake_order,
     "nested_wakeup": t_nested_wakeup, "wakeup_paths": t_wakeup_paths,
+    "replace_by_ready": t_replace_by_ready,
     "eventfd_out": t_eventfd_out,
     "signalfd_shared_queue": t_signalfd_shared_queue, "deferred_fput": t_deferred_fput,
     "fork_shares": t_fork_shares, "stale_entry_ctl": t_stale_entry_ctl,
