@@ -63,6 +63,10 @@ CLASSES = {
                       "exit_during_addfd": "queued, the target went first: ESRCH",
                       "exit_first": "the notification was gone: ENOENT",
                       "inconsistent": "any other return (a violation)"},
+    "addfd_vs_signal": {"addfd_first": "installed before the signal: the fd reads the new file",
+                        "signal_during_addfd": "queued, dropped by the interrupted wait: ESRCH",
+                        "signal_first": "the notification went with the signal: ENOENT",
+                        "inconsistent": "any other return (a violation)"},
 }
 
 
@@ -174,3 +178,15 @@ def test_addfd_vs_exit(request):
     the target) or fails with ENOENT (the notification is gone) or ESRCH (queued as the
     target died); the new file never outlives the target."""
     run("addfd_vs_exit", 200, {"addfd_first": 20, "exit_first": 20}, request)
+
+
+# a SIGUSR1 handler without SA_RESTART in the target
+# target w0: ioctl(fd) ~trap~> supervisor      target w1
+#                              ============== fz_meet ==============
+#                              ADDFD(new -> fd)      tgkill(w0, SIGUSR1)
+def test_addfd_vs_signal(request):
+    """An ADDFD racing a signal (handler without SA_RESTART) to the trapped thread installs
+    the file or fails with ENOENT (the notification went with the interrupted wait) or
+    ESRCH (queued, then dropped by it); the call always fails with EINTR and a refused
+    file is never installed."""
+    run("addfd_vs_signal", 2000, {"addfd_first": 50, "signal_first": 50}, request)

@@ -55,6 +55,11 @@ COMMITS = {c.sha: c for c in (
     # EINVAL from ep_eventpoll_ioctl() instead of the ENOTTY of a file without one.
     # Some distributions carry it on older series: declare them with FDR_KERNEL_COMMITS.
     Commit("18e2bf0edf4d", "eventpoll: Add epoll ioctl for epoll_params", (6, 9), {}),
+    # SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the supervisor has received a
+    # notification, only a fatal signal interrupts the target's wait for the answer.
+    # Before it the flag is unknown and seccomp(2) refuses it with EINVAL.
+    Commit("c2aa2dfef243", "seccomp: Add wait_killable semantic to seccomp user notifier",
+           (5, 19), {}),
 )}
 
 

@@ -649,6 +649,106 @@ fail:
 	return -1;
 }
 
+/* ---- addfd_vs_signal: ADDFD into a trap while the trapped thread is signalled
+ *
+ *   target (set-up): a SIGUSR1 handler without SA_RESTART
+ *   target worker 0                 supervisor           target worker 1
+ *   ioctl(fd) ~trap~>               NOTIF_RECV
+ *                                   ======== fz_meet ========
+ *                                   ADDFD(new -> fd)     tgkill(worker 0, SIGUSR1)
+ *   worker 0's trap ends with EINTR in every class; answering it then: ENOENT
+ *   verdict: ADDFD's return, and whether the new file lives
+ *     addfd_first          installed: the fd reads the new file, the old one is gone
+ *     signal_during_addfd  queued, then dropped by the interrupted wait: ESRCH
+ *     signal_first         the notification was gone already: ENOENT
+ *     inconsistent         any other return
+ */
+
+enum { SIG_ADDFD_FIRST, SIG_DURING_ADDFD, SIG_FIRST, SIG_INCONSISTENT };
+
+static void on_race_signal(int sig)
+{
+	(void)sig;
+}
+
+static void ts_old_signal(struct tgt *t, uint32_t k)
+{
+	struct sigaction sa = { .sa_handler = on_race_signal };	/* no SA_RESTART */
+
+	if (k == t->k0 && sigaction(SIGUSR1, &sa, NULL) < 0)
+		tfail(t, "sigaction(SIGUSR1)");
+	make_old(t, 0);
+}
+
+/* addfd_vs_signal: installed, the old file is gone and the fd reads the new
+ * one; refused (ENOENT, ESRCH), the old file is still at the fd. */
+static void tc_signal(struct tgt *t, uint32_t k)
+{
+	int cls = await_sup(t, k), e;
+
+	if (cls == SIG_ADDFD_FIRST) {
+		expect_old_freed(t, k);
+		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+	} else if (cls == SIG_DURING_ADDFD || cls == SIG_FIRST) {
+		e = write_token(t->old_w, k, TOK_OLD);
+		if (e)
+			violation(t->sh, k, "ADDFD was refused, yet the old file is gone (write: %s)",
+				  strerror(-e));
+		expect_read(t, k, RACE_FD, TOK_OLD, "the fd");
+	}
+}
+
+/* addfd_vs_signal: worker 1 signals the trapped worker 0 while we ADDFD into
+ * its trap.  The trap always ends with EINTR and the notification with it
+ * (our answer after the race finds nothing: ENOENT); ADDFD either installed
+ * first, was queued and dropped by the interruption (ESRCH), or came after
+ * the notification was gone (ENOENT). */
+static int si_signal(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif_resp resp;
+	struct seccomp_notif n;
+	int np[2], e, cls;
+	long ret;
+
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		return -1;
+	if (sawait(r, &sh->wdone[1], k + 1, "the signalling worker") < 0 ||
+	    sawait(r, &sh->wdone[0], k + 1, "the interrupted trap") < 0) {
+		close(np[1]);
+		return -1;
+	}
+	if (sh->ret[1] != 0)
+		violation(sh, k, "tgkill returned %s", strerrorname_np(sh->err[1]));
+	if (sh->ret[0] != -1 || sh->err[0] != EINTR)
+		violation(sh, k, "the signalled trap returned %s, not EINTR",
+			  err_name(sh->ret[0] < 0 ? -sh->err[0] : sh->ret[0]));
+	resp = (struct seccomp_notif_resp){ .id = n.id };
+	errno = 0;
+	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 || errno != ENOENT)
+		violation(sh, k, "answering the interrupted notification gave %s, not ENOENT",
+			  errno ? strerrorname_np(errno) : "success");
+	if (ret == RACE_FD)
+		cls = SIG_ADDFD_FIRST;
+	else if (ret == -ESRCH)
+		cls = SIG_DURING_ADDFD;	/* queued, then dropped as the wait was interrupted */
+	else if (ret == -ENOENT)
+		cls = SIG_FIRST;	/* the notification was already gone */
+	else {
+		cls = SIG_INCONSISTENT;
+		violation(sh, k, "ADDFD against a signalled trap returned %s", err_name(ret));
+	}
+	e = write_token(np[1], k, TOK_NEW);
+	if (cls == SIG_ADDFD_FIRST && e)
+		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
+			  strerror(-e));
+	if (cls != SIG_ADDFD_FIRST && e != -EPIPE)
+		violation(sh, k, "ADDFD failed with %s, yet the new file lives (write: %s)",
+			  err_name(ret), e ? strerror(-e) : "succeeded");
+	close(np[1]);
+	return finish(r, k, cls);
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
@@ -697,4 +797,12 @@ static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
 		.order = { [ADDFD_FIRST] = 1, [EXIT_DURING_ADDFD] = 0, [EXIT_FIRST] = -1 },
 		.ops = { op_trap, op_exit }, .tsetup = ts_old, .tcheck = tc_none,
 		.siter = si_exit },
+	[FDR_RACE_ADDFD_VS_SIGNAL] = {
+		.name = "addfd_vs_signal", .addfd = 1,
+		.classes = { [SIG_ADDFD_FIRST] = "addfd_first",
+			     [SIG_DURING_ADDFD] = "signal_during_addfd",
+			     [SIG_FIRST] = "signal_first", [SIG_INCONSISTENT] = "inconsistent" },
+		.order = { [SIG_ADDFD_FIRST] = 1, [SIG_DURING_ADDFD] = 0, [SIG_FIRST] = -1 },
+		.ops = { op_trap, op_signal }, .tsetup = ts_old_signal, .tcheck = tc_signal,
+		.siter = si_signal },
 };

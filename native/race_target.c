@@ -213,6 +213,16 @@ static void op_exit(struct tgt *t, int idx, uint32_t k)
 	syscall(SYS_exit_group, 0);
 }
 
+/* addfd_vs_signal: SIGUSR1 to the trapped worker 0, whose handler has no
+ * SA_RESTART: its trap ends with EINTR whoever wins. */
+static void op_signal(struct tgt *t, int idx, uint32_t k)
+{
+	if (fz_meet(t->sh, idx, k, -1) < 0)
+		_exit(4);
+	fz_go(t->sh, idx, k);
+	record(t, idx, syscall(SYS_tgkill, getpid(), t->sh->tid[0], SIGUSR1));
+}
+
 struct worker {
 	struct tgt *t;
 	int idx;

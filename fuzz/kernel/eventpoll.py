@@ -16,9 +16,13 @@ What a replace does to the entries keyed (fd, old file) is the profile's
 supervisor's userspace fixup, native/fixup.c) give follow on a stock kernel
 within a supervisor's reach (fixup_entries says where not).
 
+reverse_path_check (too_many_paths): an ADD that needs the full check (the
+instance is watched, or the target is an epoll) counts the wakeup paths from
+each source below the target up to an unwatched epoll, by length, against
+PATH_LIMITS; too many, or one too long, is EINVAL.
+
 Flagged ambiguous: kernel pointer order (KCMP_EPOLL_TFD with toff among
-entries under one number, fdinfo lines alike but for their order).  Not
-modelled: the reverse-path limits of nested epolls.
+entries under one number, fdinfo lines alike but for their order).
 """
 from __future__ import annotations
 
@@ -36,6 +40,9 @@ if TYPE_CHECKING:
 PRIVATE_BITS = WAKEUP | ONESHOT | ET | EXCLUSIVE                      # EP_PRIVATE_BITS
 EXCLUSIVE_OK_BITS = IN | OUT | ERR | HUP | WAKEUP | ET | EXCLUSIVE     # EPOLLEXCLUSIVE_OK_BITS
 EP_MAX_NESTS = 4
+# path_limits[] of fs/eventpoll.c: wakeup paths of 1..5 links allowed through one file
+# (index 0, one link, is not counted).
+PATH_LIMITS = (1000, 500, 100, 50, 10)
 
 
 class Item:
@@ -197,6 +204,42 @@ class EventPoll:
             return depth <= EP_MAX_NESTS
         return depth <= EP_MAX_NESTS and depth + 1 + up(ep) <= EP_MAX_NESTS
 
+    def too_many_paths(self, tf: OFile) -> bool:
+        """reverse_path_check after an ADD that needed the full check: from each wakeup
+        source at or below tf, count the paths up to an unwatched epoll by length; a
+        path longer than EP_MAX_NESTS + 1 links, or more paths of one length than
+        PATH_LIMITS allows (length 1 is free), refuses the ADD."""
+        sources, seen = [], set()
+
+        def below(f: OFile):
+            if id(f) in seen:
+                return
+            seen.add(id(f))
+            if f.kind != P.EPOLL:
+                sources.append(f)
+                return
+            for item in list(f.items.values()):
+                below(item.file)
+        below(tf)
+        for f in sources:
+            counts = [0] * len(PATH_LIMITS)
+
+            def up(watchers, depth) -> bool:
+                if depth > EP_MAX_NESTS:
+                    return True
+                for item in watchers:
+                    if item.ep.watchers:
+                        if up(item.ep.watchers, depth + 1):
+                            return True
+                    elif depth:
+                        counts[depth] += 1
+                        if counts[depth] > PATH_LIMITS[depth]:
+                            return True
+                return False
+            if up(f.watchers, 0):
+                return True
+        return False
+
     def sys_epoll_ctl(self, proc: Process, epfd: int, op: str, fd: int, events: int, data: int):
         epf = self.lookup(proc, epfd)
         tf = self.lookup(proc, fd)
@@ -222,7 +265,14 @@ class EventPoll:
         if op == P.ADD:
             if item is not None:
                 raise Errno("EEXIST")
-            self.ep_insert(proc, epf, fd, tf, events | errhup, data)
+            full_check = bool(epf.watchers) or tf.kind == P.EPOLL
+            self.ep_insert(proc, epf, fd, tf, events | errhup, data, poll_now=not full_check)
+            if full_check:
+                item = epf.items[(fd, tf)]
+                if self.too_many_paths(tf):
+                    self.ep_remove(item)
+                    raise Errno("EINVAL")
+                self.ready_if_hot(proc, item)
         elif item is None:
             raise Errno("ENOENT")
         elif op == P.DEL:
