@@ -15,8 +15,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
 RACE_SOURCES = ("fdr_common.h", "race.h", "race.c", "race_target.c", "race_supervisor.c",
                 "race_scenarios.c")
-SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
-CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
+SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "fdr_common.h")
+CHURN_SOURCES = ("churn.h", "churn.c", "fdr_common.h")
 
 
 def cdef_text(header: str = "executor.h") -> str:

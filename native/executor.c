@@ -95,14 +95,6 @@ struct target {
 	struct shared *sh;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long trap(int fd, int step, int action, int extra)
 {
 	return syscall(__NR_ioctl, fd, FDR_MAGIC, step, action, extra, 0);
@@ -466,7 +458,7 @@ static int wait_actor_gone(struct shared *sh, int a)
 	if (as->pid != as->tid) {	/* a thread: its task directory goes with it */
 		snprintf(path, sizeof(path), "/proc/%d/task/%d", as->pid, as->tid);
 		while (access(path, F_OK) == 0)
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				return -1;
 			else
 				pause_briefly();
@@ -475,7 +467,7 @@ static int wait_actor_gone(struct shared *sh, int a)
 	/* A process: its pidfd polls readable after exit_files and task work. */
 	int pidfd = syscall(__NR_pidfd_open, as->pid, 0);
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
-	int64_t left = sh->deadline - now_ms();
+	int64_t left = sh->deadline - fdr_now_ms();
 	int r;
 
 	if (pidfd < 0)
@@ -521,7 +513,7 @@ static int settle_all(struct shared *sh, int self)
 		if (i < 0 || a == self)
 			continue;
 		while (!(q = quiescent(sh, a, i)))
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				return -1;
 			else
 				pause_briefly();
@@ -587,7 +579,7 @@ static void run_background(struct target *t, int i)
 	/* No join (its actor is killed in it): what it returns goes nowhere. */
 	struct fdr_outcome scratch, *o = s->aux == i ? &scratch : &sh->out[s->aux];
 
-	int64_t started = now_ms();
+	int64_t started = fdr_now_ms();
 
 	blocking_call(t, s, o);
 	/* Run out of time before its join's turn came: the timeout was too short
@@ -597,7 +589,7 @@ static void run_background(struct target *t, int i)
 	 * every file once more when the time is up, and may find one that a
 	 * later step (the one not yet run) would have drained. */
 	if (s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux &&
-	    (o->ret == 0 || (s->timeout_ms > 0 && now_ms() - started >= s->timeout_ms)))
+	    (o->ret == 0 || (s->timeout_ms > 0 && fdr_now_ms() - started >= s->timeout_ms)))
 		sh->out[i].expired = 1;
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
@@ -683,7 +675,7 @@ static long do_thread(struct target *t, int i)
 	}
 	/* Wait until it knows its tid: a later settle or gone check needs it. */
 	while (!__atomic_load_n(&t->sh->actors[c].tid, __ATOMIC_ACQUIRE))
-		if (now_ms() > t->sh->deadline)
+		if (fdr_now_ms() > t->sh->deadline)
 			_exit(4);
 		else
 			pause_briefly();
@@ -1257,7 +1249,7 @@ static void actor_loop(struct target *t)
 		if (i >= t->nsteps || sh->finished)
 			return;
 		if (t->steps[i].actor != t->actor) {
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				_exit(4);	/* the supervisor gave up on this run */
 			futex_wait(&sh->turn, i, 100);
 			continue;
@@ -1555,7 +1547,7 @@ static void watchdog_arm(struct watchdog *w, int64_t deadline)
 {
 	struct sigaction sa;
 	struct sigevent ev;
-	int64_t first = deadline + WATCHDOG_GRACE_MS - now_ms();
+	int64_t first = deadline + WATCHDOG_GRACE_MS - fdr_now_ms();
 	struct itimerspec its = {
 		.it_value = { first / 1000, (first % 1000) * 1000000L },
 		.it_interval = { 0, WATCHDOG_REPEAT_MS * 1000000L },
@@ -1595,7 +1587,7 @@ static int wait_gone(struct supervisor *s)
 {
 	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
 		struct pollfd pf = { .fd = s->apidfd[a], .events = POLLIN };
-		int64_t left = s->deadline - now_ms();
+		int64_t left = s->deadline - fdr_now_ms();
 
 		if (s->apidfd[a] >= 0 && (left <= 0 || poll(&pf, 1, left) != 1))
 			return -1;
@@ -1718,7 +1710,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 static void wait_sync(struct supervisor *s)
 {
 	struct pollfd pf = { .fd = s->listener, .events = POLLIN };
-	int64_t left = s->deadline - now_ms();
+	int64_t left = s->deadline - fdr_now_ms();
 
 	if (left > 0)
 		poll(&pf, 1, left);
@@ -2111,7 +2103,7 @@ static void serve(struct supervisor *s, struct fdr_result *res)
 		struct pollfd pf[2 + FDR_MAX_ACTORS] = {
 			{ .fd = s->listener, .events = POLLIN }, { .fd = s->ctl, .events = POLLIN } };
 		int actor_of[2 + FDR_MAX_ACTORS], n = 2;
-		int64_t left = s->deadline - now_ms();
+		int64_t left = s->deadline - fdr_now_ms();
 
 		for (int a = 0; a < FDR_MAX_ACTORS; a++)
 			if (s->apidfd[a] >= 0 && !watched[a]) {
@@ -2232,7 +2224,7 @@ static int run_share(struct run *r, const int32_t *file_kinds, int timeout_ms)
 	while (sh->turn < r->nsteps && (r->steps[sh->turn].flags & FDR_F_SUP))
 		sh->turn++;
 	sh->finished = sh->turn >= r->nsteps;
-	sh->deadline = now_ms() + timeout_ms;
+	sh->deadline = fdr_now_ms() + timeout_ms;
 	return 0;
 }
 
@@ -2320,7 +2312,7 @@ static void run_supervise(struct run *r, struct fdr_result *res, int timeout_ms)
 	watchdog_disarm(&dog);
 	if (slack > 0)
 		prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
-	if (res->status == FDR_RUN_OK && now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
+	if (res->status == FDR_RUN_OK && fdr_now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
 	    !sh->finished && !sh->killed)
 		res->status = FDR_RUN_TIMEOUT;	/* the watchdog cut a supervisor call short */
 	if (res->status == FDR_RUN_TIMEOUT) {

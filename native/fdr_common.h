@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * What the program executor (executor.c) and the race engine (race.c) share:
- * the system headers both include, fallbacks for uapi headers older than the
- * kernels they run on, the seccomp filter that traps one magic ioctl, and the
- * small process helpers around it.  A C reproducer pastes this file where
+ * What the program executor (executor.c), the race engine (race.c) and the
+ * small engines (notif_signal.c, churn.c) share: the system headers they
+ * include, fallbacks for uapi headers older than the kernels they run on, the
+ * seccomp filter that traps one magic ioctl, and the small process helpers
+ * around it.  A C reproducer pastes this file where
  * executor.c includes it (fuzz/reproducer.py).  native/fixup.c keeps its own
  * few fallbacks: it is meant to be copied into a supervisor on its own.
  */
@@ -116,9 +117,10 @@ struct seccomp_notif_addfd {
 /* ---- the trap and the processes around it -------------------------------- */
 
 /* Install a filter that sends ioctl(fd, magic, ...) (and nothing else) to a
- * user-notification listener; the listener's fd, or -1 with errno.  The caller
- * has set no_new_privs. */
-static int fdr_trap_ioctl(uint32_t magic)
+ * user-notification listener, with these SECCOMP_FILTER_FLAG_* besides
+ * NEW_LISTENER; the listener's fd, or -1 with errno.  The caller has set
+ * no_new_privs. */
+static int fdr_trap_ioctl_flags(uint32_t magic, unsigned long flags)
 {
 	struct sock_filter filter[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
@@ -137,8 +139,22 @@ static int fdr_trap_ioctl(uint32_t magic)
 	};
 	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
 
-	return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-		       &prog);
+	return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+		       SECCOMP_FILTER_FLAG_NEW_LISTENER | flags, &prog);
+}
+
+static int fdr_trap_ioctl(uint32_t magic)
+{
+	return fdr_trap_ioctl_flags(magic, 0);
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static int64_t fdr_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Close everything the caller had open but keep (close_range: 5.9 and later). */
