@@ -58,6 +58,23 @@ static int race_addfd(struct run *r, uint32_t k, struct seccomp_notif *n, int np
 	return 0;
 }
 
+/* Where the trapped thread's end (exit, a signal) races an ADDFD into its trap,
+ * ADDFD's return is the class: installed (the fd), queued and then dropped as
+ * the trap ended (ESRCH), or too late, the notification gone (ENOENT). */
+enum { ADDFD_INSTALLED, ADDFD_DROPPED, ADDFD_GONE, ADDFD_OTHER };
+
+static int addfd_return_class(struct shm *sh, uint32_t k, long ret, const char *against)
+{
+	if (ret == RACE_FD)
+		return ADDFD_INSTALLED;
+	if (ret == -ESRCH)
+		return ADDFD_DROPPED;
+	if (ret == -ENOENT)
+		return ADDFD_GONE;
+	violation(sh, k, "ADDFD against %s returned %s", against, err_name(ret));
+	return ADDFD_OTHER;
+}
+
 /* ---- two_addfd: two ADDFD(SETFD) installs at one fd -------------------------
  *
  *   target workers                  supervisor           second supervisor thread
@@ -576,7 +593,8 @@ static int si_close(struct run *r, uint32_t k)
  *     inconsistent       any other return
  */
 
-enum { ADDFD_FIRST, EXIT_DURING_ADDFD, EXIT_FIRST, EXIT_INCONSISTENT };
+enum { ADDFD_FIRST = ADDFD_INSTALLED, EXIT_DURING_ADDFD = ADDFD_DROPPED, EXIT_FIRST = ADDFD_GONE,
+       EXIT_INCONSISTENT = ADDFD_OTHER };
 
 /* Nothing to check: the target does not survive the iteration. */
 static void tc_none(struct tgt *t, uint32_t k)
@@ -616,16 +634,7 @@ static int si_exit(struct run *r, uint32_t k)
 	reap(r, 0, 1);
 	if (aborted(sh))
 		goto fail;
-	if (ret == RACE_FD)
-		cls = ADDFD_FIRST;
-	else if (ret == -ESRCH)
-		cls = EXIT_DURING_ADDFD;	/* queued, but the target went away before installing */
-	else if (ret == -ENOENT)
-		cls = EXIT_FIRST;	/* the notification was already gone */
-	else {
-		cls = EXIT_INCONSISTENT;
-		violation(sh, k, "ADDFD against an exiting target returned %s", err_name(ret));
-	}
+	cls = addfd_return_class(sh, k, ret, "an exiting target");
 	/* The target is reaped: its table is gone, so are both files. */
 	e = write_token(np[1], k, TOK_NEW);
 	if (e != -EPIPE)
@@ -664,7 +673,8 @@ fail:
  *     inconsistent         any other return
  */
 
-enum { SIG_ADDFD_FIRST, SIG_DURING_ADDFD, SIG_FIRST, SIG_INCONSISTENT };
+enum { SIG_ADDFD_FIRST = ADDFD_INSTALLED, SIG_DURING_ADDFD = ADDFD_DROPPED, SIG_FIRST = ADDFD_GONE,
+       SIG_INCONSISTENT = ADDFD_OTHER };
 
 static void on_race_signal(int sig)
 {
@@ -728,16 +738,7 @@ static int si_signal(struct run *r, uint32_t k)
 	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 || errno != ENOENT)
 		violation(sh, k, "answering the interrupted notification gave %s, not ENOENT",
 			  errno ? strerrorname_np(errno) : "success");
-	if (ret == RACE_FD)
-		cls = SIG_ADDFD_FIRST;
-	else if (ret == -ESRCH)
-		cls = SIG_DURING_ADDFD;	/* queued, then dropped as the wait was interrupted */
-	else if (ret == -ENOENT)
-		cls = SIG_FIRST;	/* the notification was already gone */
-	else {
-		cls = SIG_INCONSISTENT;
-		violation(sh, k, "ADDFD against a signalled trap returned %s", err_name(ret));
-	}
+	cls = addfd_return_class(sh, k, ret, "a signalled trap");
 	e = write_token(np[1], k, TOK_NEW);
 	if (cls == SIG_ADDFD_FIRST && e)
 		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
