@@ -7,7 +7,8 @@ import sys
 import pytest
 from hypothesis import given, settings, HealthCheck
 
-from fuzz.generate import RandomChooser, TEMPLATES, generate, programs
+from fuzz.generate import RandomChooser, generate, programs
+from fuzz.templates import TEMPLATES
 from fuzz.shrink import shrink, without
 from native.executor import run
 from native.program import ADD, DUP2, IN, PIPE, Program
