@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guided", action="store_true",
                    help="the campaign prefers programs that reach new KCOV edges (fuzz --guided; "
                         "a kernel with ci/kconfig/kcov.config)")
+    p.add_argument("--guided-bench", type=int, default=0, metavar="N",
+                   help="after the campaign, bench/fuzz_guided.py with N programs a side "
+                        "(KCOV edges, guided against unguided) into fuzz/guided.txt and guided.json")
     p.add_argument("--tcg", choices=("multi", "single"), default="multi",
                    help="TCG threading without KVM (default multi; Debian's PREEMPT_RT 6.12 "
                         "oopses at boot under multi-threaded TCG: use single)")
@@ -146,6 +149,7 @@ echo "calibrated $(now)" >> /lane/times
 # The gate and the campaign write on the guest's own disk, copied to /lane at the end: 9p
 # cannot read a file once it is unlinked, and pytest's capture works on such files.
 mkdir -p /lane/gate /lane/fuzz /var/tmp/lane-gate /var/tmp/lane-fuzz
+{debugfs}
 {coverage_reset}
 FDR_TIMEOUT_SCALE=$scale {python} -m ci.gate --results /var/tmp/lane-gate --fuzz-seconds 0 {gate_args} \
 	> /lane/gate/ktap.txt 2> /lane/gate/stderr.txt
@@ -162,6 +166,10 @@ if [ {fuzz_seconds} -gt 0 ]; then
 	cp -r /var/tmp/lane-fuzz/. /lane/fuzz/
 	{coverage_copy_fuzz}
 fi
+if [ {guided_bench} -gt 0 ]; then
+	{python} bench/fuzz_guided.py --programs {guided_bench} --seed {seed} --json /lane/fuzz/guided.json \
+		> /lane/fuzz/guided.txt 2>&1
+fi
 echo "fuzz $(now)" >> /lane/times
 dmesg > /lane/dmesg.txt 2>&1
 cat /proc/sys/kernel/tainted > /lane/tainted
@@ -170,8 +178,8 @@ cat /proc/sys/kernel/tainted > /lane/tainted
 
 # gcov in the guest: the counters are zeroed before each phase and the data files copied out
 # after it (by cat: debugfs reports them as empty files), through the guest's disk.
-COVERAGE_RESET = """mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
-echo 1 > /sys/kernel/debug/gcov/reset || echo "coverage: cannot reset the gcov counters" >&2"""
+DEBUGFS = "mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug"
+COVERAGE_RESET = """echo 1 > /sys/kernel/debug/gcov/reset || echo "coverage: cannot reset the gcov counters" >&2"""
 COVERAGE_COPY = """( cd /sys/kernel/debug/gcov && find . -name '*.gcda' | while read -r f; do
 	mkdir -p "/var/tmp/lane-cov/{phase}/${{f%/*}}" && cat "$f" > "/var/tmp/lane-cov/{phase}/$f"; done )
 mkdir -p /lane/coverage && cp -r /var/tmp/lane-cov/{phase} /lane/coverage/
@@ -188,7 +196,8 @@ def guest_script(args, reference: dict, seed: int) -> str:
         repo=REPO, python=_venv_python(), reference=f"{reference['spawn_ms']},{reference['python_ms']}",
         gate_args=" ".join(gate_args), fuzz_seconds=args.fuzz_seconds, seed=seed,
         fuzz_profile=args.profile or "$profile", fuzz_args="--guided" if args.guided else "",
-        coverage_reset=COVERAGE_RESET if args.coverage else "",
+        coverage_reset=COVERAGE_RESET if args.coverage else "", guided_bench=args.guided_bench,
+        debugfs=DEBUGFS if args.coverage or args.guided or args.guided_bench else "",
         coverage_copy_gate=COVERAGE_COPY.format(phase="gate") if args.coverage else "",
         coverage_copy_fuzz=COVERAGE_COPY.format(phase="fuzz") if args.coverage else "")
 
@@ -401,8 +410,10 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.jobs is not None and not 1 <= args.jobs <= 16:
             raise UsageError(f"--jobs must be 1..16, got {args.jobs}")
-        if args.fuzz_seconds < 0 or args.timeout <= 0 or args.cpus < 1 or args.memory < 256:
-            raise UsageError("--fuzz-seconds >= 0, --timeout > 0, --cpus >= 1 and --memory >= 256")
+        if (args.fuzz_seconds < 0 or args.guided_bench < 0 or args.timeout <= 0 or args.cpus < 1
+                or args.memory < 256):
+            raise UsageError("--fuzz-seconds >= 0, --guided-bench >= 0, --timeout > 0, --cpus >= 1 "
+                             "and --memory >= 256")
         cache = Path(args.cache)
         cache.mkdir(parents=True, exist_ok=True)
         patches = sorted(Path(args.patches).glob("*.patch")) if args.patches else []

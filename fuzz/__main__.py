@@ -55,6 +55,9 @@ def parse(argv):
                     help="stop at the first divergence (default: group them and go on)")
     ap.add_argument("--shrink-seconds", type=float, default=120.0,
                     help="time to shrink the divergences found, in all (default 120)")
+    ap.add_argument("--guided", action="store_true",
+                    help="prefer programs that reach new kernel edges (KCOV, /sys/kernel/debug/kcov; "
+                         "skipped where it is absent)")
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
     args = ap.parse_args(argv)
@@ -108,6 +111,12 @@ def main(argv=None) -> int:
     if token:                  # every program would fail here: nothing to compare (kselftest skip)
         print(f"fuzz: skipped: this kernel lacks what the programs use: {token}")
         return 4
+    if args.guided:
+        from native import kcov
+        why = kcov.missing()
+        if why:
+            print(f"fuzz: skipped: --guided needs KCOV: {why}")
+            return 4
     from fuzz.campaign import (run_campaign, save_to_corpus, shrink_divergence,
                                with_expectations, diverges)
 
@@ -122,12 +131,13 @@ def main(argv=None) -> int:
               f"divergences={stats.divergences} flaky={stats.flaky}", file=sys.stderr, flush=True)
 
     print(f"fuzz: {args.seconds:g}s, profile {args.profile}, seed {args.seed}, "
-          f"{args.jobs} job(s), output in {args.out}"
+          f"{args.jobs} job(s), output in {args.out}" + (", guided by KCOV" if args.guided else "")
           + (f", mutant {args.mutant}" if args.mutant else ""), file=sys.stderr, flush=True)
     stats, found, seed = run_campaign(args.seconds, args.profile, args.seed, args.jobs,
                                       mutant=args.mutant, max_steps=args.max_steps,
                                       progress=progress, out=args.out,
-                                      hypothesis=not args.no_hypothesis, first=args.first)
+                                      hypothesis=not args.no_hypothesis, first=args.first,
+                                      guided=args.guided)
     buckets = sorted(stats.buckets.values(), key=lambda b: -b.count)
     if args.first and found is not None and not buckets:
         from fuzz.campaign import Bucket
