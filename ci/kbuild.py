@@ -12,7 +12,10 @@ in it.  A tarball is extracted once under CACHE/sources/.
 Layout under CACHE:
   <key>/                   the output: vmlinux (ELF, boots by QEMU's PVH entry
                            with -kernel), bzImage, .config, build.log, kernel.json
-                           {release, source, patches, fragments, key, tree}
+                           {release, source, patches, fragments, key, tree};
+                           with CONFIG_GCOV_KERNEL also gcov/: every .gcno of the
+                           object tree and its source, under the object's path
+                           (what ci.coverage reads)
   trees/<lineage>/src      the patched copy of the source (never edit it: it is
                            re-synced from the source); trees/<lineage>/obj the
                            object tree (make O=...).  The lineage is the source's

@@ -17,6 +17,9 @@ DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
 the generator seeds of earlier divergences (replayed first too); either one
 unusable (not a directory, not UTF-8 text) is bad input, named in one line.
+--guided (a kernel with KCOV, /sys/kernel/debug/kcov) draws most programs by
+mutating those that reached kernel edges no earlier program reached
+(fuzz/guided.py); without KCOV it is skipped (exit 4, the reason last).
 Progress goes to stderr every two seconds; the closing statistics line to
 stdout, saying which steps this machine could not run (io_uring without
 liburing or with io_uring disabled: such steps are not generated).  The
