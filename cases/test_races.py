@@ -104,3 +104,8 @@ def test_addfd_vs_close(request):
 def test_addfd_vs_exit(request):
     """An ADDFD racing the target's exit_group returns the fd (installed, then freed with the target) or fails with ENOENT (the notification is gone) or ESRCH (queued as the target died); the new file never outlives the target."""
     run("addfd_vs_exit", 200, {"addfd_first": 20, "exit_first": 20}, request)
+
+
+def test_addfd_vs_signal(request):
+    """An ADDFD racing a signal (handler without SA_RESTART) to the trapped thread installs the file or fails with ENOENT (the notification went with the interrupted wait) or ESRCH (queued, then dropped by it); the call always fails with EINTR and a refused file is never installed."""
+    run("addfd_vs_signal", 2000, {"addfd_first": 50, "signal_first": 50}, request)

@@ -114,7 +114,7 @@ def run_race(name: str, iterations: int, timeout_s: float | None = None, *,
 
     sabotage=True (for self-tests) makes the engine keep its own copies of the
     racing files open through each verdict: a deliberate leak that two_addfd,
-    two_dup2, addfd_vs_close and addfd_vs_exit must report as violations.
+    two_dup2, addfd_vs_close, addfd_vs_exit and addfd_vs_signal must report as violations.
     """
     index = _index(name)
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations <= 0:
