@@ -12,7 +12,7 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
+SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h", "kcov.c")
 RACE_SOURCES = ("race.h", "race.c")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
 CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
@@ -39,7 +39,7 @@ def have_liburing() -> bool:
 
 def make_builder() -> cffi.FFI:
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text() + cdef_text("fixup.h"))
+    ffi.cdef(cdef_text() + cdef_text("fixup.h") + cdef_text("kcov.h"))
     uring = have_liburing()
     ffi.set_source(
         "native._executor",
