@@ -17,6 +17,9 @@ DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
 the generator seeds of earlier divergences (replayed first too); either one
 unusable (not a directory, not UTF-8 text) is bad input, named in one line.
+--guided (a kernel with KCOV, /sys/kernel/debug/kcov) draws most programs by
+mutating those that reached kernel edges no earlier program reached
+(fuzz/guided.py); without KCOV it is skipped (exit 4, the reason last).
 --db redis://HOST:PORT/N keeps that memory in a Redis database instead (hypothesis's
 RedisExampleDatabase), shared by every campaign, on any machine, that names it: each
 replays what all of them found and adds what it finds.  A bad URL, or a server that
@@ -59,6 +62,9 @@ def parse(argv):
                     help="stop at the first divergence (default: group them and go on)")
     ap.add_argument("--shrink-seconds", type=float, default=120.0,
                     help="time to shrink the divergences found, in all (default 120)")
+    ap.add_argument("--guided", action="store_true",
+                    help="prefer programs that reach new kernel edges (KCOV, /sys/kernel/debug/kcov; "
+                         "skipped where it is absent)")
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
     ap.add_argument("--db", default=None, metavar="redis://HOST:PORT/N",
@@ -121,6 +127,12 @@ def main(argv=None) -> int:
     if token:                  # every program would fail here: nothing to compare (kselftest skip)
         print(f"fuzz: skipped: this kernel lacks what the programs use: {token}")
         return 4
+    if args.guided:
+        from native import kcov
+        why = kcov.missing()
+        if why:
+            print(f"fuzz: skipped: --guided needs KCOV: {why}")
+            return 4
     from fuzz.campaign import (run_campaign, save_to_corpus, shrink_divergence,
                                with_expectations, diverges)
 
@@ -135,13 +147,13 @@ def main(argv=None) -> int:
               f"divergences={stats.divergences} flaky={stats.flaky}", file=sys.stderr, flush=True)
 
     print(f"fuzz: {args.seconds:g}s, profile {args.profile}, seed {args.seed}, "
-          f"{args.jobs} job(s), output in {args.out}"
+          f"{args.jobs} job(s), output in {args.out}" + (", guided by KCOV" if args.guided else "")
           + (f", mutant {args.mutant}" if args.mutant else ""), file=sys.stderr, flush=True)
     stats, found, seed = run_campaign(args.seconds, args.profile, args.seed, args.jobs,
                                       mutant=args.mutant, max_steps=args.max_steps,
                                       progress=progress, out=args.out,
                                       hypothesis=not args.no_hypothesis, first=args.first,
-                                      db=args.db)
+                                      guided=args.guided, db=args.db)
     buckets = sorted(stats.buckets.values(), key=lambda b: -b.count)
     if args.first and found is not None and not buckets:
         from fuzz.campaign import Bucket

@@ -329,6 +329,7 @@ class Job:
     hypothesis_db: str | None = None    # the example database: a directory or a redis://
     #                                     URL (worker 0 only)
     first: bool = True                  # stop at the first divergence (else bucket and go on)
+    guided: bool = False                # programs from fuzz.guided (KCOV), not the seeded generator
 
 
 def worker(job: Job, progress=None, stop=None):
@@ -392,18 +393,37 @@ def worker(job: Job, progress=None, stop=None):
     from fuzz.model import NotModelled
     i = 0
     base = job.seed + job.worker
+    guide = _guide(job)
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         seed = f"{base}:{i}"
         i += 1
         try:
-            program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
+            if guide is not None:       # not replayable from a seed: its bucket keeps the program
+                seed = None
+                program, model = guide.next()
+            else:
+                program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
         except NotModelled:         # the generator should not make one: counted, not fatal
             stats.kinds["extra:not_modelled"] += 1
             continue
         found = one(program, model, seed=seed)
+        if guide is not None:
+            guide.observe()
+            stats.kinds["extra:kcov_edges"] = len(guide.seen)
+            stats.kinds["extra:kcov_corpus"] = len(guide.corpus)
         if found is not None:
             return done(), found, seed
     return done(), None, None
+
+
+def _guide(job: Job):
+    """job.guided: a fuzz.guided.Guide with KCOV open in this process (else None)."""
+    if not job.guided:
+        return None
+    from fuzz.guided import Guide
+    from native import kcov
+    kcov.open()
+    return Guide(job.seed + job.worker, job.max_steps, job.profile, job.mutant)
 
 
 def _name(seed: str) -> str:
@@ -479,7 +499,7 @@ def _spawned(job: Job, q, stop):
 
 def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None,
                  max_steps: int = 20, progress=None, out=None, hypothesis: bool = True,
-                 first: bool = True, db: str | None = None):
+                 first: bool = True, guided: bool = False, db: str | None = None):
     """(Stats, first divergent program or None, its generator seed or None) over `jobs`
     worker processes.  out: the directory holding the corpus and the hypothesis database;
     db: a redis:// URL holding them instead (fuzz.memory).
@@ -493,7 +513,7 @@ def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None
         hyp_db = db if db is not None else str(pathlib.Path(out) / "hypothesis")
     jobs_ = [Job(seed, seconds, profile, mutant, max_steps, worker=j,
                  corpus=corpus if j == 0 else (), hypothesis_db=hyp_db if j == 0 else None,
-                 first=first)
+                 first=first, guided=guided)
              for j in range(jobs)]
     results = []
     if jobs <= 1:

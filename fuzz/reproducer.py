@@ -98,7 +98,14 @@ def executor_text() -> str:
         source = ("".join(lines[:i]) + f"/* ---- native/{name} ---- */\n"
                   + (NATIVE / name).read_text() + f"/* ---- end of native/{name} ---- */\n"
                   + "".join(lines[i + 1:]))
-    return source.replace('#include "fixup.c"\n', fixup_text(), 1)
+    source = source.replace('#include "fixup.c"\n', fixup_text(), 1)
+    return source.replace('#include "kcov.c"\n', kcov_text(), 1)
+
+
+def kcov_text() -> str:
+    """native/kcov.c (KCOV for guided campaigns; a reproducer never opens it) pasted in."""
+    return ("/* ---- native/kcov.c ---- */\n" + (NATIVE / "kcov.c").read_text()
+            + "/* ---- end of native/kcov.c ---- */\n")
 
 
 def fixup_text() -> str:

@@ -12,7 +12,8 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
+SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h",
+           "kcov.c")
 RACE_SOURCES = ("fdr_common.h", "race.h", "race.c", "race_target.c", "race_supervisor.c",
                 "race_scenarios.c")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "fdr_common.h")
@@ -40,7 +41,7 @@ def have_liburing() -> bool:
 
 def make_builder() -> cffi.FFI:
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text() + cdef_text("fixup.h"))
+    ffi.cdef(cdef_text() + cdef_text("fixup.h") + cdef_text("kcov.h"))
     uring = have_liburing()
     ffi.set_source(
         "native._executor",

@@ -23,6 +23,7 @@
 
 #include "executor.h"
 #include "fixup.c"
+#include "kcov.c"
 #ifdef FDR_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -1273,6 +1274,7 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	sigset_t set;
 	int listener;
 
+	kcov_enable_here();	/* first: a guided campaign's trace of this run */
 	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		setup_failed(sh, "prctl(PR_SET_PDEATHSIG)");
@@ -2181,7 +2183,8 @@ static int run_share(struct run *r, const int32_t *file_kinds, int timeout_ms)
 	struct shared *sh;
 	int nsig = 0;
 
-	if (zy.pid > 0 && zy.owner == getpid() && pthread_mutex_trylock(&zy.lock) == 0) {
+	if (zy.pid > 0 && zy.owner == getpid() && fdr_kcov.fd < 0 &&
+	    pthread_mutex_trylock(&zy.lock) == 0) {
 		if (zy.pid > 0)
 			r->via_zygote = 1;
 		else
@@ -2247,6 +2250,7 @@ static int run_spawn(struct run *r, int timeout_ms)
 	sigaddset(&pipeset, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipeset, &r->oldset);
 
+	kcov_before_run();
 	r->pid = -1;
 	if (r->via_zygote) {
 		r->pid = zygote_spawn(r->ctl[1], r->nsteps, r->nhandles, timeout_ms);
