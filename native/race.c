@@ -1487,12 +1487,44 @@ static void *s1_main(void *arg)
 	return NULL;
 }
 
+/* Both supervisors ADDFD at once: we install a[0] for notification id0 while
+ * the second one installs b[0] for its own; then both copies go. */
+static int race_both(struct run *r, uint32_t k, uint64_t id0, int a[2], int b[2])
+{
+	struct shm *sh = r->sh;
+	long ret;
+
+	sh->s1_src = b[0];
+	post(&sh->s1go, k + 1);
+	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+		return -1;
+	fz_go(sh, 0, k);
+	ret = addfd(r, id0, a[0]);
+	fz_end(sh, 0);
+	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
+		return -1;
+	expect_installed(r, k, ret, "first ");
+	expect_installed(r, k, sh->s1_ret, "second ");
+	drop_src(r, &a[0]);
+	drop_src(r, &b[0]);
+	return 0;
+}
+
+static void close_pipes(int a[2], int b[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (a[i] >= 0)
+			close(a[i]);
+		if (b[i] >= 0)
+			close(b[i]);
+	}
+}
+
 static int si_two_addfd(struct run *r, uint32_t k)
 {
 	struct shm *sh = r->sh;
 	struct seccomp_notif n[2];
 	int a[2], b[2], ea, eb, cls;
-	long ret;
 
 	if (recv_notif(r, k, &n[0]) < 0 || recv_notif(r, k, &n[1]) < 0)
 		return -1;
@@ -1512,19 +1544,8 @@ static int si_two_addfd(struct run *r, uint32_t k)
 		return -1;
 	}
 	sh->s1_id = n[1].id;
-	sh->s1_src = b[0];
-	post(&sh->s1go, k + 1);
-	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+	if (race_both(r, k, n[0].id, a, b) < 0)
 		goto fail;
-	fz_go(sh, 0, k);
-	ret = addfd(r, n[0].id, a[0]);
-	fz_end(sh, 0);
-	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
-		goto fail;
-	expect_installed(r, k, ret, "first ");
-	expect_installed(r, k, sh->s1_ret, "second ");
-	drop_src(r, &a[0]);
-	drop_src(r, &b[0]);
 	/* Either worker may have made either trap: answer both, then wait for both. */
 	respond(r, n[0].id);
 	respond(r, n[1].id);
@@ -1538,12 +1559,7 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	close(b[1]);
 	return finish(r, k, cls);
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (a[i] >= 0)
-			close(a[i]);
-		if (b[i] >= 0)
-			close(b[i]);
-	}
+	close_pipes(a, b);
 	return -1;
 }
 
@@ -1613,7 +1629,6 @@ static int si_two_listeners(struct run *r, uint32_t k)
 	struct stat st[2];
 	struct seen seen;
 	int a[2] = { -1, -1 }, b[2] = { -1, -1 }, old_w, ea, eb, win;
-	long ret;
 
 	if (recv_notif(r, k, &n) < 0)
 		return -1;
@@ -1628,19 +1643,8 @@ static int si_two_listeners(struct run *r, uint32_t k)
 	if (new_pipe(r, a) < 0 || new_pipe(r, b) < 0 || fstat(a[1], &st[0]) < 0 ||
 	    fstat(b[1], &st[1]) < 0)
 		goto fail;
-	sh->s1_src = b[0];
-	post(&sh->s1go, k + 1);
-	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+	if (race_both(r, k, n.id, a, b) < 0)
 		goto fail;
-	fz_go(sh, 0, k);
-	ret = addfd(r, n.id, a[0]);
-	fz_end(sh, 0);
-	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
-		goto fail;
-	expect_installed(r, k, ret, "first ");
-	expect_installed(r, k, sh->s1_ret, "second ");
-	drop_src(r, &a[0]);
-	drop_src(r, &b[0]);
 	respond(r, n.id);
 	respond_on(r->listener2, sh->s1_id);
 	if (returned(r, k, 0) < 0 || returned(r, k, 1) < 0)
@@ -1652,12 +1656,7 @@ static int si_two_listeners(struct run *r, uint32_t k)
 	close(old_w);
 	return finish(r, k, win == 2 ? 4 : judge(r, k, win, &seen, st[win].st_ino));
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (a[i] >= 0)
-			close(a[i]);
-		if (b[i] >= 0)
-			close(b[i]);
-	}
+	close_pipes(a, b);
 	close(old_w);
 	return -1;
 }
