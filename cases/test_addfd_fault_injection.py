@@ -28,15 +28,16 @@ PATCH_ALLOCATIONS = [1, 2, 3, 4]    # eps array, epitem, epitems head, wait-queu
 @pytest.fixture
 def failslab():
     """failslab's ignore-gfp-wait off for the test (debugfs mounted if it is not)."""
-    from native.failnth import FAILSLAB, have_fail_nth
-    if not have_fail_nth():
-        pytest.skip("no_fail_nth")
+    from native.failnth import FAILSLAB
+    token = probes.missing(["user_notif", "addfd", "fail_nth"])
+    if token:
+        pytest.skip(token)
     if not os.path.isdir(FAILSLAB) and os.path.isdir("/sys/kernel/debug") and os.geteuid() == 0:
         subprocess.run(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"],
                        capture_output=True, timeout=10)
     knob = os.path.join(FAILSLAB, "ignore-gfp-wait")
     if not os.path.exists(knob):
-        pytest.skip("no_failslab")
+        pytest.skip(probes.SKIP_TOKENS["failslab"])
     with open(knob) as f:
         before = f.read().strip()
     with open(knob, "w") as f:
@@ -63,9 +64,6 @@ def test_injected_allocation_failure_leaves_the_entry_as_stock(profile, failslab
     leaves the entry on the old file with nothing leaked; the first n that does not fire
     gives the profile's outcome."""
     from native.failnth import replace_with_failure
-    token = probes.missing(["user_notif", "addfd"])
-    if token:
-        pytest.skip(token)
     fired = []
     for nth in range(1, MAX_NTH + 1):
         r = replace_with_failure(nth)

@@ -13,17 +13,11 @@ from __future__ import annotations
 import dataclasses
 import errno as errno_mod
 import os
-import threading
 
 from native._race import ffi, lib
 
 DATA = lib.FDR_FAILNTH_DATA
 FAILSLAB = "/sys/kernel/debug/failslab"
-
-
-def have_fail_nth() -> bool:
-    """Does this kernel have per-thread fail-nth (CONFIG_FAULT_INJECTION)?"""
-    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/fail-nth")
 
 
 @dataclasses.dataclass(frozen=True)
