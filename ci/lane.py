@@ -86,7 +86,8 @@ results (per kernel, under DIR/<kernel>/):
   gate/          the gate's junit.xml, results.txt, summary.md, results.jsonl,
                  pytest.log and ktap.txt
   fuzz/          the campaign's directory (reproducers of divergences) and fuzz.log
-  mutants.log    with --mutants: the mutation check's pytest output
+  mutants.log    with --mutants: the mutation check's pytest output; mutants/ its
+                 campaigns' directories (reproducers)
   lane.json      spec, release, upstream version, profile, timeout scale, exit codes,
                  seconds spent booting, in the gate and in the campaign
   console.log, guest.log, dmesg.txt   the guest's console, its script's output, its kernel log
@@ -156,8 +157,9 @@ fi
 echo "fuzz $(now)" >> /lane/times
 if [ -n {mutants} ]; then
 	FDR_TIMEOUT_SCALE=$scale {python} -m pytest -q -n 0 -m mutants tests/test_mutants.py \
-		-k {mutants} > /lane/mutants.log 2>&1
+		-k {mutants} --basetemp /var/tmp/lane-mutants > /lane/mutants.log 2>&1
 	echo $? > /lane/mutants.rc
+	mkdir -p /lane/mutants && cp -r /var/tmp/lane-mutants/. /lane/mutants/   # any reproducer
 fi
 echo "mutants $(now)" >> /lane/times
 dmesg > /lane/dmesg.txt 2>&1

@@ -153,7 +153,7 @@ def test_guest_script_runs_the_mutation_check_asked_for():
     script = lane.guest_script(args, {"spawn_ms": 1.5, "python_ms": 12.0}, 42)
     assert "if [ -n 'no_follow' ]; then" in script
     assert "-m pytest -q -n 0 -m mutants tests/test_mutants.py" in script
-    assert "-k 'no_follow' > /lane/mutants.log" in script
+    assert "-k 'no_follow' --basetemp /var/tmp/lane-mutants > /lane/mutants.log" in script
     run = lane.Run("host", "host", "/nonexistent", gate_exit=0, fuzz_exit=0, mutants_exit=1)
     assert not run.passed
     run.mutants_exit = 0

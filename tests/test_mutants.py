@@ -73,6 +73,11 @@ def test_mutant_is_caught_within_budget(mutant, tmp_path):
         verdict, _, _ = check(found, profile, None)
         assert verdict is None, f"the correct model diverges on {found.name} too: a model bug"
     else:
+        if found is not None:
+            verdict, _, _ = check(found, kernel, None)
+            assert verdict is None, (
+                f"the correct {kernel} model diverges on this kernel too ({found.name}, "
+                f"reproducer under {tmp_path}): a model bug or a kernel difference, not the mutant's")
         assert found is None, f"{mutant} diverged under {profile} on a {kernel} kernel"
         correct, found_ok, _ = run_campaign(budget, profile, seed=1, jobs=1, out=tmp_path / "ok")
         assert found_ok is not None, \
