@@ -162,3 +162,41 @@ def test_child_replace_of_the_last_reference_removes_the_parents_entry(via):
     p.inject(p.file_named("new"))
     expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, DATA)]))
     return p
+
+
+@case(params=matrix(closer=("parent", "child"), kind=(PIPE, SOCKET)))
+def test_one_process_closes_and_the_other_ends(closer, kind):
+    """When one process closes its copy of the fd and the other then ends, the file's last reference goes and the shared instance drops the entry for the survivor."""
+    p, ep, r, child = shared(kind)
+    survivor, ender = (MAIN, child) if closer == "parent" else (child, MAIN)
+    with p.on(survivor):
+        p.close(r)
+    with p.on(ender):
+        p.fdinfo(ep).expect(fdinfo=[line(kind, "f")])   # the entry lives on the ender's copy
+        p.exit_target()
+    with p.on(survivor):
+        p.fdinfo(ep).expect(fdinfo=[])
+        inject(p, kind, "f", None).expect(-1, errno="EPIPE")
+        p.wait(ep).expect(events=[])
+        p.epoll_ctl(ep, ADD, r, IN, data=DATA).expect(-1, errno="EBADF")
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_takeover_after_the_parent_closed_the_fd_and_the_epoll(via):
+    """A parent that closes both the fd and the epoll before exiting leaves the child sole owner of both; the child's replace of the fd is then a single-reference replace, dropping the entry on a stock kernel."""
+    p, ep, r, child = shared()
+    p.close(r)
+    p.close(ep)
+    p.exit_target()
+    with p.on(child):
+        p.fdinfo(ep).expect(fdinfo=[line(PIPE, "f")])
+        p.inject(p.file_named("f"))
+        p.wait(ep).expect(events=[(IN, DATA)])
+        p.replace(r, by=PIPE, via=via, file="new")
+        expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=[line(PIPE, "new")]))
+        p.inject(p.file_named("f")).expect(-1, errno="EPIPE")
+        p.inject(p.file_named("new"))
+        expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, DATA)]))
+        p.read(r).expect(reached="new")
+    return p

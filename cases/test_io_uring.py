@@ -18,9 +18,9 @@ is guaranteed there is that the file is released soon after: those cases wait fo
 the release (bounded) before they look, and reaps that expect several completions
 wait for all of them.
 """
-from cases.casekit import case, matrix
+from cases.casekit import E, case, expect_after_replace, matrix
 from native.kernel_facts import kernel_has
-from native.program import ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, PIPE, Program
+from native.program import ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, PIPE, Program
 
 # Since afed6271f5b0 a completed pipe read has let go of its file by the time it is
 # reaped; before it the io-wq worker does so at a moment of its own, shortly after.
@@ -126,4 +126,27 @@ def test_blocked_reap_is_woken_by_the_old_file_only(via):
     with p.on(t):
         p.join(reap).expect(cqes=[(poll, PIPE_IN)])
         p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=VIAS))
+def test_requests_on_a_multi_referenced_old_file(via):
+    """With a dup keeping the old file, a poll pending across the replace completes for it and an epoll entry stays with it (stock), the file outliving the completion until the dup is closed."""
+    p, ring, r = ring_and_pipe()
+    keep = p.dup(r, "keep")
+    ep = p.epoll_create("ep")
+    p.epoll_ctl(ep, ADD, r, IN, data=0xD5)
+    poll = p.uring_poll(ring, r, IN)
+    p.replace(r, by=PIPE, via=via, file="new")
+    p.inject(p.file_named("old"))
+    p.uring_reap(ring).expect(cqes=[(poll, PIPE_IN)])
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 0xD5)]), follow=E(events=[]))
+    p.inject(p.file_named("old")).expect(8)            # the dup keeps the old file
+    by_dup = p.uring_read(ring, keep)
+    p.uring_reap(ring, timeout_ms=2000).expect(cqes=[(by_dup, 16, False, "old", 2)])
+    p.read(r).expect(-1, errno="EAGAIN")               # the new pipe is empty
+    p.close(keep)
+    p.inject(p.file_named("old"), wait_release_ms=RELEASE_WAIT_MS).expect(-1, errno="EPIPE")
+    p.wait(ep).expect(events=[])
+    p.uring_exit(ring)
     return p

@@ -10,14 +10,23 @@ semi-unbounded recursion", 6.17) ep_loop_check() counts the longest path both
 below the added epoll and above the instance it joins and refuses with ELOOP;
 before it, only the path down from the added epoll was checked, and a chain
 ending in a wakeup source was refused by reverse_path_check() in ep_insert()
-with EINVAL.  The limit on the number of wakeup paths to one file
-(path_limits[]: 1000 paths of length 1, ...) needs about a thousand instances
-and is not covered here.
+with EINVAL.
+
+reverse_path_check() also limits the wakeup paths from one file (a wakeup
+source, not an epoll) up to an epoll nobody watches, by the number of epolls
+on the path: any number through one epoll (path_limits[0], 1000, is never
+consulted: path_count_inc() returns early for it), 500 through two, 100
+through three, 50 through four, 10 through five; one more is EINVAL, the same
+in the 6.1 and 6.12 sources and measured on 6.18 (a pipe in 3000 unwatched
+epolls is accepted; 500/100/50/10 paths of two to five epolls are, the next
+one is refused).  It runs only on an ADD that needs the full check (an epoll
+added, or an instance that is itself watched), and counts per file: many
+files fanning into one nested epoll each have one path.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
 from native.kernel_facts import kernel_has
 from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3, EPOLL, ERR,
-                            HUP, IN, MOD, Program)
+                            ET, HUP, IN, MOD, Program)
 from native.trace import FdinfoLine
 
 VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
@@ -110,7 +119,7 @@ def test_depth_limit_counts_the_path_above():
     return p
 
 
-def nested(refs):
+def nested(refs, outer_events=IN):
     """outer watches inner (file "old", data 2), inner watches the pipe leaf (data 1)."""
     p = Program()
     outer = p.epoll_create("outer")
@@ -119,7 +128,7 @@ def nested(refs):
     if refs == "multi":
         p.dup(inner, "keep")
     p.epoll_ctl(inner, ADD, leaf, IN, data=1)
-    p.epoll_ctl(outer, ADD, inner, IN, data=2)
+    p.epoll_ctl(outer, ADD, inner, outer_events, data=2)
     return p, outer, inner, leaf
 
 
@@ -165,4 +174,126 @@ def test_replace_by_an_epoll_that_watches_the_epoll(via):
     p.close(keep)
     p.fdinfo(ep).expect(fdinfo=[])
     p.wait(x).expect(events=[])
+    return p
+
+
+# path_limits[] of fs/eventpoll.c by the number of epolls on a path (1: unlimited).
+PATH_LIMITS = {2: 500, 3: 100, 4: 50, 5: 10}
+TIMEOUT = 100          # ms: what a sleeper that is never woken costs
+
+
+@case(params=matrix(epolls=(4, 5)))
+def test_wakeup_paths_through_one_file_are_limited(epolls):
+    """One pipe may reach the top of a nest through 50 paths of four epolls or 10 of five; the ADD making one path more fails with EINVAL (reverse_path_check), on every kernel."""
+    p = Program()
+    leaf = p.pipe("leaf", file="leaf")
+    chain = [p.epoll_create(f"c{i}") for i in range(1, epolls)]    # c1 <- c2 <- ... <- top
+    for i in range(1, len(chain)):
+        p.epoll_ctl(chain[i], ADD, chain[i - 1], IN, data=0x100 + i)
+    limit = PATH_LIMITS[epolls]
+    for i in range(limit + 1):
+        a = p.epoll_create(f"a{i}")
+        p.epoll_ctl(a, ADD, leaf, IN, data=i)
+        last = p.epoll_ctl(chain[0], ADD, a, IN, data=i)
+    last.expect(-1, errno="EINVAL")
+    p.epoll_ctl(chain[0], DEL, a).expect(-1, errno="ENOENT")   # the refused entry is gone
+    p.inject(p.file_named("leaf"))
+    p.wait(chain[-1]).expect(events=[(IN, 0x100 + epolls - 2)])
+    # The pipe wakes its watchers newest first, so c1's ready list runs from a<limit-1>.
+    p.wait(chain[0], maxevents=32).expect(events=[(IN, i) for i in range(limit - 1, -1, -1)][:32])
+    return p
+
+
+@case(params=matrix(shape=("many_files", "many_top_level_epolls")))
+def test_fan_in_is_not_path_limited(shape):
+    """Sixty pipes fanning into the bottom of a five-epoll nest each have one path, and one pipe in sixty epolls nobody watches has sixty paths of one epoll: neither is limited."""
+    p = Program()
+    n = 58 if shape == "many_files" else 60
+    if shape == "many_files":
+        chain = [p.epoll_create(f"c{i}") for i in range(1, 6)]
+        for i in range(1, 5):
+            p.epoll_ctl(chain[i], ADD, chain[i - 1], IN, data=0x100 + i)
+        pipes = [p.pipe(f"r{i}", file=f"f{i}") for i in range(n - 5)]
+        for i, r in enumerate(pipes):
+            p.epoll_ctl(chain[0], ADD, r, IN, data=i)
+        p.inject(p.file_named(f"f{n - 6}"))
+        p.wait(chain[-1]).expect(events=[(IN, 0x104)])
+        p.wait(chain[0]).expect(events=[(IN, n - 6)])
+        return p
+    leaf = p.pipe("leaf", file="leaf")
+    eps = [p.epoll_create(f"e{i}") for i in range(n - 1)]
+    for i, e in enumerate(eps):
+        p.epoll_ctl(e, ADD, leaf, IN, data=i)
+    p.inject(p.file_named("leaf"))
+    for i in (0, n - 2):
+        p.wait(eps[i]).expect(events=[(IN, i)])
+    return p
+
+
+@case(params=matrix(refs=("single", "multi"), via=VIAS))
+def test_wait_on_the_outer_while_the_inner_is_replaced(refs, via):
+    """A thread asleep on the outer epoll is woken through the old inner instance while a dup keeps it (stock); follow moves the outer entry to the new inner instance, whose own watch of the pipe then wakes it."""
+    p, outer, inner, leaf = nested(refs)
+    t = p.thread("t")
+    with p.on(t):
+        bg = p.wait(outer, timeout_ms=TIMEOUT, background=True)
+    p.replace(inner, by=EPOLL, via=via, file="new")
+    p.epoll_ctl(inner, ADD, leaf, IN, data=3)           # the new instance watches the pipe
+    p.inject(p.file_named("leaf"))
+    woken = [(IN, 2)] if refs == "multi" else []
+    expect_after_replace(p.join(bg), via, stock=E(events=woken), follow=E(events=[(IN, 2)]))
+    p.wait(inner).expect(events=[(IN, 3)])
+    return p
+
+
+@case(params=matrix(refs=("single", "multi"), via=VIAS))
+def test_edge_triggered_outer_over_a_replaced_inner(refs, via):
+    """An edge-triggered outer entry reports the inner epoll once per wakeup: through the old instance while a dup keeps it (stock) or through the new one (follow), and nothing on a second wait."""
+    p, outer, inner, leaf = nested(refs, IN | ET)
+    p.inject(p.file_named("leaf"))
+    p.wait(outer).expect(events=[(IN, 2)])
+    p.wait(outer).expect(events=[])
+    p.replace(inner, by=EPOLL, via=via, file="new")
+    p.epoll_ctl(inner, ADD, leaf, IN, data=3)           # the pipe is ready: a wakeup of new
+    old = [(IN, 2)] if refs == "multi" else []
+    expect_after_replace(p.wait(outer), via, stock=E(events=[]), follow=E(events=[(IN, 2)]))
+    p.wait(outer).expect(events=[])
+    p.inject(p.file_named("leaf"))                      # a wakeup of both instances
+    expect_after_replace(p.wait(outer), via, stock=E(events=old), follow=E(events=[(IN, 2)]))
+    p.wait(outer).expect(events=[])
+    return p
+
+
+@case(params=matrix(joint=("fits", "too_long"), via=VIAS))
+def test_two_chains_joined(joint, via):
+    """An ADD joining two chains of epolls is refused once the joined path has more than four links (ELOOP since f2e467a48287, EINVAL from reverse_path_check before); a joint that fits carries both pipes' readiness to the top, and a replace of the joint's fd cuts the lower chain off while no dup keeps it."""
+    p = Program()
+    la, lb = p.pipe("la", file="la"), p.pipe("lb", file="lb")
+    a = [p.epoll_create(f"a{i}") for i in range(1, 3 if joint == "fits" else 4)]
+    b = [p.epoll_create(f"b{i}", file=f"b{i}") for i in range(1, 4)]
+    p.epoll_ctl(a[0], ADD, la, IN, data=0xA0)
+    p.epoll_ctl(b[0], ADD, lb, IN, data=0xB0)
+    for chain, base in ((a, 0xA0), (b, 0xB0)):
+        for i in range(1, len(chain)):
+            p.epoll_ctl(chain[i], ADD, chain[i - 1], IN, data=base + i)
+    join = p.epoll_ctl(a[0], ADD, b[-1], IN, data=0xAB)
+    top = a[-1]
+    p.inject(p.file_named("lb"))
+    if joint == "too_long":                             # a3 <- a2 <- a1 <- b3 <- b2 <- b1
+        join.expect(-1, errno="ELOOP" if BOTH_WAYS else "EINVAL")
+        p.wait(top).expect(events=[])
+        p.wait(a[0]).expect(events=[])
+        return p
+    p.wait(top).expect(events=[(IN, 0xA1)])
+    p.wait(a[0]).expect(events=[(IN, 0xAB)])
+    p.drain(lb).expect(reached="lb")
+    p.inject(p.file_named("la"))
+    p.wait(a[0]).expect(events=[(IN, 0xA0)])
+    p.replace(b[-1], by=EPOLL, via=via, file="new")     # b3's only reference goes
+    p.inject(p.file_named("lb"))
+    p.wait(a[0]).expect(events=[(IN, 0xA0)])            # the new b3 watches nothing
+    p.wait(b[1]).expect(events=[(IN, 0xB1)])
+    pipe = FdinfoLine("la", REG, 0xA0, ino="la", sdev="pipefs")
+    joint = FdinfoLine("b3", REG, 0xAB, ino="anon_inode", sdev="anon_inodefs")
+    expect_after_replace(p.fdinfo(a[0]), via, stock=E(fdinfo=[pipe]), follow=E(fdinfo=[pipe, joint]))
     return p

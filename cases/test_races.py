@@ -117,6 +117,11 @@ def test_addfd_vs_exit(request):
     run("addfd_vs_exit", 200, {"addfd_first": 20, "exit_first": 20}, request)
 
 
+def test_addfd_vs_signal(request):
+    """An ADDFD racing a signal (handler without SA_RESTART) to the trapped thread installs the file or fails with ENOENT (the notification went with the interrupted wait) or ESRCH (queued, then dropped by it); the call always fails with EINTR and a refused file is never installed."""
+    run("addfd_vs_signal", 2000, {"addfd_first": 50, "signal_first": 50}, request)
+
+
 def test_two_listeners_same_fd(request, profile):
     """Two threads, each trapped to its own listener, get the registered fd replaced
     concurrently: stock leaves the entry on the old file, follow on the fd's file or

@@ -1,11 +1,12 @@
 """Registration flavours across a replace: LT, ET, ONESHOT, EXCLUSIVE, RDHUP, 64-bit data.
 
 Each case registers the fd, keeps the old file alive with a dup (multi-reference),
-replaces the file, and checks how the stale entry behaves in that flavour.
+replaces the file, and checks how the stale entry behaves in that flavour; the
+last one drops the dup (single reference), where only follow keeps an entry.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
-from native.program import (ADD, ADDFD_SETFD, DEL, DUP2, ERR, ET, EXCLUSIVE, HUP, IN, MOD,
-                            ONESHOT, OUT, PIPE, RDHUP, SOCKET, Program)
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, ERR, ET, EXCLUSIVE,
+                            HUP, IN, MOD, ONESHOT, OUT, PIPE, RDHUP, SOCKET, Program)
 from native.trace import FdinfoLine
 
 VIAS = (ADDFD_SETFD, DUP2)
@@ -124,4 +125,28 @@ def test_event_on_ready_list_at_replace(via, refs):
         expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, DATA)]), follow=E(events=[]))
     else:
         p.wait(ep).expect(events=[])
+    return p
+
+
+@case(params=matrix(flavour=("ET", "ONESHOT"), via=(ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2)))
+def test_edge_and_oneshot_entries_of_a_single_reference(flavour, via):
+    """When the fd was the old file's only reference, an ET or ONESHOT entry goes with it on a stock kernel; under follow it moves to the new file and fires once for its data, as that flavour does."""
+    bits = ET if flavour == "ET" else ONESHOT
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    p.epoll_ctl(ep, ADD, r, IN | bits, data=DATA)
+    p.replace(r, by=PIPE, via=via, file="new")
+    moved = fdline(IN | ERR | HUP | bits, "new")
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=[moved]))
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.inject(p.file_named("new"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, DATA)]))
+    p.wait(ep).expect(events=[])
+    fired = fdline(ONESHOT, "new") if bits == ONESHOT else moved   # ONESHOT keeps its private bits
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=[fired]))
+    expect_after_replace(p.epoll_ctl(ep, MOD, r, IN | bits, data=DATA + 1), via,
+                         stock=E(-1, errno="ENOENT"), follow=E(0))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, DATA + 1)]))
+    p.read(r).expect(reached="new")
     return p

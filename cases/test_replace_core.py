@@ -140,3 +140,19 @@ def test_stale_entry_dies_with_last_reference(via, old):
         inject_old(p, old, None).expect(-1, errno="EPIPE")
     p.wait(ep).expect(events=[])
     return p
+
+
+@case(params=matrix(via=VIAS, old=OLD, new=NEW))
+def test_re_add_after_a_single_reference_replace_reports_the_new_file(via, old, new):
+    """After the fd's only reference to the old file is replaced, a re-ADD on a stock kernel makes the one entry, and it reports the new file's readiness (follow: the moved entry already does, and the ADD is EEXIST)."""
+    p, ep, r, keep = registered("single", old, new)
+    p.replace(r, by=new, via=via, file="new")
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=DATA + 1), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    p.wait(ep).expect(events=[])
+    p.inject(p.file_named("new"), through=r if new == EVENTFD else None)
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, DATA + 1)]),
+                         follow=E(events=[(IN, DATA)]))
+    p.read(r).expect(reached="new")
+    p.wait(ep).expect(events=[])
+    return p

@@ -13,7 +13,8 @@ replace, and its entry with it), is woken by the old file's readiness only
 while the stale entry lives, and never by the new file's on a stock kernel.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
-from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, PIPE, Program)
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, DUP3, EPOLL, IN, PIPE,
+                            Program)
 
 VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
 CALLS = ("select", "poll")
@@ -104,4 +105,26 @@ def test_epoll_wait_asleep_across_a_replace(refs, via, which):
         p.inject(p.file_named("new"))
         p.read(r).expect(reached="new")                # follow: only after the woken wait returned
         expect_after_replace(p.join(bg), via, stock=E(events=[]), follow=E(events=[(IN, 0xD5)]))
+    return p
+
+
+@case(params=matrix(via=VIAS, by=(PIPE, EPOLL)))
+def test_epoll_wait_asleep_on_an_epoll_fd_that_is_replaced(via, by):
+    """A thread asleep in epoll_wait holds its own reference on the epoll it looked up: replacing the epoll fd (its only other reference) changes nothing for it, so the old instance's entry still wakes it; the fd then names the new file."""
+    p = Program()
+    ep = p.epoll_create("ep", file="old_ep")
+    r = p.pipe("r", file="f")
+    p.epoll_ctl(ep, ADD, r, IN, data=0xD5)
+    t = p.thread("t")
+    with p.on(t):
+        bg = p.wait(ep, timeout_ms=5000, background=True)
+    p.replace(ep, by=by, via=via, file="new")
+    p.inject(p.file_named("f"))
+    p.join(bg).expect(events=[(IN, 0xD5)])
+    if by == EPOLL:
+        p.wait(ep).expect(events=[])                   # the new instance watches nothing
+        p.epoll_ctl(ep, DEL, r).expect(-1, errno="ENOENT")
+    else:
+        p.wait(ep).expect(-1, errno="EINVAL")          # not an epoll any more
+    p.read(r).expect(reached="f")
     return p

@@ -3,8 +3,8 @@ instance after a re-ADD, and how long a stale entry lives wherever the old file'
 last reference is.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
-from native.program import (ADD, ADDFD_SETFD, DEL, DUP2, ERR, EVENTFD, HUP, IN, MOD, OUT, PIPE,
-                            Program)
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DEL, DUP2, ERR, EVENTFD, HUP, IN,
+                            MOD, OUT, PIPE, Program)
 from native.trace import FdinfoLine
 
 VIAS = (ADDFD_SETFD, DUP2)
@@ -110,4 +110,24 @@ def test_stale_eventfd_entry_outlives_replace_through_dup(via):
     expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 7)]), follow=E(events=[]))
     p.read(keep).expect(reached="old", count=2)
     p.read(r).expect(-1, errno="EAGAIN")
+    return p
+
+
+@case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND)))
+def test_re_add_after_an_addfd_replace_makes_two_entries(via):
+    """After an ADDFD replace of a pipe kept by a dup, a re-ADD of the fd makes a second entry on a stock kernel, each reporting its own file under its own data; under follow the entry moved and the ADD is EEXIST."""
+    p, ep, r = two_entries(via)
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=2), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[line(1, "old"), line(2, "new")]),
+                         follow=E(fdinfo=[line(1, "new")]))
+    p.inject(p.file_named("old"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 1)]), follow=E(events=[]))
+    p.inject(p.file_named("new"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 1), (IN, 2)]),
+                         follow=E(events=[(IN, 1)]))
+    p.read(r).expect(reached="new")
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 1)]), follow=E(events=[]))
+    p.epoll_ctl(ep, DEL, r)
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[line(1, "old")]), follow=E(fdinfo=[]))
     return p

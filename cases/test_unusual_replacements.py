@@ -100,3 +100,26 @@ def test_replace_by_the_listener_itself(via):
         FdinfoLine("r", REG, 1, ino="anon_inode", sdev="anon_inodefs")]),
         follow=E(fdinfo=[FdinfoLine("r", REG, 9, ino="anon_inode", sdev="anon_inodefs")]))
     return p
+
+
+@case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2)))
+def test_replace_by_an_epoll_of_a_single_reference(via):
+    """Replacing the only reference of a registered pipe by another epoll drops the entry on a stock kernel (a re-ADD then nests the epoll); under follow the entry moves to the epoll and reports its readiness."""
+    p = Program()
+    ep = p.epoll_create("ep")
+    r = p.pipe("r", file="old")
+    p.epoll_ctl(ep, ADD, r, IN, data=9)
+    inner = p.epoll_create("inner", file="inner")
+    leaf = p.pipe("leaf", file="leaf")
+    p.epoll_ctl(inner, ADD, leaf, IN, data=5)
+    p.replace(r, by=inner, via=via)
+    nested = FdinfoLine("r", REG, 9, ino="anon_inode", sdev="anon_inodefs")
+    expect_after_replace(p.fdinfo(ep), via, stock=E(fdinfo=[]), follow=E(fdinfo=[nested]))
+    p.inject(p.file_named("old")).expect(-1, errno="EPIPE")
+    p.inject(p.file_named("leaf"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, 9)]))
+    expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=1), via,
+                         stock=E(0), follow=E(-1, errno="EEXIST"))
+    expect_after_replace(p.wait(ep), via, stock=E(events=[(IN, 1)]), follow=E(events=[(IN, 9)]))
+    p.wait(r).expect(events=[(IN, 5)])                 # r is the inner epoll now
+    return p

@@ -12,7 +12,10 @@ in it.  A tarball is extracted once under CACHE/sources/.
 Layout under CACHE:
   <key>/                   the output: vmlinux (ELF, boots by QEMU's PVH entry
                            with -kernel), bzImage, .config, build.log, kernel.json
-                           {release, source, patches, fragments, key, tree}
+                           {release, source, patches, fragments, key, tree};
+                           with CONFIG_GCOV_KERNEL also gcov/: every .gcno of the
+                           object tree and its source, under the object's path
+                           (what ci.coverage reads)
   trees/<lineage>/src      the patched copy of the source (never edit it: it is
                            re-synced from the source); trees/<lineage>/obj the
                            object tree (make O=...).  The lineage is the source's
@@ -404,6 +407,7 @@ def build(source, patches=(), fragments=(), cache: Path = DEFAULT_CACHE, *, jobs
         obj = work / "obj"
         for name, dest in (("vmlinux", "vmlinux"), ("arch/x86/boot/bzImage", "bzImage"), (".config", ".config")):
             shutil.copy2(obj / name, tmp_out / dest)
+        export_gcov(obj, work / "src", tmp_out / "gcov")
         release = (obj / "include" / "config" / "kernel.release").read_text().strip()
         meta = {"release": release, "source": str(src.path), "patches": [str(p) for p in patches],
                 "fragments": [str(f) for f in fragments], "key": key, "tree": str(work)}
@@ -411,6 +415,40 @@ def build(source, patches=(), fragments=(), cache: Path = DEFAULT_CACHE, *, jobs
         shutil.rmtree(out, ignore_errors=True)
         os.rename(tmp_out, out)
     return out
+
+
+def export_gcov(obj: Path, src: Path, dest: Path) -> int:
+    """Copy every gcov notes file (.gcno) of the object tree, and the source beside it, to dest
+    under the object's path (fs/eventpoll.gcno, fs/eventpoll.c); how many.  A kernel built
+    without CONFIG_GCOV_KERNEL has none, and dest is not created."""
+    count = 0
+    for gcno in sorted(Path(obj).rglob("*.gcno")):
+        rel = gcno.relative_to(obj)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(gcno, dest / rel)
+        source = Path(src) / rel.with_suffix(".c")
+        if source.is_file():
+            shutil.copy2(source, dest / rel.with_suffix(".c"))
+        count += 1
+    return count
+
+
+def gcov_dir(build_dir: Path) -> Path:
+    """A built kernel's exported gcov notes (BUILD/gcov), exported now from its kept tree when
+    an older build left none; BadInput when there are none (a kernel without gcov)."""
+    build_dir = Path(build_dir)
+    dest = build_dir / "gcov"
+    if dest.is_dir() and any(dest.rglob("*.gcno")):
+        return dest
+    try:
+        meta = json.loads((build_dir / "kernel.json").read_text())
+    except (OSError, ValueError):
+        raise BadInput(f"{build_dir}: no kernel.json: not a kernel ci.kbuild built") from None
+    tree = Path(meta.get("tree", ""))
+    if not (tree / "obj").is_dir() or export_gcov(tree / "obj", tree / "src", dest) == 0:
+        raise BadInput(f"{build_dir}: no gcov notes (.gcno) in its build tree {tree}: built "
+                       "without ci/kconfig/gcov.config and patches/coverage/, or the tree is gone")
+    return dest
 
 
 # ---------------------------------------------------------------- CLI

@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=int, default=2, help="guest CPUs (default 2)")
     p.add_argument("--memory", type=int, default=3072, metavar="MB", help="guest memory (default 3072)")
     p.add_argument("--append", default="", help="extra kernel command line")
+    p.add_argument("--coverage", action="store_true",
+                   help="gcov of the files under test after the gate, the campaign and both "
+                        "(a kernel ci.kbuild built with ci/kconfig/gcov.config and patches/coverage/)")
+    p.add_argument("--guided", action="store_true",
+                   help="the campaign prefers programs that reach new KCOV edges (fuzz --guided; "
+                        "a kernel with ci/kconfig/kcov.config)")
+    p.add_argument("--guided-bench", type=int, default=0, metavar="N",
+                   help="after the campaign, bench/fuzz_guided.py with N programs a side "
+                        "(KCOV edges, guided against unguided) into fuzz/guided.txt and guided.json")
     p.add_argument("--tcg", choices=("multi", "single"), default="multi",
                    help="TCG threading without KVM (default multi; Debian's PREEMPT_RT 6.12 "
                         "oopses at boot under multi-threaded TCG: use single)")
@@ -89,7 +98,11 @@ results (per kernel, under DIR/<kernel>/):
   mutants.log    with --mutants: the mutation check's pytest output; mutants/ its
                  campaigns' directories (reproducers)
   lane.json      spec, release, upstream version, profile, timeout scale, exit codes,
-                 seconds spent booting, in the gate and in the campaign
+                 seconds spent booting, in the gate and in the campaign, and with
+                 --coverage the per-file coverage lines
+  coverage/      with --coverage: gate/ and fuzz/ (the guest's .gcda files after each
+                 phase) and report/ (python -m ci.coverage: summary.md, unreached.md,
+                 per phase and both an lcov tracefile and genhtml's HTML)
   console.log, guest.log, dmesg.txt   the guest's console, its script's output, its kernel log
 and DIR/matrix.md, DIR/matrix.html: cases by family against kernels.
 
@@ -117,10 +130,12 @@ class Run:
     seconds: dict = field(default_factory=dict)
     health: list = field(default_factory=list)
     taint: int | None = None
+    coverage: list = field(default_factory=list)   # one line per file under test (gate and fuzz summed)
+    coverage_error: str = ""
 
     @property
     def passed(self) -> bool:
-        return (not self.guest_error and self.gate_exit in (0, 4)
+        return (not self.guest_error and not self.coverage_error and self.gate_exit in (0, 4)
                 and self.fuzz_exit in (0, 4, None) and self.mutants_exit in (0, None)
                 and not self.health)
 
@@ -141,18 +156,26 @@ echo "calibrated $(now)" >> /lane/times
 # The gate and the campaign write on the guest's own disk, copied to /lane at the end: 9p
 # cannot read a file once it is unlinked, and pytest's capture works on such files.
 mkdir -p /lane/gate /lane/fuzz /var/tmp/lane-gate /var/tmp/lane-fuzz
+{debugfs}
+{coverage_reset}
 FDR_TIMEOUT_SCALE=$scale {python} -m ci.gate --results /var/tmp/lane-gate --fuzz-seconds 0 {gate_args} \
 	> /lane/gate/ktap.txt 2> /lane/gate/stderr.txt
 echo $? > /lane/gate.rc
 cp -r /var/tmp/lane-gate/. /lane/gate/
+{coverage_copy_gate}
 echo "gate $(now)" >> /lane/times
 if [ {fuzz_seconds} -gt 0 ]; then
 	profile=$(sed -n 's/^# profile: \([a-z]*\).*/\1/p' /lane/gate/ktap.txt | head -n1)
 	case "$profile" in stock|follow) ;; *) profile=stock ;; esac
 	FDR_TIMEOUT_SCALE=$scale {python} -m fuzz --seconds {fuzz_seconds} --profile {fuzz_profile} \
-		--seed {seed} --out /var/tmp/lane-fuzz > /lane/fuzz/fuzz.log 2>&1
+		--seed {seed} --out /var/tmp/lane-fuzz {fuzz_args} > /lane/fuzz/fuzz.log 2>&1
 	echo $? > /lane/fuzz.rc
 	cp -r /var/tmp/lane-fuzz/. /lane/fuzz/
+	{coverage_copy_fuzz}
+fi
+if [ {guided_bench} -gt 0 ]; then
+	{python} bench/fuzz_guided.py --programs {guided_bench} --seed {seed} --json /lane/fuzz/guided.json \
+		> /lane/fuzz/guided.txt 2>&1
 fi
 echo "fuzz $(now)" >> /lane/times
 if [ -n {mutants} ]; then
@@ -167,6 +190,16 @@ cat /proc/sys/kernel/tainted > /lane/tainted
 """
 
 
+# gcov in the guest: the counters are zeroed before each phase and the data files copied out
+# after it (by cat: debugfs reports them as empty files), through the guest's disk.
+DEBUGFS = "mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug"
+COVERAGE_RESET = """echo 1 > /sys/kernel/debug/gcov/reset || echo "coverage: cannot reset the gcov counters" >&2"""
+COVERAGE_COPY = """( cd /sys/kernel/debug/gcov && find . -name '*.gcda' | while read -r f; do
+	mkdir -p "/var/tmp/lane-cov/{phase}/${{f%/*}}" && cat "$f" > "/var/tmp/lane-cov/{phase}/$f"; done )
+mkdir -p /lane/coverage && cp -r /var/tmp/lane-cov/{phase} /lane/coverage/
+echo 1 > /sys/kernel/debug/gcov/reset"""
+
+
 def guest_script(args, reference: dict, seed: int) -> str:
     gate_args = [f"--seed {seed}"]
     if args.keyword:
@@ -176,7 +209,12 @@ def guest_script(args, reference: dict, seed: int) -> str:
     return GUEST_SCRIPT.format(
         repo=REPO, python=_venv_python(), reference=f"{reference['spawn_ms']},{reference['python_ms']}",
         gate_args=" ".join(gate_args), fuzz_seconds=args.fuzz_seconds, seed=seed,
-        fuzz_profile=args.profile or "$profile", mutants=_shq(args.mutants or ""))
+        fuzz_profile=args.profile or "$profile", fuzz_args="--guided" if args.guided else "",
+        coverage_reset=COVERAGE_RESET if args.coverage else "", guided_bench=args.guided_bench,
+        debugfs=DEBUGFS if args.coverage or args.guided or args.guided_bench else "",
+        coverage_copy_gate=COVERAGE_COPY.format(phase="gate") if args.coverage else "",
+        coverage_copy_fuzz=COVERAGE_COPY.format(phase="fuzz") if args.coverage else "",
+        mutants=_shq(args.mutants or ""))
 
 
 def _shq(text: str) -> str:
@@ -244,6 +282,26 @@ def run_guest(kernel: kernels.Kernel, run: Run, args, reference: dict, seed: int
         run.guest_error = res.reason
         (share / "guest-error.txt").write_text(f"{res.reason}\n\n{res.console_tail}")
     read_guest_files(share, run)
+    if args.coverage and not run.guest_error:
+        coverage_report(kernel, share, run, progress)
+
+
+def coverage_report(kernel: kernels.Kernel, share: Path, run: Run, progress: Progress) -> None:
+    """The guest's gcov data of each phase turned into share/coverage/report (ci.coverage)."""
+    from ci import coverage, kbuild
+    phases = {name: share / "coverage" / name for name in ("gate", "fuzz")
+              if (share / "coverage" / name).is_dir()}
+    if not phases:
+        run.coverage_error = "the guest copied no gcov data (no /sys/kernel/debug/gcov?)"
+        return
+    try:
+        summary = coverage.report(phases, kbuild.gcov_dir(kernel.image.parent), share / "coverage" / "report")
+    except (coverage.CoverageError, kbuild.BadInput) as exc:
+        run.coverage_error = str(exc)
+        return
+    run.coverage = coverage.one_line(summary)
+    for line in run.coverage:
+        progress.say(run.label, "coverage: " + line)
 
 
 def read_guest_files(share: Path, run: Run) -> None:
@@ -359,13 +417,28 @@ def one_kernel(spec: str, kernel, run: Run, args, reference, seed, progress, sto
     return run
 
 
+def check_coverage_kernels(resolved) -> None:
+    """--coverage: every kernel must be a ci.kbuild build with gcov notes (UsageError if not)."""
+    from ci import kbuild
+    for spec, kernel in resolved:
+        if kernel is None:
+            raise UsageError("--coverage: the host kernel has no gcov data to collect; "
+                             "give ci.kbuild-built kernels only")
+        try:
+            kbuild.gcov_dir(kernel.image.parent)
+        except kbuild.BadInput as exc:
+            raise UsageError(f"--coverage: {spec}: {exc}") from None
+
+
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.jobs is not None and not 1 <= args.jobs <= 16:
             raise UsageError(f"--jobs must be 1..16, got {args.jobs}")
-        if args.fuzz_seconds < 0 or args.timeout <= 0 or args.cpus < 1 or args.memory < 256:
-            raise UsageError("--fuzz-seconds >= 0, --timeout > 0, --cpus >= 1 and --memory >= 256")
+        if (args.fuzz_seconds < 0 or args.guided_bench < 0 or args.timeout <= 0 or args.cpus < 1
+                or args.memory < 256):
+            raise UsageError("--fuzz-seconds >= 0, --guided-bench >= 0, --timeout > 0, --cpus >= 1 "
+                             "and --memory >= 256")
         cache = Path(args.cache)
         cache.mkdir(parents=True, exist_ok=True)
         patches = sorted(Path(args.patches).glob("*.patch")) if args.patches else []
@@ -378,6 +451,8 @@ def main(argv=None) -> int:
                 continue
             resolved.append((spec, kernels.resolve(spec, cache, Path(args.modules) if args.modules else None,
                                                    patches, [Path(f) for f in args.fragment])))
+        if args.coverage:
+            check_coverage_kernels(resolved)
         if any(k is not None for _, k in resolved):
             guest.find_qemu()
             guest.make_initramfs(cache / "initrd-check.cpio", [])

@@ -74,6 +74,7 @@ def markdown(columns: list[dict]) -> str:
                    f"{m.get('profile') or '?'} | {m.get('kernel_commits') or '?'} | "
                    f"exit {m.get('gate_exit')} | exit {m.get('fuzz_exit')} | "
                    f"{sec.get('boot', '-')}, {sec.get('gate', '-')}, {sec.get('fuzz', '-')} |\n")
+    out.append(coverage_md(columns))
     out.append("\n| | case | " + " | ".join(h[0] for h in heads) + " |\n")
     out.append("|---|---|" + "---|" * len(heads) + "\n")
     family = None
@@ -91,6 +92,19 @@ def markdown(columns: list[dict]) -> str:
             shown.append(text.replace("|", "\\|"))
         out.append(f"| {mark} | {key[1]} | " + " | ".join(shown) + " |\n")
     return "".join(out)
+
+
+def coverage_md(columns: list[dict]) -> str:
+    """The per-file coverage lines of the kernels the lane ran with --coverage ('' if none)."""
+    out = []
+    for c in columns:
+        m = c["meta"]
+        if m.get("coverage") or m.get("coverage_error"):
+            out.append(f"\n{m['label']} (gate and fuzz campaign; {m['label']}/coverage/report/summary.md):\n\n")
+            out += [f"- {line}\n" for line in m.get("coverage", [])]
+            if m.get("coverage_error"):
+                out.append(f"- coverage report failed: {m['coverage_error']}\n")
+    return "\n## Kernel coverage of the files under test\n" + "".join(out) if out else ""
 
 
 CSS = """body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}
@@ -117,6 +131,9 @@ def to_html(columns: list[dict]) -> str:
                 text = f"<a href='{esc(col['meta']['label'])}/gate/summary.md'>{text}</a>"
             out.append(f"<td class={esc(outcome or 'none')}>{text}")
     out.append("</table>")
+    cov = coverage_md(columns)
+    if cov:
+        out.append(f"<pre>{esc(cov)}</pre>")
     return "".join(out) + "\n"
 
 

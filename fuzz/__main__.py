@@ -1,4 +1,4 @@
-"""python -m fuzz --seconds N --profile stock|follow --seed S --jobs J --out DIR
+"""python -m fuzz --seconds N --profile stock|follow --seed S --jobs J --out DIR [--db URL]
 
 Runs random programs through the real executor and the reference model.  Exit
 0 with no divergence, 1 with one or more (each distinct one shrunk, its C
@@ -17,6 +17,13 @@ DIR also keeps the campaign's memory: DIR/hypothesis, hypothesis's example
 database (failing examples are replayed first next time), and DIR/corpus.txt,
 the generator seeds of earlier divergences (replayed first too); either one
 unusable (not a directory, not UTF-8 text) is bad input, named in one line.
+--guided (a kernel with KCOV, /sys/kernel/debug/kcov) draws most programs by
+mutating those that reached kernel edges no earlier program reached
+(fuzz/guided.py); without KCOV it is skipped (exit 4, the reason last).
+--db redis://HOST:PORT/N keeps that memory in a Redis database instead (hypothesis's
+RedisExampleDatabase), shared by every campaign, on any machine, that names it: each
+replays what all of them found and adds what it finds.  A bad URL, or a server that
+does not answer, is bad input.
 Progress goes to stderr every two seconds; the closing statistics line to
 stdout, saying which steps this machine could not run (io_uring without
 liburing or with io_uring disabled: such steps are not generated).  The
@@ -55,8 +62,14 @@ def parse(argv):
                     help="stop at the first divergence (default: group them and go on)")
     ap.add_argument("--shrink-seconds", type=float, default=120.0,
                     help="time to shrink the divergences found, in all (default 120)")
+    ap.add_argument("--guided", action="store_true",
+                    help="prefer programs that reach new kernel edges (KCOV, /sys/kernel/debug/kcov; "
+                         "skipped where it is absent)")
     ap.add_argument("--mutant", default=None,
                     help="check the fuzzer: predict with a deliberately broken model variant")
+    ap.add_argument("--db", default=None, metavar="redis://HOST:PORT/N",
+                    help="keep the corpus and the hypothesis database in this Redis database, "
+                         "shared by every campaign that names it (default: in --out)")
     args = ap.parse_args(argv)
     if not args.seconds > 0 or not 1 <= args.jobs <= MAX_JOBS or not 1 <= args.max_steps <= 200:
         ap.error(f"--seconds must be > 0, --jobs 1..{MAX_JOBS}, --max-steps 1..200")
@@ -64,6 +77,12 @@ def parse(argv):
         from fuzz.model import MUTANTS
         if args.mutant not in MUTANTS:
             ap.error(f"unknown mutant {args.mutant!r}; known: {', '.join(sorted(MUTANTS))}")
+    if args.db is not None:
+        from fuzz.memory import BadDatabase, redis_database
+        try:
+            redis_database(args.db).redis.close()
+        except BadDatabase as exc:
+            ap.error(f"--db: {exc}")
     out = pathlib.Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +90,7 @@ def parse(argv):
             raise PermissionError(f"{out} is not writable")
     except OSError as exc:
         ap.error(f"--out: {exc}")
-    problem = unusable_state(out)
+    problem = unusable_state(out) if args.db is None else None
     if problem:
         ap.error(f"--out: {problem}: move it aside or remove it")
     args.out = out
@@ -108,6 +127,12 @@ def main(argv=None) -> int:
     if token:                  # every program would fail here: nothing to compare (kselftest skip)
         print(f"fuzz: skipped: this kernel lacks what the programs use: {token}")
         return 4
+    if args.guided:
+        from native import kcov
+        why = kcov.missing()
+        if why:
+            print(f"fuzz: skipped: --guided needs KCOV: {why}")
+            return 4
     from fuzz.campaign import (run_campaign, save_to_corpus, shrink_divergence,
                                with_expectations, diverges)
 
@@ -122,12 +147,13 @@ def main(argv=None) -> int:
               f"divergences={stats.divergences} flaky={stats.flaky}", file=sys.stderr, flush=True)
 
     print(f"fuzz: {args.seconds:g}s, profile {args.profile}, seed {args.seed}, "
-          f"{args.jobs} job(s), output in {args.out}"
+          f"{args.jobs} job(s), output in {args.out}" + (", guided by KCOV" if args.guided else "")
           + (f", mutant {args.mutant}" if args.mutant else ""), file=sys.stderr, flush=True)
     stats, found, seed = run_campaign(args.seconds, args.profile, args.seed, args.jobs,
                                       mutant=args.mutant, max_steps=args.max_steps,
                                       progress=progress, out=args.out,
-                                      hypothesis=not args.no_hypothesis, first=args.first)
+                                      hypothesis=not args.no_hypothesis, first=args.first,
+                                      guided=args.guided, db=args.db)
     buckets = sorted(stats.buckets.values(), key=lambda b: -b.count)
     if args.first and found is not None and not buckets:
         from fuzz.campaign import Bucket
@@ -137,7 +163,7 @@ def main(argv=None) -> int:
     for number, bucket in enumerate(buckets, 1):
         found = bucket.program
         if bucket.seed is not None:
-            save_to_corpus(args.out, bucket.seed)
+            save_to_corpus(args.db or args.out, bucket.seed)
         print(f"fuzz: divergence {number}/{len(buckets)} ({bucket.count}x): {bucket.signature}; "
               f"shrinking {found.name} ({len(found.steps)} steps)", file=sys.stderr, flush=True)
         write_diff(args.out, found, args.profile, args.mutant)

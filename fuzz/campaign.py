@@ -6,7 +6,9 @@ corpus of earlier divergences kept in the output directory, then spends a
 share of its time on hypothesis-drawn programs, with hypothesis's example
 database in the output directory (DIR/hypothesis: a failing example is saved
 there and replayed first by the next campaign, whatever settings profile the
-environment loads); then every worker runs the fast generator.
+environment loads); then every worker runs the fast generator.  With a redis://
+URL (db=) the corpus and the example database live in Redis instead, shared by
+every campaign that names it (fuzz.memory).
 
 Each program's background calls get timeouts fitted to the model's prediction
 (fit_timeouts), then the program runs for real and the model's prediction is
@@ -42,6 +44,7 @@ import pathlib
 import queue as queue_mod
 import time
 
+from fuzz.memory import corpus_path, load_corpus, save_to_corpus  # noqa: F401 (re-exported)
 from native import program as P
 
 PROGRESS_EVERY = 2.0
@@ -323,8 +326,10 @@ class Job:
     max_steps: int
     worker: int = 0
     corpus: tuple = ()                  # program seeds to replay first
-    hypothesis_dir: str | None = None   # the example database (worker 0 only)
+    hypothesis_db: str | None = None    # the example database: a directory or a redis://
+    #                                     URL (worker 0 only)
     first: bool = True                  # stop at the first divergence (else bucket and go on)
+    guided: bool = False                # programs from fuzz.guided (KCOV), not the seeded generator
 
 
 def worker(job: Job, progress=None, stop=None):
@@ -380,7 +385,7 @@ def worker(job: Job, progress=None, stop=None):
         found = one(program, model, seed)
         if found is not None:
             return done(), found, seed
-    if job.hypothesis_dir is not None:
+    if job.hypothesis_db is not None:
         found = _hypothesis_phase(job, start + min(HYPOTHESIS_SHARE * job.seconds,
                                                    HYPOTHESIS_MAX_S), one, stats, stop)
         if found is not None:
@@ -388,18 +393,37 @@ def worker(job: Job, progress=None, stop=None):
     from fuzz.model import NotModelled
     i = 0
     base = job.seed + job.worker
+    guide = _guide(job)
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         seed = f"{base}:{i}"
         i += 1
         try:
-            program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
+            if guide is not None:       # not replayable from a seed: its bucket keeps the program
+                seed = None
+                program, model = guide.next()
+            else:
+                program, model = seeded_program(seed, job.max_steps, job.profile, job.mutant)
         except NotModelled:         # the generator should not make one: counted, not fatal
             stats.kinds["extra:not_modelled"] += 1
             continue
         found = one(program, model, seed=seed)
+        if guide is not None:
+            guide.observe()
+            stats.kinds["extra:kcov_edges"] = len(guide.seen)
+            stats.kinds["extra:kcov_corpus"] = len(guide.corpus)
         if found is not None:
             return done(), found, seed
     return done(), None, None
+
+
+def _guide(job: Job):
+    """job.guided: a fuzz.guided.Guide with KCOV open in this process (else None)."""
+    if not job.guided:
+        return None
+    from fuzz.guided import Guide
+    from native import kcov
+    kcov.open()
+    return Guide(job.seed + job.worker, job.max_steps, job.profile, job.mutant)
 
 
 def _name(seed: str) -> str:
@@ -408,12 +432,16 @@ def _name(seed: str) -> str:
 
 def _hypothesis_phase(job: Job, until: float, one, stats: Stats, stop):
     """hypothesis-drawn programs until `until`, in short runs (each replays the database's
-    failing examples first); the divergent program, or None."""
+    failing examples first); the divergent program (job.first), or None.
+
+    A divergence fails hypothesis's test, so that hypothesis keeps it in the database
+    (it drops a saved example that no longer fails), and ends the phase; without
+    job.first it is counted in its bucket and the fast generator goes on."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
     from hypothesis import strategies as st
-    from hypothesis.database import DirectoryBasedExampleDatabase
     from fuzz.generate import DrawChooser, generate
-    db = DirectoryBasedExampleDatabase(job.hypothesis_dir)
+    from fuzz.memory import example_database
+    db = example_database(job.hypothesis_db)
     found = []
 
     # Everything is explicit: CI=true loads hypothesis's "ci" profile (derandomized,
@@ -432,10 +460,11 @@ def _hypothesis_phase(job: Job, until: float, one, stats: Stats, stop):
             program = generate(DrawChooser(data.draw), job.max_steps,
                                name=f"fuzz_hypothesis_{job.seed}_{stats.hypothesis}")
             stats.hypothesis += 1
+            before = stats.divergences
             bad = one(program)
-            if bad is not None:
-                found.append(bad)
-                raise _Found(bad.name)
+            if bad is not None or stats.divergences > before:
+                found.append(program)
+                raise _Found(program.name)
         try:
             fuzz_program()
         except _Found:
@@ -450,32 +479,10 @@ def _hypothesis_phase(job: Job, until: float, one, stats: Stats, stop):
         k += 1
         if time.monotonic() >= until:
             break
-    return found[0] if found else None
+    return found[0] if found and job.first else None
 
 
 # -- the campaign ---------------------------------------------------------------------
-
-def corpus_path(out) -> pathlib.Path:
-    return pathlib.Path(out) / "corpus.txt"
-
-
-def load_corpus(out) -> tuple:
-    try:
-        return tuple(dict.fromkeys(line.strip() for line in corpus_path(out).read_text().splitlines()
-                                   if line.strip() and not line.startswith("#")))
-    except OSError:
-        return ()
-
-
-def save_to_corpus(out, seed: str):
-    path = corpus_path(out)
-    if seed in load_corpus(out):
-        return
-    with open(path, "a") as f:
-        if f.tell() == 0:
-            f.write("# program seeds of divergences found by the fast generator (replayed first)\n")
-        f.write(f"{seed}\n")
-
 
 def _spawned(job: Job, q, stop):
     """A pool worker: report progress through q, stop when another worker found one."""
@@ -492,17 +499,21 @@ def _spawned(job: Job, q, stop):
 
 def run_campaign(seconds: float, profile: str, seed: int, jobs: int, mutant=None,
                  max_steps: int = 20, progress=None, out=None, hypothesis: bool = True,
-                 first: bool = True):
+                 first: bool = True, guided: bool = False, db: str | None = None):
     """(Stats, first divergent program or None, its generator seed or None) over `jobs`
-    worker processes.  out: the directory holding the corpus and the hypothesis database.
+    worker processes.  out: the directory holding the corpus and the hypothesis database;
+    db: a redis:// URL holding them instead (fuzz.memory).
     first=False: every worker goes on after a divergence (Stats.buckets holds them all)."""
     total = Stats()
     start = time.monotonic()
-    corpus = load_corpus(out) if out is not None else ()
-    hyp_dir = str(pathlib.Path(out) / "hypothesis") if out is not None and hypothesis else None
+    memory = db if db is not None else out
+    corpus = load_corpus(memory) if memory is not None else ()
+    hyp_db = None
+    if memory is not None and hypothesis:
+        hyp_db = db if db is not None else str(pathlib.Path(out) / "hypothesis")
     jobs_ = [Job(seed, seconds, profile, mutant, max_steps, worker=j,
-                 corpus=corpus if j == 0 else (), hypothesis_dir=hyp_dir if j == 0 else None,
-                 first=first)
+                 corpus=corpus if j == 0 else (), hypothesis_db=hyp_db if j == 0 else None,
+                 first=first, guided=guided)
              for j in range(jobs)]
     results = []
     if jobs <= 1:

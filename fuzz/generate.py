@@ -655,6 +655,42 @@ def t_nested_wakeup(g: Gen):
     p.wait(ep)
 
 
+def t_replace_by_ready(g: Gen):
+    """A registered fd replaced by a file already readable: an entry that follows the
+    replace (the follow profile, the userspace fixup's re-add) reports it at once."""
+    p = g.p
+    ep, a, b = _two_files(g)
+    p.epoll_ctl(ep, P.ADD, a, P.IN, data=0xA)
+    p.inject(p.file_of(b))
+    p.replace(a, by=b, via=g.c.choice(P.VIAS))
+    p.wait(ep)
+
+
+def t_wakeup_paths(g: Gen):
+    """A pipe reaching the top of a nest through paths of five epolls, around their limit
+    of ten (reverse_path_check: EINVAL past it); a replace may cut paths before one more."""
+    p = g.p
+    leaf = p.pipe("leaf")
+    chain = [p.epoll_create(f"c{i}") for i in range(1, 5)]      # c1 <- c2 <- c3 <- c4
+    for i in range(1, len(chain)):
+        p.epoll_ctl(chain[i], P.ADD, chain[i - 1], P.IN, data=0x100 + i)
+    fans = []
+    for i in range(g.c.integer(8, 11)):
+        fans.append(p.epoll_create(f"a{i}"))
+        p.epoll_ctl(fans[-1], P.ADD, leaf, P.IN, data=i)
+        p.epoll_ctl(chain[0], P.ADD, fans[-1], P.IN, data=i)
+    if g.c.chance(0.5):
+        p.replace(g.c.choice((leaf, g.c.choice(fans))), by=g.c.choice((P.PIPE, P.EPOLL)),
+                  via=g.c.choice(P.VIAS))
+    last = p.epoll_create("a_last")
+    p.epoll_ctl(last, P.ADD, leaf, P.IN, data=0xFF)
+    p.epoll_ctl(chain[0], P.ADD, last, P.IN, data=0xFF)
+    if p.file_of(leaf).kind == P.PIPE:
+        p.inject(p.file_of(leaf))
+    p.wait(chain[-1])
+    p.wait(chain[0])
+
+
 def t_eventfd_out(g: Gen):
     """Reading an eventfd wakes its EPOLLOUT watchers (an ET one reports again)."""
     p = g.p
@@ -811,7 +847,9 @@ def t_uring_fixed_file(g: Gen):
 TEMPLATES = {
     "edge_triggered": t_edge_triggered, "oneshot": t_oneshot, "requeue_order": t_requeue_order,
     "queued_keeps_place": t_queued_keeps_place, "wake_order": t_wake_order,
-    "nested_wakeup": t_nested_wakeup, "eventfd_out": t_eventfd_out,
+    "nested_wakeup": t_nested_wakeup, "wakeup_paths": t_wakeup_paths,
+    "replace_by_ready": t_replace_by_ready,
+    "eventfd_out": t_eventfd_out,
     "signalfd_shared_queue": t_signalfd_shared_queue, "deferred_fput": t_deferred_fput,
     "fork_shares": t_fork_shares, "stale_entry_ctl": t_stale_entry_ctl,
     "uring_across_replace": t_uring_across_replace, "uring_blocked_reap": t_uring_blocked_reap,

@@ -154,6 +154,9 @@ ET, ONESHOT, EXCLUSIVE, WAKEUP = P.ET, P.ONESHOT, P.EXCLUSIVE, mask_value("WAKEU
 PRIVATE_BITS = WAKEUP | ONESHOT | ET | EXCLUSIVE                      # EP_PRIVATE_BITS
 EXCLUSIVE_OK_BITS = IN | OUT | ERR | HUP | WAKEUP | ET | EXCLUSIVE     # EPOLLEXCLUSIVE_OK_BITS
 EP_MAX_NESTS = 4
+# path_limits[] of fs/eventpoll.c: wakeup paths of 1..5 links allowed through one file
+# (index 0, one link, is not counted).
+PATH_LIMITS = (1000, 500, 100, 50, 10)
 FIRST_FD = 3                 # the target keeps 0-2 and closes everything else before step 0
 READ_SIZE = 4096             # the executor's read() buffer
 SIGINFO_SIZE = 128
@@ -535,7 +538,7 @@ class Model:
                 step.op == "notify" or step.op == "replace" and step.via in P.ADDFD_VIAS):
             raise NotModelled(f"step {self.index}: a trap of {step.actor}, whose ring's "
                               "teardown may interrupt it")
-        if step.op in P.URING_OPS:
+        if step.op in P.URING_OPS or not self.rings:     # no ring fd exists before a setup
             return
         for h in (step.h, step.h2, step.ep, *step.hs):
             f = proc.fdt.get(self.num(proc, h)) if h is not None else None
@@ -872,13 +875,49 @@ class Model:
             return depth <= EP_MAX_NESTS
         return depth <= EP_MAX_NESTS and depth + 1 + up(ep) <= EP_MAX_NESTS
 
+    def too_many_paths(self, tf: OFile) -> bool:
+        """reverse_path_check after an ADD that needed the full check: from each wakeup
+        source at or below tf, count the paths up to an unwatched epoll by length; a
+        path longer than EP_MAX_NESTS + 1 links, or more paths of one length than
+        PATH_LIMITS allows (length 1 is free), refuses the ADD."""
+        sources, seen = [], set()
+
+        def below(f: OFile):
+            if id(f) in seen:
+                return
+            seen.add(id(f))
+            if f.kind != P.EPOLL:
+                sources.append(f)
+                return
+            for item in list(f.items.values()):
+                below(item.file)
+        below(tf)
+        for f in sources:
+            counts = [0] * len(PATH_LIMITS)
+
+            def up(watchers, depth) -> bool:
+                if depth > EP_MAX_NESTS:
+                    return True
+                for item in watchers:
+                    if item.ep.watchers:
+                        if up(item.ep.watchers, depth + 1):
+                            return True
+                    elif depth:
+                        counts[depth] += 1
+                        if counts[depth] > PATH_LIMITS[depth]:
+                            return True
+                return False
+            if up(f.watchers, 0):
+                return True
+        return False
+
     def sys_epoll_ctl(self, proc: Process, epfd: int, op: str, fd: int, events: int, data: int):
         epf = self.lookup(proc, epfd)
         tf = self.lookup(proc, fd)
         events &= 0xFFFFFFFF
         if tf.kind not in POLLABLE:
             raise Errno("EPERM")
-        if op != P.DEL and not kernel_facts.epollwakeup_kept():
+        if op != P.DEL and events & WAKEUP and not kernel_facts.epollwakeup_kept():
             events &= ~WAKEUP           # ep_take_care_of_epollwakeup(): dropped silently
         if epf is tf or epf.kind != P.EPOLL:
             raise Errno("EINVAL")
@@ -897,7 +936,14 @@ class Model:
         if op == P.ADD:
             if item is not None:
                 raise Errno("EEXIST")
-            self.ep_insert(proc, epf, fd, tf, events | errhup, data)
+            full_check = bool(epf.watchers) or tf.kind == P.EPOLL
+            self.ep_insert(proc, epf, fd, tf, events | errhup, data, poll_now=not full_check)
+            if full_check:
+                item = epf.items[(fd, tf)]
+                if self.too_many_paths(tf):
+                    self.ep_remove(item)
+                    raise Errno("EINVAL")
+                self.ready_if_hot(proc, item)
         elif item is None:
             raise Errno("ENOENT")
         elif op == P.DEL:

@@ -96,7 +96,14 @@ def executor_text() -> str:
     i = at[0]
     text = ("".join(lines[:i]) + "/* ---- native/executor.h ---- */\n" + header
             + "/* ---- end of native/executor.h ---- */\n" + "".join(lines[i + 1:]))
-    return text.replace('#include "fixup.c"\n', fixup_text(), 1)
+    text = text.replace('#include "fixup.c"\n', fixup_text(), 1)
+    return text.replace('#include "kcov.c"\n', kcov_text(), 1)
+
+
+def kcov_text() -> str:
+    """native/kcov.c (KCOV for guided campaigns; a reproducer never opens it) pasted in."""
+    return ("/* ---- native/kcov.c ---- */\n" + (NATIVE / "kcov.c").read_text()
+            + "/* ---- end of native/kcov.c ---- */\n")
 
 
 def fixup_text() -> str:

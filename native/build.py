@@ -12,8 +12,10 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c")
+SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h", "kcov.c")
 RACE_SOURCES = ("race.h", "race.c", "failnth.h", "failnth.c")
+SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
+CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
 
 
 def cdef_text(header: str = "executor.h") -> str:
@@ -37,7 +39,7 @@ def have_liburing() -> bool:
 
 def make_builder() -> cffi.FFI:
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text() + cdef_text("fixup.h"))
+    ffi.cdef(cdef_text() + cdef_text("fixup.h") + cdef_text("kcov.h"))
     uring = have_liburing()
     ffi.set_source(
         "native._executor",
@@ -63,6 +65,21 @@ def make_race_builder() -> cffi.FFI:
         include_dirs=[str(HERE)],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         depends=[str(HERE / s) for s in RACE_SOURCES],
+    )
+    return ffi
+
+
+def make_small_builder(module: str, sources: tuple) -> cffi.FFI:
+    """A small native engine of its own (header, source): native._<module>."""
+    header, source = sources[:2]
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_text(header))
+    ffi.set_source(
+        f"native._{module}",
+        f'#include "{source}"',
+        include_dirs=[str(HERE)],
+        extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
+        depends=[str(HERE / s) for s in sources],
     )
     return ffi
 
@@ -115,9 +132,13 @@ def build_zygote() -> pathlib.Path:
 
 
 def build() -> pathlib.Path:
-    """Compile native/_executor*.so, native/_race*.so and native/fdr-zygote; return the executor's path."""
+    """Compile native/_executor*.so, native/_race*.so, the small engines
+    (native/_notif_signal*.so, native/_churn*.so) and native/fdr-zygote; return the
+    executor's path."""
     out = _compile(make_builder())
     build_race()
+    _compile(make_small_builder("notif_signal", SIGNAL_SOURCES))
+    _compile(make_small_builder("churn", CHURN_SOURCES))
     build_zygote()
     return out
 

@@ -51,6 +51,7 @@
 
 #include "executor.h"
 #include "fixup.c"
+#include "kcov.c"
 #ifdef FDR_HAVE_LIBURING
 #include <liburing.h>
 #endif
@@ -1430,6 +1431,7 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	sigset_t set;
 	int listener;
 
+	kcov_enable_here();	/* first: a guided campaign's trace of this run */
 	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		setup_failed(sh, "prctl(PR_SET_PDEATHSIG)");
@@ -2344,7 +2346,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			return -1;
 		}
 	/* The zygote's region when it is ours and free, else a mapping of our own. */
-	if (zy.pid > 0 && zy.owner == getpid() && pthread_mutex_trylock(&zy.lock) == 0) {
+	if (zy.pid > 0 && zy.owner == getpid() && fdr_kcov.fd < 0 && pthread_mutex_trylock(&zy.lock) == 0) {
 		if (zy.pid > 0)
 			via_zygote = 1;
 		else
@@ -2401,6 +2403,7 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 
 	pid_t self = getpid();
 
+	kcov_before_run();
 	pid = -1;
 	if (via_zygote) {
 		pid = zygote_spawn(ctl[1], nsteps, nhandles, timeout_ms);

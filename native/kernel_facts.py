@@ -55,6 +55,11 @@ COMMITS = {c.sha: c for c in (
     # EINVAL from ep_eventpoll_ioctl() instead of the ENOTTY of a file without one.
     # Some distributions carry it on older series: declare them with FDR_KERNEL_COMMITS.
     Commit("18e2bf0edf4d", "eventpoll: Add epoll ioctl for epoll_params", (6, 9), {}),
+    # SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the supervisor has received a
+    # notification, only a fatal signal interrupts the target's wait for the answer.
+    # Before it the flag is unknown and seccomp(2) refuses it with EINVAL.
+    Commit("c2aa2dfef243", "seccomp: Add wait_killable semantic to seccomp user notifier",
+           (5, 19), {}),
 )}
 
 
@@ -86,6 +91,18 @@ def _read(path: str) -> str:
         return ""
 
 
+_PROC_TEXT: dict = {}
+
+
+def _running_kernel(path: str) -> str:
+    """A /proc file naming the running kernel, read once per process (the kernel a
+    process runs on does not change; the model asks for every program it predicts)."""
+    text = _PROC_TEXT.get(path)
+    if text is None:
+        text = _PROC_TEXT[path] = _read(path)
+    return text
+
+
 def upstream_version(uname: str | None = None, proc_version: str | None = None,
                      signature: str | None = None, env=None) -> Version:
     """The running kernel's upstream version: FDR_KERNEL_VERSION, else Ubuntu's
@@ -94,13 +111,13 @@ def upstream_version(uname: str | None = None, proc_version: str | None = None,
     if env.get("FDR_KERNEL_VERSION"):
         return Version(release_tuple(env["FDR_KERNEL_VERSION"]), "FDR_KERNEL_VERSION")
     uname = platform.release() if uname is None else uname
-    signature = _read("/proc/version_signature") if signature is None else signature
+    signature = _running_kernel("/proc/version_signature") if signature is None else signature
     if signature.strip():
         # "Ubuntu 5.15.0-91.101-generic 5.15.131": the last field is the upstream version.
         m = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s*$", signature)
         if m:
             return Version(release_tuple(m.group(1)), "/proc/version_signature")
-    proc_version = _read("/proc/version") if proc_version is None else proc_version
+    proc_version = _running_kernel("/proc/version") if proc_version is None else proc_version
     # "... (gcc-12 (Debian 12.2.0-14) 12.2.0, ...) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)":
     # the compiler's version comes first, the kernel's after the build number.
     m = re.search(r"#\d+ [^#]*\bDebian (\d+\.\d+(?:\.\d+)?)[-~+ ]", proc_version)
@@ -124,10 +141,18 @@ def _overrides() -> dict:
     return out
 
 
+_FACTS: dict = {}
+
+
 def facts(release: str | None = None) -> dict[str, bool]:
     """Every tracked commit and whether the kernel carries it: what the model and the
-    cases consult, and what the gate prints."""
-    return {sha: kernel_has(sha, release) for sha in COMMITS}
+    cases consult, and what the gate prints.  Worked out once per release and
+    environment (FDR_KERNEL_VERSION, FDR_KERNEL_COMMITS); a fresh dict every call."""
+    key = (release, os.environ.get("FDR_KERNEL_VERSION"), overrides_text())
+    known = _FACTS.get(key)
+    if known is None:
+        known = _FACTS[key] = {sha: kernel_has(sha, release) for sha in COMMITS}
+    return dict(known)
 
 
 def kernel_has(sha: str, release: str | None = None) -> bool:

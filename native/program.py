@@ -347,10 +347,8 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
     A background step's own outcome is "blocked" (it slept before the next step
     ran) or "returned"; its call's outcome is stated on its join step.
     """
-    if joined:
-        step = dataclasses.replace(step, background=False)
     op = step.op
-    if step.background and errno is None:
+    if step.background and not joined and errno is None:
         # The call's result belongs to its join; this step says whether it slept.
         return Outcome(ret="blocked" if ret is None else ret)
     if op == "join":
@@ -388,10 +386,26 @@ def expected_outcome(step: Step, *, ret=None, errno=None, events=None, reached=N
             sysret = step.h.name if sysret is None else sysret
         return Outcome(ret=ret, sysret=sysret)
     if op in FD_RETURNING_OPS:
-        return Outcome(ret=(step.h.name if step.h is not None else 0) if ret is None else ret)
+        return plain_outcome((step.h.name if step.h is not None else 0) if ret is None else ret)
     if op in ("inject", "sup_inject"):
-        return Outcome(ret=_inject_size(step) if ret is None else ret)
-    return Outcome(ret=0 if ret is None else ret)
+        return plain_outcome(_inject_size(step) if ret is None else ret)
+    return plain_outcome(0 if ret is None else ret)
+
+
+_PLAIN: dict = {}
+
+
+def plain_outcome(ret) -> Outcome:
+    """Outcome(ret=ret), made once per value (Outcomes are immutable): most steps of
+    every program have one, and the fuzzer makes and predicts a thousand a second."""
+    if type(ret) not in (int, str):
+        return Outcome(ret=ret)
+    out = _PLAIN.get((type(ret), ret))
+    if out is None:
+        out = Outcome(ret=ret)
+        if len(_PLAIN) < 4096:
+            _PLAIN[type(ret), ret] = out
+    return out
 
 
 def cqe_outcome(program, step: Step, res, more: bool = False, reached=None, count=None) -> tuple:
@@ -618,7 +632,7 @@ class Program:
 
     def join(self, call: Step) -> Step:
         """The actor of a background call is back: state the call's outcome here."""
-        if call not in self.steps or not call.background:
+        if not isinstance(call, Step) or not call.background or not any(s is call for s in self.steps):
             raise ProgramError("join() takes a background step of this program")
         if any(s.op == "join" and s.of is call for s in self.steps):
             raise ProgramError("that background step is joined already")
@@ -655,7 +669,8 @@ class Program:
 
     def uring_cancel(self, ring: Handle, request: Step) -> Step:
         """Submit IORING_OP_ASYNC_CANCEL for an earlier request (by its user_data)."""
-        if request not in self.steps or request.op not in ("uring_poll", "uring_read"):
+        if not isinstance(request, Step) or request.op not in ("uring_poll", "uring_read") \
+                or not any(s is request for s in self.steps):
             raise ProgramError("uring_cancel takes an earlier uring_poll or uring_read step")
         return self._add(Step("uring_cancel", ep=self._known(ring), of=request))
 

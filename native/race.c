@@ -822,6 +822,16 @@ static void op_exit(struct tgt *t, int idx, uint32_t k)
 	syscall(SYS_exit_group, 0);
 }
 
+/* addfd_vs_signal: SIGUSR1 to the trapped worker 0, whose handler has no
+ * SA_RESTART: its trap ends with EINTR whoever wins. */
+static void op_signal(struct tgt *t, int idx, uint32_t k)
+{
+	if (fz_meet(t->sh, idx, k, -1) < 0)
+		_exit(4);
+	fz_go(t->sh, idx, k);
+	record(t, idx, syscall(SYS_tgkill, getpid(), t->sh->tid[0], SIGUSR1));
+}
+
 struct worker {
 	struct tgt *t;
 	int idx;
@@ -883,6 +893,20 @@ static void ts_two_dup2(struct tgt *t, uint32_t k)
 	t->sh->src[1] = b[0];
 	t->a_w = a[1];
 	t->b_w = b[1];
+}
+
+static void on_race_signal(int sig)
+{
+	(void)sig;
+}
+
+static void ts_old_signal(struct tgt *t, uint32_t k)
+{
+	struct sigaction sa = { .sa_handler = on_race_signal };	/* no SA_RESTART */
+
+	if (k == t->k0 && sigaction(SIGUSR1, &sa, NULL) < 0)
+		tfail(t, "sigaction(SIGUSR1)");
+	make_old(t, 0);
 }
 
 static int await_sup(struct tgt *t, uint32_t k)
@@ -1012,6 +1036,24 @@ static void tc_close(struct tgt *t, uint32_t k)
 		violation(t->sh, k, "close ran after ADDFD, yet the fd is open");
 	if (cls == 0 && open_now)
 		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+}
+
+/* addfd_vs_signal: installed, the old file is gone and the fd reads the new
+ * one; refused (ENOENT, ESRCH), the old file is still at the fd. */
+static void tc_signal(struct tgt *t, uint32_t k)
+{
+	int cls = await_sup(t, k), e;
+
+	if (cls == 0) {
+		expect_old_freed(t, k);
+		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
+	} else if (cls <= 2) {
+		e = write_token(t->old_w, k, TOK_OLD);
+		if (e)
+			violation(t->sh, k, "ADDFD was refused, yet the old file is gone (write: %s)",
+				  strerror(-e));
+		expect_read(t, k, RACE_FD, TOK_OLD, "the fd");
+	}
 }
 
 /* Nothing to check: the target does not survive the iteration. */
@@ -1945,6 +1987,57 @@ fail:
 	return -1;
 }
 
+/* addfd_vs_signal: worker 1 signals the trapped worker 0 while we ADDFD into
+ * its trap.  The trap always ends with EINTR and the notification with it
+ * (our answer after the race finds nothing: ENOENT); ADDFD either installed
+ * first, was queued and dropped by the interruption (ESRCH), or came after
+ * the notification was gone (ENOENT). */
+static int si_signal(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif_resp resp;
+	struct seccomp_notif n;
+	int np[2], e, cls;
+	long ret;
+
+	if (race_addfd(r, k, &n, np, &ret) < 0)
+		return -1;
+	if (sawait(r, &sh->wdone[1], k + 1, "the signalling worker") < 0 ||
+	    sawait(r, &sh->wdone[0], k + 1, "the interrupted trap") < 0) {
+		close(np[1]);
+		return -1;
+	}
+	if (sh->ret[1] != 0)
+		violation(sh, k, "tgkill returned %s", strerrorname_np(sh->err[1]));
+	if (sh->ret[0] != -1 || sh->err[0] != EINTR)
+		violation(sh, k, "the signalled trap returned %s, not EINTR",
+			  err_name(sh->ret[0] < 0 ? -sh->err[0] : sh->ret[0]));
+	resp = (struct seccomp_notif_resp){ .id = n.id };
+	errno = 0;
+	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 || errno != ENOENT)
+		violation(sh, k, "answering the interrupted notification gave %s, not ENOENT",
+			  errno ? strerrorname_np(errno) : "success");
+	if (ret == RACE_FD)
+		cls = 0;
+	else if (ret == -ESRCH)
+		cls = 1;	/* queued, then dropped as the wait was interrupted */
+	else if (ret == -ENOENT)
+		cls = 2;	/* the notification was already gone */
+	else {
+		cls = 3;
+		violation(sh, k, "ADDFD against a signalled trap returned %s", err_name(ret));
+	}
+	e = write_token(np[1], k, TOK_NEW);
+	if (cls == 0 && e)
+		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
+			  strerror(-e));
+	if (cls != 0 && e != -EPIPE)
+		violation(sh, k, "ADDFD failed with %s, yet the new file lives (write: %s)",
+			  err_name(ret), e ? strerror(-e) : "succeeded");
+	close(np[1]);
+	return finish(r, k, cls);
+}
+
 static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
 	[FDR_RACE_TWO_ADDFD] = {
 		.name = "two_addfd", .addfd = 1,
@@ -1985,6 +2078,12 @@ static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
 		.order = { 1, 0, -1, 0 },
 		.ops = { op_trap, op_exit }, .tsetup = ts_old, .tcheck = tc_none,
 		.siter = si_exit },
+	[FDR_RACE_ADDFD_VS_SIGNAL] = {
+		.name = "addfd_vs_signal", .addfd = 1,
+		.classes = { "addfd_first", "signal_during_addfd", "signal_first", "inconsistent" },
+		.order = { 1, 0, -1, 0 },
+		.ops = { op_trap, op_signal }, .tsetup = ts_old_signal, .tcheck = tc_signal,
+		.siter = si_signal },
 	[FDR_RACE_TWO_LISTENERS] = {
 		.name = "two_listeners", .addfd = 1, .own_listeners = 1, .uses_ep = 1,
 		.classes = { "A_last", "B_last", "A_last_unwatched", "B_last_unwatched",

@@ -12,12 +12,14 @@
 #define FDR_RACE_ADDFD_VS_WAIT 4
 #define FDR_RACE_ADDFD_VS_CLOSE 5
 #define FDR_RACE_ADDFD_VS_EXIT 6
-#define FDR_RACE_TWO_LISTENERS 7
-#define FDR_RACE_NSCENARIOS 8
+#define FDR_RACE_ADDFD_VS_SIGNAL 7
+#define FDR_RACE_TWO_LISTENERS 8
+#define FDR_RACE_NSCENARIOS 9
 
 /* fdr_race() flags.  SABOTAGE: the engine keeps its own copies of the racing
  * files open through each verdict, a deliberate leak that two_addfd,
- * two_dup2, addfd_vs_close and addfd_vs_exit must report as violations (the
+ * two_dup2, addfd_vs_close, addfd_vs_exit and addfd_vs_signal must report as
+ * violations (the
  * engine's self-test that its verdicts can fail). */
 #define FDR_RACE_F_SABOTAGE 1
 /* FOLLOW: verdicts state the follow profile (epoll entries follow an

@@ -114,8 +114,8 @@ def run_race(name: str, iterations: int, timeout_s: float | None = None, *,
 
     sabotage=True (for self-tests) makes the engine keep its own copies of the
     racing files open through each verdict: a deliberate leak that two_addfd,
-    two_dup2, addfd_vs_close, addfd_vs_exit and two_listeners must report as
-    violations.  profile ("stock" or "follow") names the semantics the
+    two_dup2, addfd_vs_close, addfd_vs_exit, addfd_vs_signal and two_listeners must
+    report as violations.  profile ("stock" or "follow") names the semantics the
     verdicts of two_listeners state; the other scenarios state stock's.
     """
     if profile not in ("stock", "follow"):

@@ -158,3 +158,29 @@ def test_guest_script_runs_the_mutation_check_asked_for():
     assert not run.passed
     run.mutants_exit = 0
     assert run.passed
+
+
+def test_guest_script_collects_gcov_around_each_phase_only_with_coverage():
+    """--coverage resets the counters before the gate and copies the data out after the gate and
+    after the campaign; --guided and --guided-bench reach the campaign and the benchmark."""
+    plain = lane.guest_script(lane.build_parser().parse_args(["--kernel", "host"]), {"spawn_ms": 1, "python_ms": 1}, 3)
+    assert "gcov" not in plain and "debugfs" not in plain and "--guided" not in plain
+    args = lane.build_parser().parse_args(["--kernel", "host", "--coverage", "--guided", "--guided-bench", "50"])
+    script = lane.guest_script(args, {"spawn_ms": 1, "python_ms": 1}, 3)
+    reset, gate = script.index("/sys/kernel/debug/gcov/reset"), script.index("-m ci.gate")
+    copy_gate, fuzz = script.index("/var/tmp/lane-cov/gate"), script.index("-m fuzz")
+    copy_fuzz, bench = script.index("/var/tmp/lane-cov/fuzz"), script.index("bench/fuzz_guided.py --programs 50")
+    assert script.index("mount -t debugfs") < reset < gate < copy_gate < fuzz < copy_fuzz < bench
+    assert "--out /var/tmp/lane-fuzz --guided" in script
+
+
+def test_coverage_refuses_kernels_without_gcov_notes(tmp_path, capsys):
+    """--coverage with the host kernel, or an image no ci.kbuild gcov build made, is exit 2 before booting."""
+    assert lane.main(["--kernel", "host", "--coverage", "--results", str(tmp_path / "r"),
+                      "--cache", str(tmp_path / "c")]) == 2
+    assert "--coverage: the host kernel has no gcov data" in capsys.readouterr().err
+    image = tmp_path / "vmlinux"
+    image.write_bytes(b"\x7fELF" + b"\0" * 64)
+    assert lane.main(["--kernel", str(image), "--coverage", "--results", str(tmp_path / "r"),
+                      "--cache", str(tmp_path / "c")]) == 2
+    assert "no kernel.json: not a kernel ci.kbuild built" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def test_scenarios_and_classes_come_from_the_engine():
     """Every scenario has at least two distinct class names; unknown names have none."""
     assert set(race.SCENARIOS) == {"two_addfd", "two_dup2", "addfd_vs_ctl_add", "addfd_vs_ctl_del",
                                    "addfd_vs_wait", "addfd_vs_close", "addfd_vs_exit",
-                                   "two_listeners"}
+                                   "addfd_vs_signal", "two_listeners"}
     for name in race.SCENARIOS:
         names = race.classes(name)
         assert len(names) >= 2 and len(set(names)) == len(names), name
@@ -61,7 +61,8 @@ def test_scenarios_and_classes_come_from_the_engine():
 @pytest.mark.parametrize("name,iterations", [("two_dup2", 100), ("two_addfd", 60),
                                              ("addfd_vs_ctl_add", 60), ("addfd_vs_ctl_del", 60),
                                              ("addfd_vs_wait", 60), ("addfd_vs_close", 60),
-                                             ("addfd_vs_exit", 10), ("two_listeners", 60)])
+                                             ("addfd_vs_exit", 10), ("addfd_vs_signal", 60),
+                                             ("two_listeners", 60)])
 def test_every_iteration_lands_in_one_class(name, iterations, profile):
     """A short run of each scenario carries out every iteration, and its class counts sum to them."""
     need(name)
@@ -129,7 +130,7 @@ def test_killed_target_is_reported_as_a_crash():
 
 @pytest.mark.parametrize("name,iterations", [("two_dup2", 50), ("two_addfd", 50),
                                              ("addfd_vs_close", 200), ("addfd_vs_exit", 10),
-                                             ("two_listeners", 50)])
+                                             ("addfd_vs_signal", 200), ("two_listeners", 50)])
 def test_sabotage_is_caught(name, iterations):
     """With the engine's own copies of the racing files kept open (a leak), the verdicts report violations."""
     need(name)

@@ -455,8 +455,9 @@ def test_reproducer_is_the_executor_plus_the_program():
     assert executor_text() in text
     header = (ROOT / "native" / "executor.h").read_text()
     source = (ROOT / "native" / "executor.c").read_text()
-    from fuzz.reproducer import fixup_text
+    from fuzz.reproducer import fixup_text, kcov_text
     source = source.replace('#include "fixup.c"\n', fixup_text(), 1)
+    source = source.replace('#include "kcov.c"\n', kcov_text(), 1)
     assert header in text and source.split('#include "executor.h"', 1)[1] in text
     assert '#include "' not in text and "FDR_HAVE_LIBURING 1" not in text
     array = text.split("static const struct fdr_step steps[NSTEPS_ALLOC] = {", 1)[1].split("\n};", 1)[0]
