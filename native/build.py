@@ -13,7 +13,7 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h", "kcov.c")
-RACE_SOURCES = ("race.h", "race.c", "failnth.h", "failnth.c")
+RACE_SOURCES = ("race.h", "race.c", "failnth.h", "failnth.c", "trap_filter.h")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
 CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
 

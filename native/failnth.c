@@ -34,11 +34,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
 #include "failnth.h"
+#include "trap_filter.h"
 
 #ifndef __NR_pidfd_send_signal
 #define __NR_pidfd_send_signal 424
@@ -47,13 +47,6 @@
 #define FN_FD 60			/* the target's fd under test */
 #define FN_MAGIC 0x46444E46U		/* "FDNF": the trapped ioctl request */
 
-#if defined(__x86_64__)
-#define FN_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define FN_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#else
-#define FN_AUDIT_ARCH 0			/* fdr_failnth() says ENOSYS */
-#endif
 
 /* What the target tells the supervisor besides its listener. */
 struct fn_hello {
@@ -67,26 +60,6 @@ static void fn_fail(struct fdr_failnth_result *out, int status, const char *wher
 	out->status = status;
 	out->err = status == FDR_FAILNTH_SETUP ? errno : 0;
 	snprintf(out->where, sizeof(out->where), "%s", where);
-}
-
-static int fn_filter(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FN_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FN_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-
-	return syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-		       &prog);
 }
 
 /* The target: fd FN_FD is the old pipe's read end, kept alive by a dup and
@@ -115,7 +88,7 @@ static void __attribute__((noreturn)) fn_target(int ctl, pid_t parent)
 	hello.ep = epoll_create1(0);
 	if (hello.ep < 0 || epoll_ctl(hello.ep, EPOLL_CTL_ADD, FN_FD, &e) < 0)
 		_exit(12);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || (listener = fn_filter()) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || (listener = fdr_trap_filter(FN_MAGIC, 0)) < 0)
 		_exit(13);
 	c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
@@ -130,17 +103,9 @@ static void __attribute__((noreturn)) fn_target(int ctl, pid_t parent)
 	_exit(0);
 }
 
-static int64_t fn_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int fn_left(int64_t deadline)
 {
-	int64_t left = deadline - fn_now_ms();
+	int64_t left = deadline - fdr_now_ms();
 
 	return left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
 }
@@ -342,12 +307,7 @@ int fdr_failnth(int nth, int timeout_ms, struct fdr_failnth_result *out)
 	}
 	memset(out, 0, sizeof(*out));
 	out->fd = FN_FD;
-	if (!FN_AUDIT_ARCH) {
-		errno = ENOSYS;
-		fn_fail(out, FDR_FAILNTH_SETUP, "no AUDIT_ARCH for this architecture");
-		return 0;
-	}
-	deadline = fn_now_ms() + timeout_ms;
+	deadline = fdr_now_ms() + timeout_ms;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
 		fn_fail(out, FDR_FAILNTH_SETUP, "socketpair");
 		return 0;
