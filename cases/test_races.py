@@ -17,6 +17,17 @@ that could not gather its interleavings within its budget (a class short of its
 minimum, or the deadline reached) without a single violation is skipped with
 `race_not_exercised`: that says something about the machine, not the kernel.
 A violation always fails.  With one CPU there is no race to speak of: `one_cpu`.
+
+two_listeners states both profiles.  After both replaces returned and the
+supervisors dropped their copies: on `stock` the epoll holds exactly one
+entry, (fd, old file), and reports the old file's readiness under the fd's
+data while the fd holds the winner's file (classes A_last, B_last); on
+`follow` it holds (fd, winner's file), silent while only the old file is
+readable and reporting the winner's (A_last, B_last), or no entry at all
+(A_last_unwatched, B_last_unwatched: the earlier replace moved the entry
+onto a file the later one had already replaced, and it died with that
+file; decision 15 in patches/follow/README.md).  Never an entry on a file
+the fd does not hold, never an event for one.
 """
 import os
 
@@ -32,21 +43,21 @@ def probed():
     return probes.features()
 
 
-def run(name, iterations, minimums, request, profile=None):
+def run(name, iterations, minimums, request, profile=None, verdicts="stock"):
     """Run a scenario; check it against its invariants and minimum class counts."""
     from native.race import needs, run_race
     token = probes.missing(needs(name))
     if token:
         pytest.skip(token)
-    if profile is not None and profile != "stock":
-        # The verdicts below state stock semantics (the entry stays with the old file).
+    if profile is not None and profile != verdicts:
+        # The verdicts state stock semantics (the entry stays with the old file).
         pytest.skip("stock_only")
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one_cpu")
     from native.race import RaceError, timeout_scale
     slow = timeout_scale() > 1
     try:
-        result = run_race(name, iterations)
+        result = run_race(name, iterations, profile=verdicts)
     except RaceError as exc:
         if exc.kind == "timeout" and slow and exc.partial.violations == 0:
             print(f"not exercised on this slow machine: {exc}")
@@ -109,3 +120,10 @@ def test_addfd_vs_exit(request):
 def test_addfd_vs_signal(request):
     """An ADDFD racing a signal (handler without SA_RESTART) to the trapped thread installs the file or fails with ENOENT (the notification went with the interrupted wait) or ESRCH (queued, then dropped by it); the call always fails with EINTR and a refused file is never installed."""
     run("addfd_vs_signal", 2000, {"addfd_first": 50, "signal_first": 50}, request)
+
+
+def test_two_listeners_same_fd(request, profile):
+    """Two threads, each trapped to its own listener, get the registered fd replaced
+    concurrently: stock leaves the entry on the old file, follow on the fd's file or
+    nowhere, and no event reports a file the fd no longer holds."""
+    run("two_listeners", 2000, {"A_last": 50, "B_last": 50}, request, profile, profile)

@@ -152,7 +152,7 @@ def bundle_name(version: str, arch: str) -> str:
 
 # What `python -m native.build` makes, and the sources each is made from.
 NATIVE_BUILT = (("_executor{ext}", ("executor.h", "executor.c")),
-                ("_race{ext}", ("race.h", "race.c")),
+                ("_race{ext}", ("race.h", "race.c", "failnth.h", "failnth.c", "trap_filter.h")),
                 ("_notif_signal{ext}", ("notif_signal.h", "notif_signal.c", "trap_filter.h")),
                 ("_churn{ext}", ("churn.h", "churn.c", "trap_filter.h")),
                 ("fdr-zygote", ("executor.h", "executor.c", "zygote.c")))

@@ -13,7 +13,7 @@ import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h", "kcov.c")
-RACE_SOURCES = ("race.h", "race.c")
+RACE_SOURCES = ("race.h", "race.c", "failnth.h", "failnth.c", "trap_filter.h")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
 CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
 
@@ -55,12 +55,13 @@ def make_builder() -> cffi.FFI:
 
 
 def make_race_builder() -> cffi.FFI:
-    """The race engine (native/race.c), a module of its own: native._race."""
+    """The race engine (native/race.c) and the fault-injected replace (native/failnth.c),
+    a module of their own: native._race."""
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text("race.h"))
+    ffi.cdef(cdef_text("race.h") + cdef_text("failnth.h"))
     ffi.set_source(
         "native._race",
-        '#include "race.c"',
+        '#include "race.c"\n#include "failnth.c"',
         include_dirs=[str(HERE)],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         depends=[str(HERE / s) for s in RACE_SOURCES],

@@ -212,6 +212,8 @@ struct shm {
 	cpu_set_t cpus;			/* the caller's CPUs, for everything else */
 	int32_t cls;			/* the verifier's class, for the target's checks */
 	int32_t sabotage;		/* FDR_RACE_F_SABOTAGE: keep the racing files' copies */
+	int32_t follow;			/* FDR_RACE_F_FOLLOW: verdicts of the follow profile */
+	int32_t lfd[2];			/* own_listeners: each worker's listener, in the target */
 	struct fz fz;
 
 	int64_t counts[FDR_RACE_MAX_CLASSES];
@@ -235,6 +237,7 @@ struct scenario {
 				 * supervisor sleeps in ADDFD), 1 side 1's (it dies
 				 * while the supervisor spins towards its ADDFD) */
 	int fork_each;		/* a fresh target per iteration */
+	int own_listeners;	/* each worker installs a filter of its own: two listeners */
 	int uses_ep;
 	op_fn ops[2];		/* the target workers' parts */
 	void (*tsetup)(struct tgt *t, uint32_t k);
@@ -265,6 +268,7 @@ struct run {
 	int ep_copy;			/* the target's epoll instance, via pidfd_getfd */
 	int epinfo;			/* /proc/self/fdinfo/<ep_copy> */
 	int status_fd;			/* the waiter thread's /proc status */
+	int listener2;			/* own_listeners: worker 1's listener, for s1 */
 	pthread_t s1;
 	int s1_running;
 	int kept[2];			/* sabotage: copies kept open through the verdict */
@@ -833,6 +837,17 @@ struct worker {
 	int idx;
 };
 
+static int install_filter(void);
+
+/* A filter on this thread alone (no TSYNC), with a listener of its own: the
+ * supervisor takes it with pidfd_getfd. */
+static void own_filter(struct tgt *t, int idx)
+{
+	t->sh->lfd[idx] = install_filter();
+	if (t->sh->lfd[idx] < 0)
+		tfail(t, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) in a worker");
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -841,6 +856,8 @@ static void *worker_main(void *arg)
 
 	sh->tid[w->idx] = gettid();
 	pin(sh, w->idx == 1 || t->sc->trap_cpu == 1);
+	if (t->sc->own_listeners)
+		own_filter(t, w->idx);
 	atomic_fetch_add(&sh->started, 1);
 	post(&sh->started, atomic_load(&sh->started));
 	for (uint32_t k = t->k0; k < t->k0 + t->n; k++) {
@@ -953,10 +970,9 @@ static void tc_ctl_add(struct tgt *t, uint32_t k)
 	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
 }
 
-/* The kept old file still carries the stale entry, if DEL lost the race:
- * closing it must take the entry with it. */
-/* The kept dup of the old file goes: no entry may outlive its last close. */
-static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
+/* The kept dup of the old file goes; then the epoll must hold `want`
+ * entries (those of the old file die with its last close). */
+static void close_keep_expect_entries(struct tgt *t, uint32_t k, int want)
 {
 	char path[64];
 	int info, lines;
@@ -968,8 +984,16 @@ static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
 	lines = info >= 0 ? ep_lines(info, NULL) : -1;
 	if (info >= 0)
 		close(info);
-	if (lines != 0)
-		violation(t->sh, k, "epoll kept %d entries after the old file's last close", lines);
+	if (lines != want)
+		violation(t->sh, k, "epoll holds %d entries after the old file's last close, "
+			  "expected %d", lines, want);
+}
+
+/* The kept old file still carries the stale entry, if DEL lost the race:
+ * closing it must take the entry with it. */
+static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
+{
+	close_keep_expect_entries(t, k, 0);
 }
 
 static void tc_ctl_del(struct tgt *t, uint32_t k)
@@ -978,6 +1002,19 @@ static void tc_ctl_del(struct tgt *t, uint32_t k)
 	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
 	close_keep_expect_no_entries(t, k);
 	expect_old_freed(t, k);
+}
+
+/* two_listeners: the supervisors made the old file and the fd's file
+ * readable; each read reaches its own.  Under follow the winner's entry
+ * (classes 0 and 1) outlives the old file's last close. */
+static void tc_two_listeners(struct tgt *t, uint32_t k)
+{
+	int cls = await_sup(t, k);
+
+	expect_read(t, k, t->keep, TOK_OLD, "the kept dup of the old file");
+	if (cls <= 3)
+		expect_read(t, k, RACE_FD, cls % 2 == 0 ? TOK_A : TOK_B, "the fd");
+	close_keep_expect_entries(t, k, t->sh->follow && cls <= 1 ? 1 : 0);
 }
 
 static void tc_wait(struct tgt *t, uint32_t k)
@@ -1122,7 +1159,7 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	close_other_fds(ctl);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		tfail(t, "prctl(PR_SET_NO_NEW_PRIVS)");
-	if (t->sc->addfd) {
+	if (t->sc->addfd && !t->sc->own_listeners) {
 		listener = install_filter();
 		if (listener < 0)
 			tfail(t, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
@@ -1141,7 +1178,6 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	if (t->fddir < 0)
 		tfail(t, "open(/proc/self/fd)");
 	t->old_w = t->keep = t->a_w = t->b_w = -1;
-	t->baseline = count_fds(t->fddir);
 
 	atomic_store(&sh->started, 0);
 	for (int i = 0; i < 2; i++) {
@@ -1152,6 +1188,7 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	}
 	if (await(sh, &sh->started, 2, -1, "the target's workers to start") < 0)
 		_exit(4);
+	t->baseline = count_fds(t->fddir);	/* with the workers' listeners, if any */
 	post(&sh->ready, t->k0 + 1);
 
 	for (uint32_t k = t->k0; k < t->k0 + t->n; k++) {
@@ -1240,7 +1277,7 @@ static int spawn(struct run *r, uint32_t k0, uint32_t n)
 		return -1;
 	}
 	r->listener = got;
-	if (r->sc->addfd && r->listener < 0) {
+	if (r->sc->addfd && !r->sc->own_listeners && r->listener < 0) {
 		give_up(sh, FDR_RACE_SETUP, EPROTO, "no listener from the target");
 		return -1;
 	}
@@ -1280,17 +1317,19 @@ static void reap(struct run *r, int kill_it, int expect_clean)
 		close(r->pidfd);
 	if (r->listener >= 0)
 		close(r->listener);
-	r->pidfd = r->listener = -1;
+	if (r->listener2 >= 0)
+		close(r->listener2);
+	r->pidfd = r->listener = r->listener2 = -1;
 }
 
 /* The next notification, which must be worker idx's trap of iteration k
  * (idx -1: either worker's). */
-static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
+static int recv_notif_on(struct run *r, int listener, uint32_t k, struct seccomp_notif *n)
 {
 	struct shm *sh = r->sh;
 
 	for (;;) {
-		struct pollfd pf = { .fd = r->listener, .events = POLLIN };
+		struct pollfd pf = { .fd = listener, .events = POLLIN };
 		int left = left_ms(sh), p;
 
 		if (aborted(sh))
@@ -1303,7 +1342,7 @@ static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
 		p = poll(&pf, 1, left < 50 ? left : 50);
 		if (p == 1 && (pf.revents & POLLIN)) {
 			memset(n, 0, sizeof(*n));
-			if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, n) == 0)
+			if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, n) == 0)
 				break;
 			if (errno == ENOENT || errno == EINTR)
 				continue;
@@ -1323,22 +1362,37 @@ static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
 	return 0;
 }
 
-/* ADDFD with SETFD at RACE_FD: the fd number, or -errno. */
-static long addfd(struct run *r, uint64_t id, int src)
+static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
+{
+	return recv_notif_on(r, r->listener, k, n);
+}
+
+/* ADDFD with SETFD at RACE_FD through a listener: the fd number, or -errno. */
+static long addfd_on(int listener, uint64_t id, int src)
 {
 	struct seccomp_notif_addfd a = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SETFD,
 					 .srcfd = src, .newfd = RACE_FD };
-	long ret = ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	long ret = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 
 	return ret < 0 ? -errno : ret;
 }
 
+static long addfd(struct run *r, uint64_t id, int src)
+{
+	return addfd_on(r->listener, id, src);
+}
+
 /* The trapped syscall returns 0.  ENOENT: the target went away meanwhile. */
-static void respond(struct run *r, uint64_t id)
+static void respond_on(int listener, uint64_t id)
 {
 	struct seccomp_notif_resp resp = { .id = id };
 
-	ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+static void respond(struct run *r, uint64_t id)
+{
+	respond_on(r->listener, id);
 }
 
 static int new_pipe(struct run *r, int p[2])
@@ -1437,6 +1491,21 @@ static int release(struct run *r, uint32_t k, uint64_t id, int idx)
 	return returned(r, k, idx);
 }
 
+/* two_listeners: the second supervisor takes worker 1's trap off its own
+ * listener, the only one worker 1's filter reports to. */
+static int s1_recv(struct run *r, uint32_t k)
+{
+	struct seccomp_notif n;
+
+	if (recv_notif_on(r, r->listener2, k, &n) < 0)
+		return -1;
+	if ((int)n.pid != r->sh->tid[1])
+		violation(r->sh, k, "the second listener reported thread %u, not worker 1 (%d)",
+			  n.pid, r->sh->tid[1]);
+	r->sh->s1_id = n.id;
+	return 0;
+}
+
 /* two_addfd: a second supervisor thread races the first one's ADDFD. */
 static void *s1_main(void *arg)
 {
@@ -1447,14 +1516,50 @@ static void *s1_main(void *arg)
 	for (uint32_t k = 0; k < r->iterations; k++) {
 		if (sawait(r, &sh->s1go, k + 1, "the second supervisor's turn") < 0)
 			break;
+		if (r->listener2 >= 0 && s1_recv(r, k) < 0)
+			break;
 		if (fz_meet(sh, 1, k, r->pidfd) < 0)
 			break;
 		fz_go(sh, 1, k);
-		sh->s1_ret = addfd(r, sh->s1_id, sh->s1_src);
+		sh->s1_ret = addfd_on(r->listener2 >= 0 ? r->listener2 : r->listener, sh->s1_id,
+				      sh->s1_src);
 		fz_end(sh, 1);
 		post(&sh->s1done, k + 1);
 	}
 	return NULL;
+}
+
+/* Both supervisors ADDFD at once: we install a[0] for notification id0 while
+ * the second one installs b[0] for its own; then both copies go. */
+static int race_both(struct run *r, uint32_t k, uint64_t id0, int a[2], int b[2])
+{
+	struct shm *sh = r->sh;
+	long ret;
+
+	sh->s1_src = b[0];
+	post(&sh->s1go, k + 1);
+	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+		return -1;
+	fz_go(sh, 0, k);
+	ret = addfd(r, id0, a[0]);
+	fz_end(sh, 0);
+	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
+		return -1;
+	expect_installed(r, k, ret, "first ");
+	expect_installed(r, k, sh->s1_ret, "second ");
+	drop_src(r, &a[0]);
+	drop_src(r, &b[0]);
+	return 0;
+}
+
+static void close_pipes(int a[2], int b[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (a[i] >= 0)
+			close(a[i]);
+		if (b[i] >= 0)
+			close(b[i]);
+	}
 }
 
 static int si_two_addfd(struct run *r, uint32_t k)
@@ -1462,7 +1567,6 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	struct shm *sh = r->sh;
 	struct seccomp_notif n[2];
 	int a[2], b[2], ea, eb, cls;
-	long ret;
 
 	if (recv_notif(r, k, &n[0]) < 0 || recv_notif(r, k, &n[1]) < 0)
 		return -1;
@@ -1482,19 +1586,8 @@ static int si_two_addfd(struct run *r, uint32_t k)
 		return -1;
 	}
 	sh->s1_id = n[1].id;
-	sh->s1_src = b[0];
-	post(&sh->s1go, k + 1);
-	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+	if (race_both(r, k, n[0].id, a, b) < 0)
 		goto fail;
-	fz_go(sh, 0, k);
-	ret = addfd(r, n[0].id, a[0]);
-	fz_end(sh, 0);
-	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
-		goto fail;
-	expect_installed(r, k, ret, "first ");
-	expect_installed(r, k, sh->s1_ret, "second ");
-	drop_src(r, &a[0]);
-	drop_src(r, &b[0]);
 	/* Either worker may have made either trap: answer both, then wait for both. */
 	respond(r, n[0].id);
 	respond(r, n[1].id);
@@ -1508,12 +1601,105 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	close(b[1]);
 	return finish(r, k, cls);
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (a[i] >= 0)
-			close(a[i]);
-		if (b[i] >= 0)
-			close(b[i]);
+	close_pipes(a, b);
+	return -1;
+}
+
+/* What epoll shows of the fd after both replaces of two_listeners returned. */
+struct seen {
+	int lines, nev_old, nev_both;
+	struct epline line;
+	struct epoll_event ev_old, ev_both;
+};
+
+/* Only the old file readable, then the fd's file too: what does epoll report? */
+static void look(struct run *r, uint32_t k, int old_w, int *ea, int *eb, int a_w, int b_w,
+		 struct seen *s)
+{
+	int e;
+
+	memset(s, 0, sizeof(*s));
+	s->lines = ep_lines(r->epinfo, &s->line);
+	e = write_token(old_w, k, TOK_OLD);
+	if (e)
+		violation(r->sh, k, "the kept old file is gone (write: %s)", strerror(-e));
+	s->nev_old = epoll_wait(r->ep_copy, &s->ev_old, 1, 0);
+	*ea = write_token(a_w, k, TOK_A);
+	*eb = write_token(b_w, k, TOK_B);
+	s->nev_both = epoll_wait(r->ep_copy, &s->ev_both, 1, 0);
+}
+
+static int reported(int nev, const struct epoll_event *ev, uint32_t k)
+{
+	return nev == 1 && ev->events == EPOLLIN && ev->data.u64 == (DATA_MAGIC | k);
+}
+
+/* Stock: the entry stays (fd, old): the old file's readiness is reported
+ * under the fd.  Follow: one entry (fd, winner) reporting the winner only,
+ * or none at all (class +2: the earlier replace moved the entry onto a file
+ * the later one had replaced already, and it died with that file). */
+static int judge(struct run *r, uint32_t k, int win, const struct seen *s, uint64_t win_ino)
+{
+	struct shm *sh = r->sh;
+	int ok;
+
+	if (!sh->follow) {
+		ok = s->lines == 1 && s->line.tfd == RACE_FD && s->line.ino == sh->old_ino &&
+		     reported(s->nev_old, &s->ev_old, k) && reported(s->nev_both, &s->ev_both, k);
+	} else if (s->lines == 0 && s->nev_old == 0 && s->nev_both == 0) {
+		return win + 2;
+	} else {
+		ok = s->lines == 1 && s->line.tfd == RACE_FD && s->line.ino == win_ino &&
+		     s->nev_old == 0 && reported(s->nev_both, &s->ev_both, k);
 	}
+	if (!ok)
+		violation(sh, k, "%s, %c last: %d entries (fd %d ino %llu; old %llu, fd's %llu), "
+			  "%d events with the old file readable, %d with the fd's too (data %#llx)",
+			  sh->follow ? "follow" : "stock", win ? 'B' : 'A', s->lines,
+			  s->lines ? s->line.tfd : -1, s->lines ? s->line.ino : 0ULL,
+			  (unsigned long long)sh->old_ino, (unsigned long long)win_ino, s->nev_old,
+			  s->nev_both, s->nev_both > 0 ? (unsigned long long)s->ev_both.data.u64 : 0ULL);
+	return win;
+}
+
+/* two_listeners: worker 0 traps to our listener, worker 1 to the second
+ * supervisor's; both ADDFD(SETFD) their own file at the registered fd. */
+static int si_two_listeners(struct run *r, uint32_t k)
+{
+	struct shm *sh = r->sh;
+	struct seccomp_notif n;
+	struct stat st[2];
+	struct seen seen;
+	int a[2] = { -1, -1 }, b[2] = { -1, -1 }, old_w, ea, eb, win;
+
+	if (recv_notif(r, k, &n) < 0)
+		return -1;
+	if ((int)n.pid != sh->tid[0])
+		violation(sh, k, "the first listener reported thread %u, not worker 0 (%d)", n.pid,
+			  sh->tid[0]);
+	old_w = syscall(__NR_pidfd_getfd, r->pidfd, sh->old_w, 0);
+	if (old_w < 0) {
+		give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(old write end)");
+		return -1;
+	}
+	if (new_pipe(r, a) < 0 || new_pipe(r, b) < 0 || fstat(a[1], &st[0]) < 0 ||
+	    fstat(b[1], &st[1]) < 0)
+		goto fail;
+	if (race_both(r, k, n.id, a, b) < 0)
+		goto fail;
+	respond(r, n.id);
+	respond_on(r->listener2, sh->s1_id);
+	if (returned(r, k, 0) < 0 || returned(r, k, 1) < 0)
+		goto fail;
+	look(r, k, old_w, &ea, &eb, a[1], b[1], &seen);
+	win = winner_class(sh, k, ea, eb, "ADDFDs");
+	close(a[1]);
+	close(b[1]);
+	close(old_w);
+	return finish(r, k, win == 2 ? 4 : judge(r, k, win, &seen, st[win].st_ino));
+fail:
+	close_pipes(a, b);
+	close(old_w);
 	return -1;
 }
 
@@ -1898,6 +2084,12 @@ static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
 		.order = { 1, 0, -1, 0 },
 		.ops = { op_trap, op_signal }, .tsetup = ts_old_signal, .tcheck = tc_signal,
 		.siter = si_signal },
+	[FDR_RACE_TWO_LISTENERS] = {
+		.name = "two_listeners", .addfd = 1, .own_listeners = 1, .uses_ep = 1,
+		.classes = { "A_last", "B_last", "A_last_unwatched", "B_last_unwatched",
+			     "inconsistent" }, .order = { -1, 1, -1, 1, 0 },
+		.ops = { op_trap, op_trap }, .tsetup = ts_old_kept_registered,
+		.tcheck = tc_two_listeners, .siter = si_two_listeners },
 };
 
 /* Copies of the target's fixed fds that some scenarios read from here. */
@@ -1927,7 +2119,15 @@ static int open_views(struct run *r)
 			return -1;
 		}
 	}
-	if (r->sc->siter == si_two_addfd) {
+	if (r->sc->own_listeners) {
+		r->listener = syscall(__NR_pidfd_getfd, r->pidfd, sh->lfd[0], 0);
+		r->listener2 = syscall(__NR_pidfd_getfd, r->pidfd, sh->lfd[1], 0);
+		if (r->listener < 0 || r->listener2 < 0) {
+			give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(the workers' listeners)");
+			return -1;
+		}
+	}
+	if (r->sc->siter == si_two_addfd || r->sc->siter == si_two_listeners) {
 		sigset_t all, old;
 		int err;
 
@@ -2002,7 +2202,7 @@ static void consume_sigpipe(void)
 int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	     struct fdr_race_result *out)
 {
-	struct run r = { .pidfd = -1, .listener = -1, .ep_copy = -1, .epinfo = -1,
+	struct run r = { .pidfd = -1, .listener = -1, .listener2 = -1, .ep_copy = -1, .epinfo = -1,
 			 .status_fd = -1, .kept = { -1, -1 } };
 	const struct scenario *sc;
 	sigset_t all, old;
@@ -2011,7 +2211,8 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	int64_t t0;
 
 	if (scenario < 0 || scenario >= FDR_RACE_NSCENARIOS || iterations <= 0 ||
-	    iterations > 10000000 || timeout_ms <= 0 || (flags & ~FDR_RACE_F_SABOTAGE) || !out) {
+	    iterations > 10000000 || timeout_ms <= 0 ||
+	    (flags & ~(FDR_RACE_F_SABOTAGE | FDR_RACE_F_FOLLOW)) || !out) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -2033,6 +2234,7 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	r.sh = sh;
 	r.iterations = iterations;
 	sh->sabotage = !!(flags & FDR_RACE_F_SABOTAGE);
+	sh->follow = !!(flags & FDR_RACE_F_FOLLOW);
 
 	/* Nothing of the caller's may interrupt us (an ADDFD interrupted after
 	 * queueing is withdrawn), and EPIPE must not kill it: block all, and
