@@ -31,7 +31,7 @@ the fd does not hold, never an event for one.
 
 Each test's comment draws its scenario's timeline (the left column is side 0,
 the right side 1, racing from the barrier ====); CLASSES names what each
-interleaving class means.  native/race_scenarios.c has the same drawings
+interleaving class means.  native/race_scenarios*.c have the same drawings
 above the code, and the engine's class names must be these.
 """
 import os
