@@ -25,7 +25,8 @@ def held():
 
 @case()
 def test_addfd_argument_errors():
-    """ADDFD refuses unknown flags, newfd without SETFD, bad newfd_flags and a too small struct (EINVAL), a non-zero tail (E2BIG), a bad srcfd (EBADF)."""
+    """ADDFD refuses unknown flags, newfd without SETFD, bad newfd_flags and a too small
+    struct (EINVAL), a non-zero tail (E2BIG), a bad srcfd (EBADF)."""
     p, r, x = held()
     p.addfd(r, by=PIPE, flags=SETFD | 4).expect(-1, errno="EINVAL")
     p.addfd(None, by=PIPE, flags=0, newfd=5).expect(-1, errno="EINVAL")
@@ -51,7 +52,8 @@ def test_addfd_larger_struct_with_zero_tail_is_accepted():
 
 @case()
 def test_addfd_newfd_out_of_range():
-    """A negative newfd, and a newfd at the target's RLIMIT_NOFILE, fail with EBADF in the target's install."""
+    """A negative newfd, and a newfd at the target's RLIMIT_NOFILE, fail with EBADF in the
+    target's install."""
     p, r, x = held()
     p.addfd(None, by=PIPE, newfd=-1).expect(-1, errno="EBADF")
     p.addfd(None, by=PIPE, newfd="rlimit").expect(-1, errno="EBADF")
@@ -61,7 +63,8 @@ def test_addfd_newfd_out_of_range():
 
 @case()
 def test_addfd_notification_ids():
-    """ADDFD on a notification not yet received fails with EINPROGRESS; on the id of an answered one, or on an id never issued, with ENOENT."""
+    """ADDFD on a notification not yet received fails with EINPROGRESS; on the id of an
+    answered one, or on an id never issued, with ENOENT."""
     p = Program()
     r = p.pipe("r")
     p.pipe("x")
@@ -75,7 +78,8 @@ def test_addfd_notification_ids():
 
 @case()
 def test_addfd_setfd_returns_newfd_and_honours_cloexec():
-    """ADDFD(SETFD) returns newfd and installs there; without SETFD the kernel picks a free fd; O_CLOEXEC in newfd_flags sets FD_CLOEXEC."""
+    """ADDFD(SETFD) returns newfd and installs there; without SETFD the kernel picks a free
+    fd; O_CLOEXEC in newfd_flags sets FD_CLOEXEC."""
     p, r, x = held()
     p.addfd(x, by=PIPE, newfd_flags=O_CLOEXEC, file="cloexec")
     y = p.addfd(None, by=PIPE, flags=0, name="y", file="picked").h
@@ -91,7 +95,8 @@ def test_addfd_setfd_returns_newfd_and_honours_cloexec():
 
 @case()
 def test_failed_send_leaves_notification_usable():
-    """An ADDFD with SEND that fails (bad srcfd) does not answer the notification: NOTIF_SEND still can, and the syscall returns its value."""
+    """An ADDFD with SEND that fails (bad srcfd) does not answer the notification:
+    NOTIF_SEND still can, and the syscall returns its value."""
     p, r, x = held()
     p.addfd(r, by="bad", flags=SETFD | SEND).expect(-1, errno="EBADF")
     p.respond(val=42)
@@ -110,7 +115,8 @@ def test_respond_with_error_reaches_the_syscall():
 
 @case()
 def test_addfd_after_target_killed():
-    """Once the trapped target is killed, ADDFD and NOTIF_SEND on its notification fail with ENOENT."""
+    """Once the trapped target is killed, ADDFD and NOTIF_SEND on its notification fail with
+    ENOENT."""
     p = Program()
     r = p.pipe("r")
     p.notify(r)

@@ -31,7 +31,8 @@ def held():
 
 @case()
 def test_send_without_setfd_answers_with_the_fd_picked():
-    """ADDFD with SEND but not SETFD installs at the lowest free fd and the trapped syscall returns that fd; a NOTIF_SEND after it finds nothing (ENOENT)."""
+    """ADDFD with SEND but not SETFD installs at the lowest free fd and the trapped syscall
+    returns that fd; a NOTIF_SEND after it finds nothing (ENOENT)."""
     p, r, x = held()
     p.notify(r).expect("y")
     y = p.addfd(None, by=PIPE, flags=SEND, name="y", file="picked").h
@@ -43,7 +44,8 @@ def test_send_without_setfd_answers_with_the_fd_picked():
 
 @case()
 def test_plain_addfd_then_send():
-    """A plain ADDFD followed by an ADDFD with SETFD|SEND in one hold: both files are installed and the syscall returns the second's fd."""
+    """A plain ADDFD followed by an ADDFD with SETFD|SEND in one hold: both files are
+    installed and the syscall returns the second's fd."""
     p, r, x = held()
     p.notify(r).expect("x")
     y = p.addfd(None, by=PIPE, flags=0, name="y", file="first").h
@@ -58,7 +60,8 @@ def test_plain_addfd_then_send():
 
 @case()
 def test_nothing_answers_after_a_send():
-    """After a successful ADDFD with SEND, another ADDFD and a NOTIF_SEND (plain or CONTINUE) on the notification fail with ENOENT."""
+    """After a successful ADDFD with SEND, another ADDFD and a NOTIF_SEND (plain or
+    CONTINUE) on the notification fail with ENOENT."""
     p, r, x = held()
     p.notify(r).expect("x")
     p.addfd(x, by=PIPE, flags=SETFD | SEND, file="sent")
@@ -80,7 +83,9 @@ FAILED_SEND = {
 
 @case(params=matrix(why=tuple(FAILED_SEND)))
 def test_failed_send_leaves_the_notification_answerable(why):
-    """An ADDFD with SEND that fails (an unknown flag, a wrong id, newfd without SETFD, or newfd at the target's RLIMIT_NOFILE, which fails in the target's own install) answers nothing: NOTIF_SEND still can."""
+    """An ADDFD with SEND that fails (an unknown flag, a wrong id, newfd without SETFD, or
+    newfd at the target's RLIMIT_NOFILE, which fails in the target's own install) answers
+    nothing: NOTIF_SEND still can."""
     a = dict(FAILED_SEND[why])
     err = a.pop("errno")
     p, r, x = held()
@@ -104,7 +109,9 @@ REPLIES = {
 
 @case(params=matrix(reply=tuple(REPLIES)))
 def test_reply_values_reach_the_syscall_raw(reply):
-    """NOTIF_SEND's error wins over its value, and the syscall's raw return is the error (negated) or the value: -4095..-1 reach userspace as an errno, anything else as a plain return value."""
+    """NOTIF_SEND's error wins over its value, and the syscall's raw return is the error
+    (negated) or the value: -4095..-1 reach userspace as an errno, anything else as a plain
+    return value."""
     val, err, outcome = REPLIES[reply]
     p = Program()
     r = p.pipe("r")
@@ -115,7 +122,8 @@ def test_reply_values_reach_the_syscall_raw(reply):
 
 @case()
 def test_continue_refused_with_a_value_an_error_or_an_unknown_flag():
-    """NOTIF_SEND with CONTINUE and a value or an error, or with an unknown flag, fails with EINVAL and answers nothing: a later NOTIF_SEND does."""
+    """NOTIF_SEND with CONTINUE and a value or an error, or with an unknown flag, fails with
+    EINVAL and answers nothing: a later NOTIF_SEND does."""
     p, r, x = held()
     p.notify(r).expect(9)
     p.respond(val=1, flags=CONTINUE).expect(-1, errno="EINVAL")
@@ -127,7 +135,8 @@ def test_continue_refused_with_a_value_an_error_or_an_unknown_flag():
 
 @case()
 def test_continue_runs_the_syscall_and_keeps_what_addfd_installed():
-    """After a plain ADDFD, NOTIF_SEND with CONTINUE lets the trapped ioctl run for real (a pipe answers the unknown request with ENOTTY), and the installed file stays."""
+    """After a plain ADDFD, NOTIF_SEND with CONTINUE lets the trapped ioctl run for real (a
+    pipe answers the unknown request with ENOTTY), and the installed file stays."""
     p, r, x = held()
     p.notify(r).expect(-1, errno="ENOTTY")
     p.addfd(x, by=MEMFD, file="installed")
@@ -141,7 +150,9 @@ def test_continue_runs_the_syscall_and_keeps_what_addfd_installed():
 
 @case()
 def test_full_table():
-    """With no fd free below the target's RLIMIT_NOFILE, ADDFD without SETFD fails with EMFILE (with SEND too, leaving the notification answerable), SETFD at the limit with EBADF, and SETFD onto an open fd below it replaces that file."""
+    """With no fd free below the target's RLIMIT_NOFILE, ADDFD without SETFD fails with
+    EMFILE (with SEND too, leaving the notification answerable), SETFD at the limit with
+    EBADF, and SETFD onto an open fd below it replaces that file."""
     p = Program()
     r = p.pipe("r")
     x = p.pipe("x")
@@ -160,7 +171,9 @@ def test_full_table():
 
 @case()
 def test_send_replace_in_a_full_table():
-    """In a full table, ADDFD with SETFD|SEND onto a registered fd replaces it and answers as anywhere: the epoll entry stays with the old file while a dup keeps it (stock) or follows the new file (follow)."""
+    """In a full table, ADDFD with SETFD|SEND onto a registered fd replaces it and answers
+    as anywhere: the epoll entry stays with the old file while a dup keeps it (stock) or
+    follows the new file (follow)."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -181,7 +194,10 @@ EPOLL_IOCTL = "EINVAL" if kernel_has("18e2bf0edf4d") else "ENOTTY"
 
 @case(params=matrix(trapped=(PIPE, EPOLL)))
 def test_continue_runs_on_the_file_the_fd_holds_now(trapped):
-    """With CONTINUE the trapped ioctl runs on the file its fd number holds when it runs, not the one it trapped on: after an ADDFD replaced a pipe by an epoll it gets the epoll's answer (EINVAL since 18e2bf0edf4d, ENOTTY before), after an epoll was replaced by a pipe the pipe's (ENOTTY)."""
+    """With CONTINUE the trapped ioctl runs on the file its fd number holds when it runs,
+    not the one it trapped on: after an ADDFD replaced a pipe by an epoll it gets the
+    epoll's answer (EINVAL since 18e2bf0edf4d, ENOTTY before), after an epoll was replaced
+    by a pipe the pipe's (ENOTTY)."""
     p = Program()
     h = p.pipe("h") if trapped == PIPE else p.epoll_create("h")
     p.notify(h).expect(-1, errno=EPOLL_IOCTL if trapped == PIPE else "ENOTTY")

@@ -33,7 +33,9 @@ def trapped(refs):
 
 @case(params=matrix(refs=("single", "multi")))
 def test_window_after_addfd_before_send(refs):
-    """Between ADDFD(SETFD) and SEND the old file's entry is still listed and its pipe still takes a token; epoll reports it only if the old file has another reference (or, before 4efaa5acf0a1, always)."""
+    """Between ADDFD(SETFD) and SEND the old file's entry is still listed and its pipe still
+    takes a token; epoll reports it only if the old file has another reference (or, before
+    4efaa5acf0a1, always)."""
     p, ep, r = trapped(refs)
     p.sup_fdinfo(ep).expect(stock=E(fdinfo=[OLD_ENTRY]), follow=E(fdinfo=[NEW_ENTRY]))
     p.sup_inject(p.file_named("old"))
@@ -46,7 +48,8 @@ def test_window_after_addfd_before_send(refs):
 
 @case(params=matrix(refs=("single", "multi")))
 def test_old_file_released_when_target_returns(refs):
-    """A single-referenced old file goes (and its entry with it) when the target returns from the trapped syscall, not at ADDFD time."""
+    """A single-referenced old file goes (and its entry with it) when the target returns
+    from the trapped syscall, not at ADDFD time."""
     p, ep, r = trapped(refs)
     p.sup_fdinfo(ep).expect(stock=E(fdinfo=[OLD_ENTRY]), follow=E(fdinfo=[NEW_ENTRY]))
     p.respond()
@@ -60,7 +63,8 @@ def test_old_file_released_when_target_returns(refs):
 
 @case()
 def test_send_flag_ends_the_window_at_once():
-    """ADDFD with SETFD|SEND answers the notification itself: the syscall returns the new fd, a later NOTIF_SEND finds nothing (ENOENT), and the old file is gone."""
+    """ADDFD with SETFD|SEND answers the notification itself: the syscall returns the new
+    fd, a later NOTIF_SEND finds nothing (ENOENT), and the old file is gone."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

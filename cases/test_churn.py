@@ -23,7 +23,9 @@ CHURN_FD = 50            # native/churn.c's fd under churn
 
 
 def test_replaced_single_reference_files_are_never_reported(profile):
-    """Across 5000 replaces no wait begun after a replace reports the replaced file, every old file is released, and the fds and the one entry are as before; stock re-ADDs each time, follow MODs."""
+    """Across 5000 replaces no wait begun after a replace reports the replaced file, every
+    old file is released, and the fds and the one entry are as before; stock re-ADDs each
+    time, follow MODs."""
     token = probes.missing(["user_notif", "addfd", "fds"])
     if token:
         pytest.skip(token)

@@ -47,7 +47,8 @@ def old_line(events=REG, data=1):
 
 @case()
 def test_exclusive_with_mod_is_refused_before_the_lookup():
-    """MOD with EPOLLEXCLUSIVE fails with EINVAL on a registered fd and on an fd never added (the check comes before the lookup that would say ENOENT); the entry is unchanged."""
+    """MOD with EPOLLEXCLUSIVE fails with EINVAL on a registered fd and on an fd never added
+    (the check comes before the lookup that would say ENOENT); the entry is unchanged."""
     p, ep, r = registered()
     p.epoll_ctl(ep, MOD, r, IN | EXCLUSIVE, data=2).expect(-1, errno="EINVAL")
     x = p.pipe("x")
@@ -59,7 +60,9 @@ def test_exclusive_with_mod_is_refused_before_the_lookup():
 
 @case(params=matrix(bit=("ONESHOT", "RDHUP", "PRI", "RDNORM")))
 def test_exclusive_with_a_bit_outside_the_allowed_set(bit):
-    """ADD with EPOLLEXCLUSIVE and any bit outside EPOLLEXCLUSIVE_OK_BITS (ONESHOT, RDHUP, PRI, RDNORM) fails with EINVAL and adds nothing; the same bit without EXCLUSIVE is accepted."""
+    """ADD with EPOLLEXCLUSIVE and any bit outside EPOLLEXCLUSIVE_OK_BITS (ONESHOT, RDHUP,
+    PRI, RDNORM) fails with EINVAL and adds nothing; the same bit without EXCLUSIVE is
+    accepted."""
     extra = {"ONESHOT": ONESHOT, "RDHUP": RDHUP, "PRI": PRI, "RDNORM": RDNORM}[bit]
     p = Program()
     ep = p.epoll_create("ep")
@@ -73,7 +76,8 @@ def test_exclusive_with_a_bit_outside_the_allowed_set(bit):
 
 @case()
 def test_exclusive_accepts_every_allowed_bit():
-    """ADD with EPOLLEXCLUSIVE and every bit of EPOLLEXCLUSIVE_OK_BITS (IN, OUT, ERR, HUP, WAKEUP, ET) succeeds; the entry shows them, WAKEUP only where the caller may keep it."""
+    """ADD with EPOLLEXCLUSIVE and every bit of EPOLLEXCLUSIVE_OK_BITS (IN, OUT, ERR, HUP,
+    WAKEUP, ET) succeeds; the entry shows them, WAKEUP only where the caller may keep it."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -84,7 +88,8 @@ def test_exclusive_accepts_every_allowed_bit():
 
 @case()
 def test_exclusive_on_an_epoll_target_is_refused():
-    """ADD with EPOLLEXCLUSIVE of an epoll fd fails with EINVAL; the same ADD without it nests the instance."""
+    """ADD with EPOLLEXCLUSIVE of an epoll fd fails with EINVAL; the same ADD without it
+    nests the instance."""
     p = Program()
     ep = p.epoll_create("ep")
     inner = p.epoll_create("inner")
@@ -97,7 +102,8 @@ def test_exclusive_on_an_epoll_target_is_refused():
 
 @case()
 def test_entry_added_exclusive_refuses_mod_but_not_del():
-    """An entry added with EPOLLEXCLUSIVE refuses every MOD (EINVAL, entry unchanged), is found by ADD (EEXIST) and removed by DEL, after which the fd can be added again."""
+    """An entry added with EPOLLEXCLUSIVE refuses every MOD (EINVAL, entry unchanged), is
+    found by ADD (EEXIST) and removed by DEL, after which the fd can be added again."""
     p, ep, r = registered(IN | EXCLUSIVE)
     p.epoll_ctl(ep, MOD, r, IN | OUT, data=2).expect(-1, errno="EINVAL")
     p.epoll_ctl(ep, ADD, r, IN, data=3).expect(-1, errno="EEXIST")
@@ -110,7 +116,8 @@ def test_entry_added_exclusive_refuses_mod_but_not_del():
 
 @case()
 def test_del_ignores_its_event_bits():
-    """DEL carries no event: EXCLUSIVE and ONESHOT in its mask neither fail it nor change what it removes."""
+    """DEL carries no event: EXCLUSIVE and ONESHOT in its mask neither fail it nor change
+    what it removes."""
     p, ep, r = registered()
     p.epoll_ctl(ep, DEL, r, IN | EXCLUSIVE | ONESHOT | PRI, data=7)
     p.fdinfo(ep).expect(fdinfo=[])
@@ -120,7 +127,9 @@ def test_del_ignores_its_event_bits():
 
 @case(params=matrix(via=VIAS))
 def test_exclusive_checks_through_a_replaced_fd(via):
-    """Through an fd whose EXCLUSIVE entry stayed with the old file, MOD with EXCLUSIVE still fails with EINVAL in every profile, and ADD with EXCLUSIVE|ONESHOT or of a new epoll too: the checks precede the lookup."""
+    """Through an fd whose EXCLUSIVE entry stayed with the old file, MOD with EXCLUSIVE
+    still fails with EINVAL in every profile, and ADD with EXCLUSIVE|ONESHOT or of a new
+    epoll too: the checks precede the lookup."""
     p, ep, r = registered(IN | EXCLUSIVE, keep=True)
     p.replace(r, by=PIPE, via=via, file="new")
     p.epoll_ctl(ep, MOD, r, IN | EXCLUSIVE, data=2).expect(-1, errno="EINVAL")
@@ -138,7 +147,8 @@ def test_exclusive_checks_through_a_replaced_fd(via):
 
 @case(params=matrix(op=(ADD, MOD, DEL)))
 def test_non_pollable_target_is_eperm_first(op):
-    """A regular file (memfd) as the target fails with EPERM for every op, before the epfd is checked: also when epfd is that memfd or a pipe."""
+    """A regular file (memfd) as the target fails with EPERM for every op, before the epfd
+    is checked: also when epfd is that memfd or a pipe."""
     p = Program()
     ep = p.epoll_create("ep")
     m = p.memfd("m")
@@ -152,7 +162,8 @@ def test_non_pollable_target_is_eperm_first(op):
 
 @case(params=matrix(kind=(PIPE, EVENTFD, MEMFD), op=(ADD, MOD, DEL)))
 def test_epfd_that_is_not_an_epoll(kind, op):
-    """An epfd that is no epoll (a pipe, an eventfd, a memfd) fails with EINVAL for every op on a pollable target, and an epfd equal to a pollable fd does too."""
+    """An epfd that is no epoll (a pipe, an eventfd, a memfd) fails with EINVAL for every op
+    on a pollable target, and an epfd equal to a pollable fd does too."""
     p = Program()
     bad = {PIPE: p.pipe, EVENTFD: p.eventfd, MEMFD: p.memfd}[kind]("bad")
     r = p.pipe("r")
@@ -163,7 +174,9 @@ def test_epfd_that_is_not_an_epoll(kind, op):
 
 @case(params=matrix(by=(PIPE, MEMFD, EPOLL), via=VIAS))
 def test_replaced_epfd(by, via):
-    """Once epfd's number holds another file, epoll_ctl goes to that file: EINVAL for a pipe, EPERM first for a memfd target, and a new epoll knows none of the old instance's entries (ENOENT, then ADD succeeds there) in every profile."""
+    """Once epfd's number holds another file, epoll_ctl goes to that file: EINVAL for a
+    pipe, EPERM first for a memfd target, and a new epoll knows none of the old instance's
+    entries (ENOENT, then ADD succeeds there) in every profile."""
     p, ep, r = registered()
     keep = p.dup(ep, "keep")
     m = p.memfd("m")
@@ -184,7 +197,8 @@ def test_replaced_epfd(by, via):
 
 @case()
 def test_eexist_and_enoent_follow_the_fd_and_file_pair():
-    """ADD of a registered fd fails with EEXIST whatever its mask; another fd of the same file is a new entry; MOD and DEL of an fd never added, or after DEL, fail with ENOENT."""
+    """ADD of a registered fd fails with EEXIST whatever its mask; another fd of the same
+    file is a new entry; MOD and DEL of an fd never added, or after DEL, fail with ENOENT."""
     p, ep, r = registered()
     p.epoll_ctl(ep, ADD, r, IN | OUT | ET, data=2).expect(-1, errno="EEXIST")
     d = p.dup(r, "d")
@@ -201,7 +215,8 @@ def test_eexist_and_enoent_follow_the_fd_and_file_pair():
 
 @case(params=matrix(op=(ADD, MOD, DEL), where=("epfd", "fd", "both")))
 def test_ebadf_in_each_position(op, where):
-    """A closed epfd, a closed fd, or both fail with EBADF, before any other check: a closed epfd with a memfd target is EBADF, not EPERM."""
+    """A closed epfd, a closed fd, or both fail with EBADF, before any other check: a closed
+    epfd with a memfd target is EBADF, not EPERM."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r")
@@ -218,7 +233,9 @@ def test_ebadf_in_each_position(op, where):
 
 @case(params=matrix(via=VIAS))
 def test_closed_replaced_fd_is_ebadf_while_its_stale_entry_reports(via):
-    """After the replaced fd is closed, every op through it fails with EBADF, while the stale entry of the old file (alive through a dup) still reports under the old number's data."""
+    """After the replaced fd is closed, every op through it fails with EBADF, while the
+    stale entry of the old file (alive through a dup) still reports under the old number's
+    data."""
     p, ep, r = registered(keep=True)
     p.replace(r, by=PIPE, via=via, file="new")
     p.close(r)
@@ -233,7 +250,9 @@ def test_closed_replaced_fd_is_ebadf_while_its_stale_entry_reports(via):
 
 @case(params=matrix(via=VIAS))
 def test_stale_entry_still_closes_a_loop(via):
-    """A stale entry for a replaced epoll fd still links the old instance into the graph: adding the registering epoll to the old instance fails with ELOOP on a stock kernel, and succeeds where the entry followed a new pipe."""
+    """A stale entry for a replaced epoll fd still links the old instance into the graph:
+    adding the registering epoll to the old instance fails with ELOOP on a stock kernel, and
+    succeeds where the entry followed a new pipe."""
     p = Program()
     a = p.epoll_create("a")
     b = p.epoll_create("b", file="old")
@@ -247,7 +266,10 @@ def test_stale_entry_still_closes_a_loop(via):
 
 @case(params=matrix(via=VIAS))
 def test_stale_link_counts_in_the_depth_limit(via):
-    """A stale entry for a replaced epoll fd in the middle of a four-link chain still counts toward the depth limit: hanging a fifth link under the bottom fails (ELOOP since f2e467a48287, which counts the path above); where the entry followed a new pipe the chain is broken and it succeeds."""
+    """A stale entry for a replaced epoll fd in the middle of a four-link chain still counts
+    toward the depth limit: hanging a fifth link under the bottom fails (ELOOP since
+    f2e467a48287, which counts the path above); where the entry followed a new pipe the
+    chain is broken and it succeeds."""
     p = Program()
     eps = [p.epoll_create(f"e{i}", file=f"e{i}") for i in range(1, 7)]
     keep = p.dup(eps[2], "keep")
@@ -263,7 +285,8 @@ def test_stale_link_counts_in_the_depth_limit(via):
 
 @case()
 def test_nesting_errnos_by_version():
-    """A loop fails with ELOOP on every kernel; a chain one link too deep over a pipe fails with ELOOP since f2e467a48287 and with EINVAL (reverse_path_check) before."""
+    """A loop fails with ELOOP on every kernel; a chain one link too deep over a pipe fails
+    with ELOOP since f2e467a48287 and with EINVAL (reverse_path_check) before."""
     p = Program()
     leaf = p.pipe("leaf")
     eps = [p.epoll_create(f"e{i}") for i in range(1, 7)]
@@ -279,7 +302,9 @@ def test_nesting_errnos_by_version():
 
 @case()
 def test_epollwakeup_is_dropped_silently_without_the_right():
-    """ADD and MOD with EPOLLWAKEUP succeed; the entry keeps the bit only with CONFIG_PM_SLEEP and CAP_BLOCK_SUSPEND (kernel_facts.epollwakeup_kept), and otherwise loses it without an error."""
+    """ADD and MOD with EPOLLWAKEUP succeed; the entry keeps the bit only with
+    CONFIG_PM_SLEEP and CAP_BLOCK_SUSPEND (kernel_facts.epollwakeup_kept), and otherwise
+    loses it without an error."""
     p, ep, r = registered(IN | WAKEUP)
     p.fdinfo(ep).expect(fdinfo=[old_line(REG | KEPT_WAKEUP)])
     p.epoll_ctl(ep, MOD, r, IN | OUT | WAKEUP, data=2)
@@ -291,7 +316,9 @@ def test_epollwakeup_is_dropped_silently_without_the_right():
 
 @case(params=matrix(via=VIAS))
 def test_epollwakeup_through_a_replaced_fd(via):
-    """MOD with EPOLLWAKEUP through a replaced fd finds no entry on a stock kernel (ENOENT); where the entry followed the new file it succeeds and the bit is kept or dropped as for any entry."""
+    """MOD with EPOLLWAKEUP through a replaced fd finds no entry on a stock kernel (ENOENT);
+    where the entry followed the new file it succeeds and the bit is kept or dropped as for
+    any entry."""
     p, ep, r = registered(keep=True)
     p.replace(r, by=PIPE, via=via, file="new")
     expect_after_replace(p.epoll_ctl(ep, MOD, r, IN | WAKEUP, data=2), via,
@@ -303,7 +330,8 @@ def test_epollwakeup_through_a_replaced_fd(via):
 
 @case()
 def test_unknown_op():
-    """An op other than ADD, MOD and DEL fails with EINVAL, after the EBADF and EPERM checks, and touches no entry."""
+    """An op other than ADD, MOD and DEL fails with EINVAL, after the EBADF and EPERM
+    checks, and touches no entry."""
     p, ep, r = registered()
     m = p.memfd("m")
     gone = p.pipe("gone")

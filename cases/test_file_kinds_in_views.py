@@ -33,7 +33,9 @@ def line(tfd, data, ino, kind):
 
 @case()
 def test_kcmp_tells_apart_the_kinds_on_the_anonymous_inode():
-    """kcmp(KCMP_EPOLL_TFD) finds each registered file of every pollable kind equal to itself and different from every other, two eventfds and the epoll, signalfd and timerfd files that fdinfo shows on one inode included."""
+    """kcmp(KCMP_EPOLL_TFD) finds each registered file of every pollable kind equal to
+    itself and different from every other, two eventfds and the epoll, signalfd and timerfd
+    files that fdinfo shows on one inode included."""
     p = Program()
     ep = p.epoll_create("ep")
     hs = [p.eventfd("efd1"), p.eventfd("efd2"), p.epoll_create("inner"), p.signalfd("sfd"),
@@ -48,7 +50,8 @@ def test_kcmp_tells_apart_the_kinds_on_the_anonymous_inode():
 
 @case()
 def test_memfd_is_never_an_entry():
-    """A memfd cannot be registered (EPERM), so fdinfo lists nothing for it and kcmp finds no entry under its number (ENOENT), while a dup of the memfd compares as the same file."""
+    """A memfd cannot be registered (EPERM), so fdinfo lists nothing for it and kcmp finds
+    no entry under its number (ENOENT), while a dup of the memfd compares as the same file."""
     p = Program()
     ep = p.epoll_create("ep")
     m = p.memfd("m")
@@ -61,7 +64,11 @@ def test_memfd_is_never_an_entry():
 
 @case(params=matrix(by=NEW_KINDS, second=("none", "old", "new"), via=VIAS))
 def test_replace_by_each_kind(by, second, via):
-    """A registered pipe fd replaced by a file of each kind, with no second reference, a dup of the old file, or the driver's copy of the new one: fdinfo and kcmp show the old entry exactly while the old file lives (stock), or the entry moved to any new file but a memfd (follow); once the fd is closed, kcmp finds an entry only where a second reference holds its file."""
+    """A registered pipe fd replaced by a file of each kind, with no second reference, a dup
+    of the old file, or the driver's copy of the new one: fdinfo and kcmp show the old entry
+    exactly while the old file lives (stock), or the entry moved to any new file but a memfd
+    (follow); once the fd is closed, kcmp finds an entry only where a second reference holds
+    its file."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -90,7 +97,9 @@ def test_replace_by_each_kind(by, second, via):
 
 @case(params=matrix(by=NEW_KINDS, via=VIAS))
 def test_re_add_after_replace_by_each_kind(by, via):
-    """A re-ADD of a pipe fd replaced by a file of each kind while a dup keeps the old file adds the new file beside the old entry, fdinfo then listing both under one number (EPERM for a memfd); where the entry followed, the re-ADD finds it (EEXIST)."""
+    """A re-ADD of a pipe fd replaced by a file of each kind while a dup keeps the old file
+    adds the new file beside the old entry, fdinfo then listing both under one number (EPERM
+    for a memfd); where the entry followed, the re-ADD finds it (EEXIST)."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -114,7 +123,10 @@ OLD_MAKERS = {PIPE: Program.pipe, SOCKET: Program.socketpair, EVENTFD: Program.e
 
 @case(params=matrix(old=tuple(OLD_MAKERS), via=VIAS))
 def test_stale_entry_of_each_kind(old, via):
-    """A registered fd of each pollable kind replaced by a pipe while a dup keeps the old file: fdinfo shows the stale entry on the old file's inode (the shared anonymous one for eventfd, epoll, signalfd and timerfd), kcmp finds it equal to the dup, and both lose it with the dup (stock); under follow the entry is on the new pipe from the replace on."""
+    """A registered fd of each pollable kind replaced by a pipe while a dup keeps the old
+    file: fdinfo shows the stale entry on the old file's inode (the shared anonymous one for
+    eventfd, epoll, signalfd and timerfd), kcmp finds it equal to the dup, and both lose it
+    with the dup (stock); under follow the entry is on the new pipe from the replace on."""
     p = Program()
     ep = p.epoll_create("ep")
     r = OLD_MAKERS[old](p, "r", file="old")
@@ -133,7 +145,9 @@ def test_stale_entry_of_each_kind(old, via):
 
 @case()
 def test_pipe_write_end_in_the_views():
-    """A pipe's write end polls writable (OUT) and, once its reader is gone, in error too (OUT|ERR, never HUP) in epoll and poll, select counting the error as readable; fdinfo shows the pipe's inode, kcmp the file, and read fails with EBADF."""
+    """A pipe's write end polls writable (OUT) and, once its reader is gone, in error too
+    (OUT|ERR, never HUP) in epoll and poll, select counting the error as readable; fdinfo
+    shows the pipe's inode, kcmp the file, and read fails with EBADF."""
     p = Program()
     ep = p.epoll_create("ep")
     w = p.pipe("w", file="w", write_end=True)
@@ -153,7 +167,10 @@ def test_pipe_write_end_in_the_views():
 
 @case(params=matrix(second=("none", "old"), via=VIAS))
 def test_write_end_replaced_by_a_read_end(second, via):
-    """A registered pipe write end replaced by an empty pipe's read end: on a stock kernel the stale entry keeps reporting OUT (then OUT|ERR once its reader is gone) under the fd's data while a dup keeps the write end, though a read of the fd now reaches the new pipe; under follow the entry watches the empty read end and reports nothing."""
+    """A registered pipe write end replaced by an empty pipe's read end: on a stock kernel
+    the stale entry keeps reporting OUT (then OUT|ERR once its reader is gone) under the
+    fd's data while a dup keeps the write end, though a read of the fd now reaches the new
+    pipe; under follow the entry watches the empty read end and reports nothing."""
     p = Program()
     ep = p.epoll_create("ep")
     w = p.pipe("w", file="old", write_end=True)
@@ -173,7 +190,10 @@ def test_write_end_replaced_by_a_read_end(second, via):
 
 @case(params=matrix(via=VIAS))
 def test_read_end_replaced_by_a_write_end(via):
-    """A registered pipe read end replaced by a write end already in the table: the stale entry of the read end stays silent while a dup keeps it (stock), and a re-ADD of the fd watches the write end, ready at once (OUT); under follow the entry moves to the write end and reports OUT under the old data."""
+    """A registered pipe read end replaced by a write end already in the table: the stale
+    entry of the read end stays silent while a dup keeps it (stock), and a re-ADD of the fd
+    watches the write end, ready at once (OUT); under follow the entry moves to the write
+    end and reports OUT under the old data."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

@@ -19,7 +19,8 @@ DATA = 0xD5
 
 @case(params=matrix(via=FIXUP_VIAS))
 def test_epoll_held_only_by_another_process(via):
-    """An epoll the replacing process has closed but a forked child still holds keeps its entry on the old file: the fixup only sees the replacing process's fds."""
+    """An epoll the replacing process has closed but a forked child still holds keeps its
+    entry on the old file: the fixup only sees the replacing process's fds."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -38,7 +39,8 @@ def test_epoll_held_only_by_another_process(via):
 
 @case(params=matrix(via=FIXUP_VIAS))
 def test_new_signalfd_entry_stays_with_the_old_file(via):
-    """A signalfd installed by the fixup is not re-added (from the supervisor its ADD would watch the supervisor's signals): the entry stays with the old signalfd and goes with it."""
+    """A signalfd installed by the fixup is not re-added (from the supervisor its ADD would
+    watch the supervisor's signals): the entry stays with the old signalfd and goes with it."""
     p = Program()
     ep = p.epoll_create("ep")
     sfd = p.signalfd("sfd", file="old")
@@ -54,7 +56,9 @@ def test_new_signalfd_entry_stays_with_the_old_file(via):
 
 @case(params=matrix(via=FIXUP_VIAS))
 def test_disarmed_oneshot_comes_back_armed_for_errhup(via):
-    """A disarmed EPOLLONESHOT entry comes back from the fixup's EPOLL_CTL_ADD armed for ERR and HUP (ADD always adds them), so the new file's hang-up is reported; the kernel patch keeps it disarmed."""
+    """A disarmed EPOLLONESHOT entry comes back from the fixup's EPOLL_CTL_ADD armed for ERR
+    and HUP (ADD always adds them), so the new file's hang-up is reported; the kernel patch
+    keeps it disarmed."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.socketpair("r", file="old")
@@ -73,7 +77,9 @@ def test_disarmed_oneshot_comes_back_armed_for_errhup(via):
 
 @case(params=matrix(via=FIXUP_VIAS))
 def test_nested_epoll_the_target_cannot_see(via):
-    """An inner epoll nested in the target's outer epoll, its fd closed and held only by a forked child, is invisible to the fixup: its entry stays with the old file, so the outer epoll does not see the new file's readiness."""
+    """An inner epoll nested in the target's outer epoll, its fd closed and held only by a
+    forked child, is invisible to the fixup: its entry stays with the old file, so the outer
+    epoll does not see the new file's readiness."""
     p = Program()
     outer = p.epoll_create("outer")
     inner = p.epoll_create("inner")
@@ -90,7 +96,9 @@ def test_nested_epoll_the_target_cannot_see(via):
 
 @case(params=matrix(via=FIXUP_VIAS))
 def test_exclusive_entry_keeps_its_flag_and_its_sleeper(via):
-    """An EPOLLEXCLUSIVE entry comes back exclusive (MOD still refused) and a thread asleep in epoll_wait across the fixup is woken by the new file only: here the fixup matches the kernel patch."""
+    """An EPOLLEXCLUSIVE entry comes back exclusive (MOD still refused) and a thread asleep
+    in epoll_wait across the fixup is woken by the new file only: here the fixup matches the
+    kernel patch."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

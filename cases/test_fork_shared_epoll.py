@@ -27,6 +27,15 @@ def line(kind, name, data=DATA, tfd="r"):
     return FdinfoLine(tfd, REG, data, ino=name, sdev=SDEV[kind])
 
 
+#   main's fd table              child's fd table (a copy made by fork)
+#     ep --+                       ep --+
+#     r  --|--+                    r  --|--+
+#          v  v                         |  |
+#        [ep1]  [f] <-------------------+--+   one epoll file, one file f:
+#          |     ^                              both tables refer to them
+#          +-----+ entry (r's number, f), data DATA
+# shared(): a DEL in either process removes the one entry; a close in one
+# leaves it while the other still holds f; a replace changes one table only.
 def shared(kind=PIPE):
     """ep watches r (file "f") with DATA, then the target forks.  Returns (p, ep, r, child)."""
     p = Program()
@@ -44,7 +53,8 @@ def inject(p, kind, name, through):
 
 @case(params=matrix(kind=KINDS))
 def test_child_del_removes_the_parents_entry(kind):
-    """EPOLL_CTL_DEL in the child removes the entry from the shared instance: the parent's epoll no longer reports the file, though the file itself is untouched."""
+    """EPOLL_CTL_DEL in the child removes the entry from the shared instance: the parent's
+    epoll no longer reports the file, though the file itself is untouched."""
     p, ep, r, child = shared(kind)
     with p.on(child):
         p.epoll_ctl(ep, DEL, r)
@@ -58,7 +68,8 @@ def test_child_del_removes_the_parents_entry(kind):
 
 @case(params=matrix(kind=KINDS))
 def test_child_close_leaves_the_parents_entry(kind):
-    """close() in the child removes nothing while the parent holds the file: both processes' waits on the shared instance still report it, and only the parent can still DEL it."""
+    """close() in the child removes nothing while the parent holds the file: both processes'
+    waits on the shared instance still report it, and only the parent can still DEL it."""
     p, ep, r, child = shared(kind)
     with p.on(child):
         p.close(r)
@@ -75,7 +86,9 @@ def test_child_close_leaves_the_parents_entry(kind):
 
 @case(params=matrix(end=("exit", "kill")))
 def test_child_end_leaves_the_parents_epoll_untouched(end):
-    """When the child exits or is SIGKILLed, the shared instance loses only the entries of files the child alone held; what the child changed in the parent's entries (a MOD) stays."""
+    """When the child exits or is SIGKILLed, the shared instance loses only the entries of
+    files the child alone held; what the child changed in the parent's entries (a MOD)
+    stays."""
     p, ep, r, child = shared()
     with p.on(child):
         mine = p.pipe("mine", file="mine")
@@ -97,7 +110,8 @@ def test_child_end_leaves_the_parents_epoll_untouched(end):
 
 @case()
 def test_child_killed_asleep_in_the_shared_epoll_leaves_it_working():
-    """A child SIGKILLed while asleep in epoll_wait on the shared instance takes nothing with it: the parent's next wait reports the entry the child slept on."""
+    """A child SIGKILLed while asleep in epoll_wait on the shared instance takes nothing
+    with it: the parent's next wait reports the entry the child slept on."""
     p, ep, r, child = shared()
     with p.on(child):
         p.wait(ep, timeout_ms=5000, background=True).expect("blocked")
@@ -110,7 +124,8 @@ def test_child_killed_asleep_in_the_shared_epoll_leaves_it_working():
 
 @case(params=matrix(kind=KINDS))
 def test_child_takes_the_loop_over_when_the_parent_exits(kind):
-    """After the parent exits, the child's inherited epoll keeps the entry and reports it; the child can drain and DEL it."""
+    """After the parent exits, the child's inherited epoll keeps the entry and reports it;
+    the child can drain and DEL it."""
     p, ep, r, child = shared(kind)
     p.exit_target()
     with p.on(child):
@@ -126,7 +141,9 @@ def test_child_takes_the_loop_over_when_the_parent_exits(kind):
 
 @case(params=matrix(who=("parent", "child"), via=VIAS))
 def test_replace_of_an_fd_registered_before_the_fork(who, via):
-    """A replace in one process of an fd registered before the fork leaves the shared entry with the old file, which the other process still holds: it reports the old file, only the other process can DEL it, and read() in each process reaches its own file."""
+    """A replace in one process of an fd registered before the fork leaves the shared entry
+    with the old file, which the other process still holds: it reports the old file, only
+    the other process can DEL it, and read() in each process reaches its own file."""
     p, ep, r, child = shared()
     actor, other = (child, MAIN) if who == "child" else (MAIN, child)
     with p.on(actor):
@@ -152,7 +169,9 @@ def test_replace_of_an_fd_registered_before_the_fork(who, via):
 
 @case(params=matrix(via=VIAS))
 def test_child_replace_of_the_last_reference_removes_the_parents_entry(via):
-    """When the parent has closed its copy, a replace in the child drops the old file's last reference and with it the entry of the shared instance, as if the parent had never registered it."""
+    """When the parent has closed its copy, a replace in the child drops the old file's last
+    reference and with it the entry of the shared instance, as if the parent had never
+    registered it."""
     p, ep, r, child = shared()
     p.close(r)
     with p.on(child):
@@ -166,7 +185,8 @@ def test_child_replace_of_the_last_reference_removes_the_parents_entry(via):
 
 @case(params=matrix(closer=("parent", "child"), kind=(PIPE, SOCKET)))
 def test_one_process_closes_and_the_other_ends(closer, kind):
-    """When one process closes its copy of the fd and the other then ends, the file's last reference goes and the shared instance drops the entry for the survivor."""
+    """When one process closes its copy of the fd and the other then ends, the file's last
+    reference goes and the shared instance drops the entry for the survivor."""
     p, ep, r, child = shared(kind)
     survivor, ender = (MAIN, child) if closer == "parent" else (child, MAIN)
     with p.on(survivor):
@@ -184,7 +204,9 @@ def test_one_process_closes_and_the_other_ends(closer, kind):
 
 @case(params=matrix(via=VIAS))
 def test_takeover_after_the_parent_closed_the_fd_and_the_epoll(via):
-    """A parent that closes both the fd and the epoll before exiting leaves the child sole owner of both; the child's replace of the fd is then a single-reference replace, dropping the entry on a stock kernel."""
+    """A parent that closes both the fd and the epoll before exiting leaves the child sole
+    owner of both; the child's replace of the fd is then a single-reference replace,
+    dropping the entry on a stock kernel."""
     p, ep, r, child = shared()
     p.close(r)
     p.close(ep)

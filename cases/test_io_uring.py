@@ -39,7 +39,8 @@ def ring_and_pipe(blocking=False):
 
 @case(params=matrix(via=VIAS))
 def test_pending_poll_completes_for_the_old_file(via):
-    """A single-shot poll submitted before the replace ignores the new file, completes when the old file becomes readable, and its completion frees the old file."""
+    """A single-shot poll submitted before the replace ignores the new file, completes when
+    the old file becomes readable, and its completion frees the old file."""
     p, ring, r = ring_and_pipe()
     poll = p.uring_poll(ring, r, IN)
     p.replace(r, by=PIPE, via=via, file="new")
@@ -55,7 +56,8 @@ def test_pending_poll_completes_for_the_old_file(via):
 
 @case(params=matrix(via=VIAS))
 def test_multishot_poll_keeps_the_old_file_until_cancelled(via):
-    """A multishot poll keeps completing for the old file (never the new one) and keeps it alive until it is cancelled."""
+    """A multishot poll keeps completing for the old file (never the new one) and keeps it
+    alive until it is cancelled."""
     p, ring, r = ring_and_pipe()
     poll = p.uring_poll(ring, r, IN, multishot=True)
     p.replace(r, by=PIPE, via=via, file="new")
@@ -91,7 +93,8 @@ def test_in_flight_read_reads_the_old_file(via):
 
 @case(params=matrix(via=VIAS))
 def test_registered_file_stays_the_old_file(via):
-    """A fixed file registered before the replace is still the old file: a fixed read reaches it while a read through the fd reaches the new one, and unregistering frees it."""
+    """A fixed file registered before the replace is still the old file: a fixed read
+    reaches it while a read through the fd reaches the new one, and unregistering frees it."""
     p, ring, r = ring_and_pipe()
     p.uring_register(ring, r)
     p.replace(r, by=PIPE, via=via, file="new")
@@ -110,7 +113,8 @@ def test_registered_file_stays_the_old_file(via):
 
 @case(params=matrix(via=(ADDFD_SETFD, DUP2)))
 def test_blocked_reap_is_woken_by_the_old_file_only(via):
-    """A thread blocked reaping its ring, with a poll pending on an fd another thread then replaces, sleeps through the new file's readiness and wakes for the old file's."""
+    """A thread blocked reaping its ring, with a poll pending on an fd another thread then
+    replaces, sleeps through the new file's readiness and wakes for the old file's."""
     p = Program()
     r = p.pipe("r", file="old")
     t = p.thread("t")
@@ -131,7 +135,9 @@ def test_blocked_reap_is_woken_by_the_old_file_only(via):
 
 @case(params=matrix(via=VIAS))
 def test_requests_on_a_multi_referenced_old_file(via):
-    """With a dup keeping the old file, a poll pending across the replace completes for it and an epoll entry stays with it (stock), the file outliving the completion until the dup is closed."""
+    """With a dup keeping the old file, a poll pending across the replace completes for it
+    and an epoll entry stays with it (stock), the file outliving the completion until the
+    dup is closed."""
     p, ring, r = ring_and_pipe()
     keep = p.dup(r, "keep")
     ep = p.epoll_create("ep")

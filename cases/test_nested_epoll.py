@@ -36,6 +36,10 @@ EP_MAX_NESTS = 4
 BOTH_WAYS = kernel_has("f2e467a48287")
 
 
+#   e5 --watches--> e4 --> e3 --> e2 --> e1 --watches--> leaf (pipe; the driver
+#   data 0x14       0x13   0x12   0x11   data 0x10             holds its write end)
+# chain_bottom_up(p, 5): four epoll-to-epoll links, EP_MAX_NESTS; each ADD puts a
+# fresh instance on top of the chain.
 def chain_bottom_up(p, levels):
     """A pipe "leaf" watched by e1, e1 watched by e2, ... e<levels> (each ADD joins a fresh
     instance on top).  Returns (leaf handle, [e1, ...], [ctl steps])."""
@@ -48,7 +52,8 @@ def chain_bottom_up(p, levels):
 
 @case()
 def test_readiness_propagates_through_nesting():
-    """A pipe's readiness reaches every level of a four-link chain of epolls, each reporting its own entry's data, and goes from all of them once the pipe is drained."""
+    """A pipe's readiness reaches every level of a four-link chain of epolls, each reporting
+    its own entry's data, and goes from all of them once the pipe is drained."""
     p = Program()
     leaf, eps, _ = chain_bottom_up(p, EP_MAX_NESTS + 1)
     for e in eps:
@@ -64,7 +69,8 @@ def test_readiness_propagates_through_nesting():
 
 @case()
 def test_hangup_reaches_the_top_as_readable():
-    """A hangup at the bottom of a nest reports HUP in the instance watching the pipe and plain IN in the instances above, since an epoll file polls only as readable."""
+    """A hangup at the bottom of a nest reports HUP in the instance watching the pipe and
+    plain IN in the instances above, since an epoll file polls only as readable."""
     p = Program()
     leaf, eps, _ = chain_bottom_up(p, 3)
     p.hangup(p.file_named("leaf"))
@@ -74,9 +80,12 @@ def test_hangup_reaches_the_top_as_readable():
     return p
 
 
+#   a --data 2--> b --data 4--> c     refused, each closing a loop:
+#                                     a -> a (itself), b -> a, c -> a, c -> b
 @case()
 def test_loops_and_self_watching_are_refused():
-    """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a loop of two or three instances fails with ELOOP."""
+    """An epoll cannot watch itself (EINVAL for every op), and an ADD that would close a
+    loop of two or three instances fails with ELOOP."""
     p = Program()
     a, b, c = p.epoll_create("a"), p.epoll_create("b"), p.epoll_create("c")
     p.epoll_ctl(a, ADD, a, IN, data=1).expect(-1, errno="EINVAL")
@@ -94,7 +103,8 @@ def test_loops_and_self_watching_are_refused():
 
 @case()
 def test_depth_limit_over_a_chain_with_a_wakeup_source():
-    """Five epolls can be chained over a pipe (four links); adding the fifth link fails, with ELOOP since f2e467a48287 and EINVAL (reverse_path_check) before."""
+    """Five epolls can be chained over a pipe (four links); adding the fifth link fails,
+    with ELOOP since f2e467a48287 and EINVAL (reverse_path_check) before."""
     p = Program()
     leaf, eps, steps = chain_bottom_up(p, EP_MAX_NESTS + 1)
     top = p.epoll_create("e6")
@@ -105,9 +115,13 @@ def test_depth_limit_over_a_chain_with_a_wakeup_source():
     return p
 
 
+#   e1 --> e2 --> e3 --> e4 --> e5 -x-> e6     e5 -> e6 is a fifth link: refused
+#   (nothing below e6, four links above e5)    since f2e467a48287, allowed before
 @case()
 def test_depth_limit_counts_the_path_above():
-    """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP since f2e467a48287, which counts the path above the instance joined; before it only the path below the added epoll was checked and the ADD succeeded."""
+    """Hanging fresh epolls under the bottom of a chain stops at five instances with ELOOP
+    since f2e467a48287, which counts the path above the instance joined; before it only the
+    path below the added epoll was checked and the ADD succeeded."""
     p = Program()
     eps = [p.epoll_create(f"e{i}") for i in range(1, EP_MAX_NESTS + 3)]
     for i in range(1, EP_MAX_NESTS + 1):               # e1 -> e2 -> ... -> e5: four links
@@ -119,6 +133,10 @@ def test_depth_limit_counts_the_path_above():
     return p
 
 
+#   outer --data 2--> inner [file "old"] --data 1--> leaf (pipe)
+#                       ^ keep (a dup of inner) when refs == "multi"
+# The cases below replace inner's fd by a new epoll (file "new"), and look at
+# what outer's entry (inner's fd, old) does.
 def nested(refs, outer_events=IN):
     """outer watches inner (file "old", data 2), inner watches the pipe leaf (data 1)."""
     p = Program()
@@ -134,7 +152,9 @@ def nested(refs, outer_events=IN):
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_replace_of_an_epoll_registered_in_another(refs, via):
-    """When an epoll fd watched by another epoll is replaced by a new epoll, the outer entry keeps propagating the old instance's readiness while a dup keeps it alive (and goes with its last reference); a re-ADD of the fd nests the new instance beside it."""
+    """When an epoll fd watched by another epoll is replaced by a new epoll, the outer entry
+    keeps propagating the old instance's readiness while a dup keeps it alive (and goes with
+    its last reference); a re-ADD of the fd nests the new instance beside it."""
     p, outer, inner, leaf = nested(refs)
     p.replace(inner, by=EPOLL, via=via, file="new")
     anon = FdinfoLine("inner", REG, 2, ino="anon_inode", sdev="anon_inodefs")
@@ -153,9 +173,14 @@ def test_replace_of_an_epoll_registered_in_another(refs, via):
     return p
 
 
+#   before:  ep --1--> r [old] (kept by a dup)        x --2--> ep
+#   replace r's fd by x:  following would make  ep --> x --> ep  (a loop),
+#   so ep's entry stays keyed (r, old) in every profile
 @case(params=matrix(via=VIAS))
 def test_replace_by_an_epoll_that_watches_the_epoll(via):
-    """Replacing a registered fd by an epoll that itself watches the registering epoll leaves the stale entry in every profile (following would close a loop); a re-ADD of the fd fails with ELOOP."""
+    """Replacing a registered fd by an epoll that itself watches the registering epoll
+    leaves the stale entry in every profile (following would close a loop); a re-ADD of the
+    fd fails with ELOOP."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -184,7 +209,8 @@ TIMEOUT = 100          # ms: what a sleeper that is never woken costs
 
 @case(params=matrix(epolls=(4, 5)))
 def test_wakeup_paths_through_one_file_are_limited(epolls):
-    """One pipe may reach the top of a nest through 50 paths of four epolls or 10 of five; the ADD making one path more fails with EINVAL (reverse_path_check), on every kernel."""
+    """One pipe may reach the top of a nest through 50 paths of four epolls or 10 of five;
+    the ADD making one path more fails with EINVAL (reverse_path_check), on every kernel."""
     p = Program()
     leaf = p.pipe("leaf", file="leaf")
     chain = [p.epoll_create(f"c{i}") for i in range(1, epolls)]    # c1 <- c2 <- ... <- top
@@ -206,7 +232,8 @@ def test_wakeup_paths_through_one_file_are_limited(epolls):
 
 @case(params=matrix(shape=("many_files", "many_top_level_epolls")))
 def test_fan_in_is_not_path_limited(shape):
-    """Sixty pipes fanning into the bottom of a five-epoll nest each have one path, and one pipe in sixty epolls nobody watches has sixty paths of one epoll: neither is limited."""
+    """Sixty pipes fanning into the bottom of a five-epoll nest each have one path, and one
+    pipe in sixty epolls nobody watches has sixty paths of one epoll: neither is limited."""
     p = Program()
     n = 58 if shape == "many_files" else 60
     if shape == "many_files":
@@ -232,7 +259,9 @@ def test_fan_in_is_not_path_limited(shape):
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_wait_on_the_outer_while_the_inner_is_replaced(refs, via):
-    """A thread asleep on the outer epoll is woken through the old inner instance while a dup keeps it (stock); follow moves the outer entry to the new inner instance, whose own watch of the pipe then wakes it."""
+    """A thread asleep on the outer epoll is woken through the old inner instance while a
+    dup keeps it (stock); follow moves the outer entry to the new inner instance, whose own
+    watch of the pipe then wakes it."""
     p, outer, inner, leaf = nested(refs)
     t = p.thread("t")
     with p.on(t):
@@ -248,7 +277,9 @@ def test_wait_on_the_outer_while_the_inner_is_replaced(refs, via):
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_edge_triggered_outer_over_a_replaced_inner(refs, via):
-    """An edge-triggered outer entry reports the inner epoll once per wakeup: through the old instance while a dup keeps it (stock) or through the new one (follow), and nothing on a second wait."""
+    """An edge-triggered outer entry reports the inner epoll once per wakeup: through the
+    old instance while a dup keeps it (stock) or through the new one (follow), and nothing
+    on a second wait."""
     p, outer, inner, leaf = nested(refs, IN | ET)
     p.inject(p.file_named("leaf"))
     p.wait(outer).expect(events=[(IN, 2)])
@@ -266,7 +297,10 @@ def test_edge_triggered_outer_over_a_replaced_inner(refs, via):
 
 @case(params=matrix(joint=("fits", "too_long"), via=VIAS))
 def test_two_chains_joined(joint, via):
-    """An ADD joining two chains of epolls is refused once the joined path has more than four links (ELOOP since f2e467a48287, EINVAL from reverse_path_check before); a joint that fits carries both pipes' readiness to the top, and a replace of the joint's fd cuts the lower chain off while no dup keeps it."""
+    """An ADD joining two chains of epolls is refused once the joined path has more than
+    four links (ELOOP since f2e467a48287, EINVAL from reverse_path_check before); a joint
+    that fits carries both pipes' readiness to the top, and a replace of the joint's fd cuts
+    the lower chain off while no dup keeps it."""
     p = Program()
     la, lb = p.pipe("la", file="la"), p.pipe("lb", file="lb")
     a = [p.epoll_create(f"a{i}") for i in range(1, 3 if joint == "fits" else 4)]

@@ -49,35 +49,42 @@ def run(scenario, killable=False):
 
 
 def test_sa_restart_handler_renotifies_under_a_new_id():
-    """A signal with an SA_RESTART handler drops the received notification (ENOENT for ADDFD on its id) and the restarted syscall traps again under the next id, then returns the answer."""
+    """A signal with an SA_RESTART handler drops the received notification (ENOENT for ADDFD
+    on its id) and the restarted syscall traps again under the next id, then returns the
+    answer."""
     assert run("restart") == outcome(renotified=True, id_delta=1, **DROPPED, **ANSWERED,
                                      handler_runs=1)
 
 
 def test_handler_without_sa_restart_fails_the_call_with_eintr():
-    """A signal with a handler lacking SA_RESTART makes the trapped syscall fail with EINTR; its notification is gone and no new one comes."""
+    """A signal with a handler lacking SA_RESTART makes the trapped syscall fail with EINTR;
+    its notification is gone and no new one comes."""
     assert run("norestart") == outcome(**DROPPED, call_ret=-1, call_errno="EINTR",
                                        handler_runs=1)
 
 
 def test_stop_and_continue_renotify_without_a_handler():
-    """SIGSTOP then SIGCONT, no handler involved, interrupt the wait too: the syscall restarts as a new notification with the next id, the first id is ENOENT."""
+    """SIGSTOP then SIGCONT, no handler involved, interrupt the wait too: the syscall
+    restarts as a new notification with the next id, the first id is ENOENT."""
     assert run("stop_cont") == outcome(renotified=True, id_delta=1, **DROPPED, **ANSWERED,
                                        handler_runs=0)
 
 
 def test_wait_killable_recv_holds_a_signal_off_once_received():
-    """With WAIT_KILLABLE_RECV a signal after the receive stays pending: the id stays valid, ADDFD and the answer reach the same call, and the handler runs after it returned."""
+    """With WAIT_KILLABLE_RECV a signal after the receive stays pending: the id stays valid,
+    ADDFD and the answer reach the same call, and the handler runs after it returned."""
     assert run("killable", killable=True) == outcome(old_valid=0, **ANSWERED, handler_runs=1)
 
 
 def test_wait_killable_recv_does_not_protect_before_the_receive():
-    """With WAIT_KILLABLE_RECV a signal before the supervisor received the notification still interrupts: the SA_RESTART handler runs and the call traps again."""
+    """With WAIT_KILLABLE_RECV a signal before the supervisor received the notification
+    still interrupts: the SA_RESTART handler runs and the call traps again."""
     assert run("killable_before_recv", killable=True) == outcome(renotified=True, **ANSWERED,
                                                                  handler_runs=1)
 
 
 def test_wait_killable_recv_yields_to_a_fatal_signal():
-    """With WAIT_KILLABLE_RECV a fatal signal (SIGTERM, default action) after the receive ends the target; its notification goes with it (ENOENT)."""
+    """With WAIT_KILLABLE_RECV a fatal signal (SIGTERM, default action) after the receive
+    ends the target; its notification goes with it (ENOENT)."""
     assert run("killable_fatal", killable=True) == outcome(**DROPPED, term_signal=15,
                                                            exit_status=None)

@@ -29,7 +29,8 @@ def fdline(events, name="old", data=DATA, kind=PIPE):
 
 @case(params=matrix(via=VIAS))
 def test_level_triggered_stale_entry_reports_until_drained(via):
-    """A level-triggered stale entry reports the old file at every wait until the old file is drained through the dup."""
+    """A level-triggered stale entry reports the old file at every wait until the old file
+    is drained through the dup."""
     p, ep, r = watched(IN)
     p.replace(r, by=SOCKET, via=via, file="new")
     p.inject(p.file_named("old"))
@@ -42,7 +43,8 @@ def test_level_triggered_stale_entry_reports_until_drained(via):
 
 @case(params=matrix(via=VIAS))
 def test_edge_triggered_stale_entry_fires_once_per_write(via):
-    """An edge-triggered stale entry fires once per write to the old file, never again for data already there."""
+    """An edge-triggered stale entry fires once per write to the old file, never again for
+    data already there."""
     p, ep, r = watched(IN | ET)
     p.replace(r, by=SOCKET, via=via, file="new")
     p.inject(p.file_named("old"))
@@ -55,7 +57,8 @@ def test_edge_triggered_stale_entry_fires_once_per_write(via):
 
 @case(params=matrix(via=VIAS))
 def test_oneshot_stale_entry_can_never_be_rearmed(via):
-    """A ONESHOT stale entry that fired stays disarmed for good: MOD through the fd finds the new file, not the entry."""
+    """A ONESHOT stale entry that fired stays disarmed for good: MOD through the fd finds
+    the new file, not the entry."""
     p, ep, r = watched(IN | ONESHOT)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("old"))
@@ -73,7 +76,8 @@ def test_oneshot_stale_entry_can_never_be_rearmed(via):
 
 @case(params=matrix(via=VIAS))
 def test_exclusive_stale_entry_mod_and_del(via):
-    """On an EXCLUSIVE stale entry, MOD and DEL through the replaced fd find nothing (ENOENT) on a stock kernel; a followed entry refuses MOD (EINVAL) and accepts DEL."""
+    """On an EXCLUSIVE stale entry, MOD and DEL through the replaced fd find nothing
+    (ENOENT) on a stock kernel; a followed entry refuses MOD (EINVAL) and accepts DEL."""
     p, ep, r = watched(IN | EXCLUSIVE)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("old"))
@@ -86,7 +90,8 @@ def test_exclusive_stale_entry_mod_and_del(via):
 
 @case(params=matrix(via=VIAS))
 def test_rdhup_on_stale_socket_entry(via):
-    """When the old socket's peer hangs up, the stale entry reports IN|RDHUP|HUP under the replaced fd's data."""
+    """When the old socket's peer hangs up, the stale entry reports IN|RDHUP|HUP under the
+    replaced fd's data."""
     p, ep, r = watched(IN | RDHUP, old=SOCKET)
     p.replace(r, by=SOCKET, via=via, file="new")
     p.hangup(p.file_named("old"))
@@ -112,7 +117,8 @@ def test_full_64bit_data_is_kept_on_stale_entry(via):
 
 @case(params=matrix(via=VIAS, refs=("single", "multi")))
 def test_event_on_ready_list_at_replace(via, refs):
-    """An event already queued when the file is replaced is still reported if the old file lives (level-triggered), and dropped with the old file otherwise."""
+    """An event already queued when the file is replaced is still reported if the old file
+    lives (level-triggered), and dropped with the old file otherwise."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -130,7 +136,9 @@ def test_event_on_ready_list_at_replace(via, refs):
 
 @case(params=matrix(flavour=("ET", "ONESHOT"), via=(ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2)))
 def test_edge_and_oneshot_entries_of_a_single_reference(flavour, via):
-    """When the fd was the old file's only reference, an ET or ONESHOT entry goes with it on a stock kernel; under follow it moves to the new file and fires once for its data, as that flavour does."""
+    """When the fd was the old file's only reference, an ET or ONESHOT entry goes with it on
+    a stock kernel; under follow it moves to the new file and fires once for its data, as
+    that flavour does."""
     bits = ET if flavour == "ET" else ONESHOT
     p = Program()
     ep = p.epoll_create("ep")

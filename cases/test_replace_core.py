@@ -21,7 +21,7 @@ MATRIX = matrix(refs=REFS, via=VIAS, old=OLD, new=NEW)
 REGISTERED = IN | ERR | HUP          # epoll_ctl ADD always adds ERR and HUP
 
 
-def registered(refs, old, new):
+def registered(refs, old):
     """ep watches r for IN with DATA; r's file is then replaced.  Returns (p, ep, r, keep)."""
     p = Program()
     ep = p.epoll_create("ep")
@@ -49,8 +49,9 @@ def inject_old(p, old, keep):
 
 @case(params=MATRIX)
 def test_old_file_readiness_after_replace(refs, via, old, new):
-    """After a replace, epoll reports the old file's readiness under the fd's data while a dup keeps the old file alive, and nothing once it is gone."""
-    p, ep, r, keep = registered(refs, old, new)
+    """After a replace, epoll reports the old file's readiness under the fd's data while a
+    dup keeps the old file alive, and nothing once it is gone."""
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=new, via=via, file="new")
     if refs == "multi":
         inject_old(p, old, keep)
@@ -69,8 +70,9 @@ def test_old_file_readiness_after_replace(refs, via, old, new):
 
 @case(params=MATRIX)
 def test_new_file_readiness_after_replace(refs, via, old, new):
-    """After a replace, the new file's readiness is not reported on a stock kernel, and read() on the fd reaches the new file."""
-    p, ep, r, keep = registered(refs, old, new)
+    """After a replace, the new file's readiness is not reported on a stock kernel, and
+    read() on the fd reaches the new file."""
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=new, via=via, file="new")
     p.inject(p.file_named("new"), through=r if new == EVENTFD else None)
     expect_after_replace(p.wait(ep), via, stock=E(events=[]), follow=E(events=[(IN, DATA)]))
@@ -80,8 +82,9 @@ def test_new_file_readiness_after_replace(refs, via, old, new):
 
 @case(params=matrix(refs=REFS, via=VIAS, old=OLD))
 def test_read_after_replace_reaches_new_file_only(refs, via, old):
-    """With both files readable, read() on the replaced fd consumes the new file's token, never the old one's."""
-    p, ep, r, keep = registered(refs, old, PIPE)
+    """With both files readable, read() on the replaced fd consumes the new file's token,
+    never the old one's."""
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=PIPE, via=via, file="new")
     if refs == "multi":
         inject_old(p, old, keep)
@@ -93,8 +96,9 @@ def test_read_after_replace_reaches_new_file_only(refs, via, old):
 
 @case(params=matrix(refs=REFS, via=VIAS, old=OLD, new=NEW))
 def test_del_on_replaced_fd(refs, via, old, new):
-    """EPOLL_CTL_DEL on a replaced fd looks up (fd, new file): ENOENT on a stock kernel, and the stale entry stays."""
-    p, ep, r, keep = registered(refs, old, new)
+    """EPOLL_CTL_DEL on a replaced fd looks up (fd, new file): ENOENT on a stock kernel, and
+    the stale entry stays."""
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=new, via=via, file="new")
     expect_after_replace(p.epoll_ctl(ep, DEL, r), via, stock=E(-1, errno="ENOENT"), follow=E(0))
     stale = [line(old, "old")] if refs == "multi" else []
@@ -106,7 +110,7 @@ def test_del_on_replaced_fd(refs, via, old, new):
 def test_mod_on_replaced_fd(refs, via, old, new):
     """EPOLL_CTL_MOD on a replaced fd finds no (fd, new file) entry on a stock kernel: ENOENT."""
     from native.program import MOD, OUT
-    p, ep, r, keep = registered(refs, old, new)
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=new, via=via, file="new")
     expect_after_replace(p.epoll_ctl(ep, MOD, r, IN | OUT, data=DATA), via,
                          stock=E(-1, errno="ENOENT"), follow=E(0))
@@ -115,8 +119,9 @@ def test_mod_on_replaced_fd(refs, via, old, new):
 
 @case(params=matrix(refs=REFS, via=VIAS, old=OLD, new=NEW))
 def test_add_on_replaced_fd(refs, via, old, new):
-    """EPOLL_CTL_ADD of a replaced fd succeeds on a stock kernel, leaving two entries under one fd number while the old file lives."""
-    p, ep, r, keep = registered(refs, old, new)
+    """EPOLL_CTL_ADD of a replaced fd succeeds on a stock kernel, leaving two entries under
+    one fd number while the old file lives."""
+    p, ep, r, keep = registered(refs, old)
     p.replace(r, by=new, via=via, file="new")
     expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=DATA), via,
                          stock=E(0), follow=E(-1, errno="EEXIST"))
@@ -128,8 +133,9 @@ def test_add_on_replaced_fd(refs, via, old, new):
 
 @case(params=matrix(via=VIAS, old=OLD))
 def test_stale_entry_dies_with_last_reference(via, old):
-    """The stale entry left by a replace lives exactly as long as the old file: closing the last dup removes it."""
-    p, ep, r, keep = registered("multi", old, PIPE)
+    """The stale entry left by a replace lives exactly as long as the old file: closing the
+    last dup removes it."""
+    p, ep, r, keep = registered("multi", old)
     p.replace(r, by=PIPE, via=via, file="new")
     expect_after_replace(p.fdinfo(ep), via,
                          stock=E(fdinfo=[line(old, "old")]), follow=E(fdinfo=[line(PIPE, "new")]))
@@ -144,8 +150,10 @@ def test_stale_entry_dies_with_last_reference(via, old):
 
 @case(params=matrix(via=VIAS, old=OLD, new=NEW))
 def test_re_add_after_a_single_reference_replace_reports_the_new_file(via, old, new):
-    """After the fd's only reference to the old file is replaced, a re-ADD on a stock kernel makes the one entry, and it reports the new file's readiness (follow: the moved entry already does, and the ADD is EEXIST)."""
-    p, ep, r, keep = registered("single", old, new)
+    """After the fd's only reference to the old file is replaced, a re-ADD on a stock kernel
+    makes the one entry, and it reports the new file's readiness (follow: the moved entry
+    already does, and the ADD is EEXIST)."""
+    p, ep, r, keep = registered("single", old)
     p.replace(r, by=new, via=via, file="new")
     expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=DATA + 1), via,
                          stock=E(0), follow=E(-1, errno="EEXIST"))

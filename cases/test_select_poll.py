@@ -36,7 +36,9 @@ def asleep_on(call):
 
 @case(params=matrix(call=CALLS, via=VIAS))
 def test_sleeper_keeps_the_old_file_open(call, via):
-    """A thread asleep in select/poll keeps the single-referenced old file open across the replace (its pipe still takes writes) until the call returns at its timeout with nothing."""
+    """A thread asleep in select/poll keeps the single-referenced old file open across the
+    replace (its pipe still takes writes) until the call returns at its timeout with
+    nothing."""
     p, r, bg = asleep_on(call)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("old"))                      # not EPIPE: the sleeper holds the reader
@@ -48,7 +50,8 @@ def test_sleeper_keeps_the_old_file_open(call, via):
 
 @case(params=matrix(call=CALLS, via=VIAS))
 def test_old_file_readiness_wakes_the_sleeper_which_reports_the_new_file(call, via):
-    """The old file's readiness wakes a thread asleep in select/poll; its rescan polls the new file and returns it as ready if it is, at once and before the timeout."""
+    """The old file's readiness wakes a thread asleep in select/poll; its rescan polls the
+    new file and returns it as ready if it is, at once and before the timeout."""
     p, r, bg = asleep_on(call)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("new"))                      # no wakeup: not hooked onto the new pipe
@@ -60,7 +63,8 @@ def test_old_file_readiness_wakes_the_sleeper_which_reports_the_new_file(call, v
 
 @case(params=matrix(call=CALLS, via=VIAS))
 def test_new_file_readiness_does_not_wake_the_sleeper(call, via):
-    """The new file's readiness does not wake a thread asleep in select/poll: a read() consumes the token first, and the call returns nothing at its timeout."""
+    """The new file's readiness does not wake a thread asleep in select/poll: a read()
+    consumes the token first, and the call returns nothing at its timeout."""
     p, r, bg = asleep_on(call)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("new"))
@@ -71,7 +75,8 @@ def test_new_file_readiness_does_not_wake_the_sleeper(call, via):
 
 @case(params=matrix(call=CALLS, via=VIAS))
 def test_sleeper_reports_the_new_file_at_its_timeout(call, via):
-    """A thread asleep in select/poll that nothing wakes returns at its timeout with what the final scan finds: the new file, ready since the replace."""
+    """A thread asleep in select/poll that nothing wakes returns at its timeout with what
+    the final scan finds: the new file, ready since the replace."""
     p, r, bg = asleep_on(call)
     p.replace(r, by=PIPE, via=via, file="new")
     p.inject(p.file_named("new"))
@@ -82,7 +87,9 @@ def test_sleeper_reports_the_new_file_at_its_timeout(call, via):
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS, which=("old", "new")))
 def test_epoll_wait_asleep_across_a_replace(refs, via, which):
-    """A thread asleep in epoll_wait holds no reference on the old file: the old file's readiness wakes it only while a dup keeps the stale entry alive, and the new file's readiness does not wake it on a stock kernel."""
+    """A thread asleep in epoll_wait holds no reference on the old file: the old file's
+    readiness wakes it only while a dup keeps the stale entry alive, and the new file's
+    readiness does not wake it on a stock kernel."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -110,7 +117,9 @@ def test_epoll_wait_asleep_across_a_replace(refs, via, which):
 
 @case(params=matrix(via=VIAS, by=(PIPE, EPOLL)))
 def test_epoll_wait_asleep_on_an_epoll_fd_that_is_replaced(via, by):
-    """A thread asleep in epoll_wait holds its own reference on the epoll it looked up: replacing the epoll fd (its only other reference) changes nothing for it, so the old instance's entry still wakes it; the fd then names the new file."""
+    """A thread asleep in epoll_wait holds its own reference on the epoll it looked up:
+    replacing the epoll fd (its only other reference) changes nothing for it, so the old
+    instance's entry still wakes it; the fd then names the new file."""
     p = Program()
     ep = p.epoll_create("ep", file="old_ep")
     r = p.pipe("r", file="f")

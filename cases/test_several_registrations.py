@@ -17,7 +17,8 @@ def line(data, ino, tfd="r", events=REG):
 
 @case(params=matrix(via=VIAS))
 def test_same_fd_in_two_epoll_instances(via):
-    """A replaced fd registered in two epoll instances leaves a stale entry in each, each reporting the old file under its own data."""
+    """A replaced fd registered in two epoll instances leaves a stale entry in each, each
+    reporting the old file under its own data."""
     p = Program()
     ep1, ep2 = p.epoll_create("ep1"), p.epoll_create("ep2")
     r = p.pipe("r", file="old")
@@ -50,7 +51,8 @@ def two_entries(via):
 
 @case()
 def test_re_add_makes_two_entries_under_one_fd():
-    """After a replace, ADD of the same fd number makes a second entry; both report, each under its own data, in the order they became ready."""
+    """After a replace, ADD of the same fd number makes a second entry; both report, each
+    under its own data, in the order they became ready."""
     p, ep, r = two_entries(DUP2)
     p.epoll_ctl(ep, ADD, r, IN, data=2)
     p.fdinfo(ep).expect(fdinfo=[line(1, "old"), line(2, "new")])
@@ -65,7 +67,8 @@ def test_re_add_makes_two_entries_under_one_fd():
 
 @case()
 def test_del_and_mod_touch_the_entry_of_the_current_file():
-    """With two entries under one fd number, MOD and DEL act on the entry of the file the fd holds now; the old one is out of reach."""
+    """With two entries under one fd number, MOD and DEL act on the entry of the file the fd
+    holds now; the old one is out of reach."""
     p, ep, r = two_entries(DUP2)
     p.epoll_ctl(ep, ADD, r, IN, data=2)
     p.epoll_ctl(ep, MOD, r, IN | OUT, data=3)
@@ -80,7 +83,8 @@ def test_del_and_mod_touch_the_entry_of_the_current_file():
 
 @case(params=matrix(via=VIAS))
 def test_stale_entry_lives_while_the_driver_keeps_the_old_file(via):
-    """The stale entry lives as long as any reference to the old file, even one held only by the supervisor."""
+    """The stale entry lives as long as any reference to the old file, even one held only by
+    the supervisor."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -98,7 +102,8 @@ def test_stale_entry_lives_while_the_driver_keeps_the_old_file(via):
 
 @case(params=matrix(via=VIAS))
 def test_stale_eventfd_entry_outlives_replace_through_dup(via):
-    """An eventfd's stale entry reports injections made through the dup that keeps it alive, under the replaced fd's data."""
+    """An eventfd's stale entry reports injections made through the dup that keeps it alive,
+    under the replaced fd's data."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.eventfd("r", file="old")
@@ -115,7 +120,9 @@ def test_stale_eventfd_entry_outlives_replace_through_dup(via):
 
 @case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND)))
 def test_re_add_after_an_addfd_replace_makes_two_entries(via):
-    """After an ADDFD replace of a pipe kept by a dup, a re-ADD of the fd makes a second entry on a stock kernel, each reporting its own file under its own data; under follow the entry moved and the ADD is EEXIST."""
+    """After an ADDFD replace of a pipe kept by a dup, a re-ADD of the fd makes a second
+    entry on a stock kernel, each reporting its own file under its own data; under follow
+    the entry moved and the ADD is EEXIST."""
     p, ep, r = two_entries(via)
     expect_after_replace(p.epoll_ctl(ep, ADD, r, IN, data=2), via,
                          stock=E(0), follow=E(-1, errno="EEXIST"))

@@ -32,7 +32,8 @@ def registered_then_forked():
 
 @case()
 def test_child_signal_is_not_reported_by_the_inherited_epoll():
-    """A signal of the child's own is not reported by the epoll the parent registered the signalfd in, while poll() and read() on the signalfd in the child see it."""
+    """A signal of the child's own is not reported by the epoll the parent registered the
+    signalfd in, while poll() and read() on the signalfd in the child see it."""
     p, ep, sfd, child = registered_then_forked()
     sig = p.file_named("sig")
     with p.on(child):
@@ -50,7 +51,9 @@ def test_child_signal_is_not_reported_by_the_inherited_epoll():
 
 @case()
 def test_child_wait_on_the_shared_epoll_loses_the_parents_wakeup():
-    """The parent's signal queues the entry; a wait in the child polls it in the child's context, finds nothing and drops it, so the parent's next wait reports nothing although its signal is pending, until another signal wakes the entry."""
+    """The parent's signal queues the entry; a wait in the child polls it in the child's
+    context, finds nothing and drops it, so the parent's next wait reports nothing although
+    its signal is pending, until another signal wakes the entry."""
     p, ep, sfd, child = registered_then_forked()
     sig = p.file_named("sig")
     p.inject(sig)
@@ -67,7 +70,9 @@ def test_child_wait_on_the_shared_epoll_loses_the_parents_wakeup():
 
 @case()
 def test_parents_wakeup_reports_the_childs_signal_to_the_child():
-    """Once the parent's signal has queued the entry, a wait in the child reports it for the child's own pending signal, which its read() then takes; the child's next wait drops the entry and the parent's wait reports nothing."""
+    """Once the parent's signal has queued the entry, a wait in the child reports it for the
+    child's own pending signal, which its read() then takes; the child's next wait drops the
+    entry and the parent's wait reports nothing."""
     p, ep, sfd, child = registered_then_forked()
     sig = p.file_named("sig")
     with p.on(child):
@@ -85,7 +90,8 @@ def test_parents_wakeup_reports_the_childs_signal_to_the_child():
 
 @case()
 def test_fresh_epoll_in_the_child_hears_the_childs_signals():
-    """An epoll the child makes and registers the inherited signalfd in reports the child's signals, and not the parent's."""
+    """An epoll the child makes and registers the inherited signalfd in reports the child's
+    signals, and not the parent's."""
     p, ep, sfd, child = registered_then_forked()
     sig = p.file_named("sig")
     with p.on(child):
@@ -105,7 +111,9 @@ def test_fresh_epoll_in_the_child_hears_the_childs_signals():
 
 @case()
 def test_parent_exit_leaves_the_child_a_deaf_entry():
-    """After the parent exits, its registration in the inherited epoll never fires for the child: only a MOD (which polls once in the child's context) or a DEL and re-ADD (which hooks the entry onto the child's queue) make the child's signals reported."""
+    """After the parent exits, its registration in the inherited epoll never fires for the
+    child: only a MOD (which polls once in the child's context) or a DEL and re-ADD (which
+    hooks the entry onto the child's queue) make the child's signals reported."""
     p, ep, sfd, child = registered_then_forked()
     sig = p.file_named("sig")
     p.exit_target()
@@ -130,7 +138,9 @@ def test_parent_exit_leaves_the_child_a_deaf_entry():
 
 @case()
 def test_child_registration_in_the_shared_epoll_goes_deaf_when_the_child_exits():
-    """An entry the child registered in the shared epoll stays after the child exits but is never woken again: the parent's signals are not reported through it, while poll() sees them."""
+    """An entry the child registered in the shared epoll stays after the child exits but is
+    never woken again: the parent's signals are not reported through it, while poll() sees
+    them."""
     p = Program()
     ep = p.epoll_create("ep")
     sfd = p.signalfd("sfd", file="sig")
@@ -154,7 +164,9 @@ def test_child_registration_in_the_shared_epoll_goes_deaf_when_the_child_exits()
 
 @case(params=matrix(refs=("single", "multi"), via=VIAS))
 def test_signalfd_replaced_by_another_signalfd(refs, via):
-    """After a signalfd is replaced by one for another signal, the entry reports the old signalfd's signal while a dup keeps it alive, and not the new one's on a stock kernel; read() reaches the new signalfd."""
+    """After a signalfd is replaced by one for another signal, the entry reports the old
+    signalfd's signal while a dup keeps it alive, and not the new one's on a stock kernel;
+    read() reaches the new signalfd."""
     p = Program()
     ep = p.epoll_create("ep")
     sfd = p.signalfd("sfd", file="old")

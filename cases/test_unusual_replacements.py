@@ -27,7 +27,8 @@ def watched():
 
 @case(params=matrix(via=VIAS))
 def test_replace_by_non_pollable_file(via):
-    """Replaced by a regular file, the fd keeps its stale entry in every profile; epoll_ctl on it fails with EPERM whatever the op."""
+    """Replaced by a regular file, the fd keeps its stale entry in every profile; epoll_ctl
+    on it fails with EPERM whatever the op."""
     p, ep, r, keep = watched()
     p.replace(r, by=MEMFD, via=via, file="new")
     p.inject(p.file_named("old"))
@@ -41,7 +42,8 @@ def test_replace_by_non_pollable_file(via):
 
 @case(params=matrix(via=VIAS, refs=("single", "multi")))
 def test_replace_by_the_same_file(via, refs):
-    """Replacing a file by itself changes nothing epoll can see: the entry stays, reports, and DEL finds it."""
+    """Replacing a file by itself changes nothing epoll can see: the entry stays, reports,
+    and DEL finds it."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -58,7 +60,8 @@ def test_replace_by_the_same_file(via, refs):
 
 @case(params=matrix(via=VIAS))
 def test_replace_by_another_epoll(via):
-    """Replaced by another epoll file, the fd's stale entry still reports the old file; a re-ADD nests the new epoll."""
+    """Replaced by another epoll file, the fd's stale entry still reports the old file; a
+    re-ADD nests the new epoll."""
     p, ep, r, keep = watched()
     inner = p.epoll_create("inner")
     p.replace(r, by=inner, via=via)
@@ -72,7 +75,8 @@ def test_replace_by_another_epoll(via):
 
 @case(params=matrix(via=VIAS))
 def test_replace_by_the_epoll_it_is_registered_in(via):
-    """Replaced by the very epoll it is registered in, the fd keeps its stale entry in every profile, and every epoll_ctl on it is EINVAL."""
+    """Replaced by the very epoll it is registered in, the fd keeps its stale entry in every
+    profile, and every epoll_ctl on it is EINVAL."""
     p, ep, r, keep = watched()
     p.replace(r, by=ep, via=via)
     p.inject(p.file_named("old"))
@@ -85,7 +89,9 @@ def test_replace_by_the_epoll_it_is_registered_in(via):
 
 @case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND)))
 def test_replace_by_the_listener_itself(via):
-    """Replaced by the supervisor's own listener, the fd keeps its stale entry on stock; the listener in the target is pollable (a re-ADD works, nothing is pending) and unreadable (EINVAL)."""
+    """Replaced by the supervisor's own listener, the fd keeps its stale entry on stock; the
+    listener in the target is pollable (a re-ADD works, nothing is pending) and unreadable
+    (EINVAL)."""
     p, ep, r, keep = watched()
     p.replace(r, by=LISTENER, via=via, file="lst")
     p.inject(p.file_named("old"))
@@ -104,7 +110,9 @@ def test_replace_by_the_listener_itself(via):
 
 @case(params=matrix(via=(ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2)))
 def test_replace_by_an_epoll_of_a_single_reference(via):
-    """Replacing the only reference of a registered pipe by another epoll drops the entry on a stock kernel (a re-ADD then nests the epoll); under follow the entry moves to the epoll and reports its readiness."""
+    """Replacing the only reference of a registered pipe by another epoll drops the entry on
+    a stock kernel (a re-ADD then nests the epoll); under follow the entry moves to the
+    epoll and reports its readiness."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

@@ -18,7 +18,8 @@ def anon(tfd, data):
 
 @case()
 def test_fdinfo_inode_of_each_file_kind():
-    """fdinfo names a pipe's or socket's own inode, but one shared anonymous inode for eventfd, epoll, signalfd and timerfd."""
+    """fdinfo names a pipe's or socket's own inode, but one shared anonymous inode for
+    eventfd, epoll, signalfd and timerfd."""
     p = Program()
     ep = p.epoll_create("ep")
     handles = [p.pipe("pipe", file="p"), p.socketpair("sock", file="s"), p.eventfd("efd"),
@@ -34,7 +35,8 @@ def test_fdinfo_inode_of_each_file_kind():
 
 @case(params=matrix(via=VIAS))
 def test_fdinfo_cannot_tell_replaced_eventfd_but_kcmp_can(via):
-    """After an eventfd is replaced by another eventfd, fdinfo looks unchanged while kcmp shows the entry still holds the old file."""
+    """After an eventfd is replaced by another eventfd, fdinfo looks unchanged while kcmp
+    shows the entry still holds the old file."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.eventfd("r", file="old")
@@ -50,7 +52,8 @@ def test_fdinfo_cannot_tell_replaced_eventfd_but_kcmp_can(via):
 
 @case(params=matrix(via=VIAS, refs=("single", "multi")))
 def test_kcmp_epoll_tfd_answers_around_a_replace(via, refs):
-    """kcmp(KCMP_EPOLL_TFD) says equal before a replace, then names the old file while it lives and ENOENT once it is gone."""
+    """kcmp(KCMP_EPOLL_TFD) says equal before a replace, then names the old file while it
+    lives and ENOENT once it is gone."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -70,7 +73,8 @@ def test_kcmp_epoll_tfd_answers_around_a_replace(via, refs):
 
 @case()
 def test_kcmp_epoll_tfd_errors():
-    """kcmp(KCMP_EPOLL_TFD) fails with EBADF for a closed file or epoll fd, EINVAL when the epoll fd is not an epoll, ENOENT for an unregistered fd."""
+    """kcmp(KCMP_EPOLL_TFD) fails with EBADF for a closed file or epoll fd, EINVAL when the
+    epoll fd is not an epoll, ENOENT for an unregistered fd."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r")
@@ -87,7 +91,8 @@ def test_kcmp_epoll_tfd_errors():
 
 @case(params=matrix(via=VIAS))
 def test_eexist_on_re_add_tells_whether_the_file_changed(via):
-    """Re-ADD of a registered fd gives EEXIST exactly while the fd holds the registered file: a replace by the same file keeps it, a replace by another file ends it."""
+    """Re-ADD of a registered fd gives EEXIST exactly while the fd holds the registered
+    file: a replace by the same file keeps it, a replace by another file ends it."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")

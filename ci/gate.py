@@ -156,7 +156,8 @@ def positive(name: str, text: str) -> int:
 
 
 def timeout_scale(env) -> int:
-    """FDR_TIMEOUT_SCALE for the executor: SLOW_SCALE under KSFT_MACHINE_SLOW=yes, else as set, else 1."""
+    """FDR_TIMEOUT_SCALE for the executor: SLOW_SCALE under KSFT_MACHINE_SLOW=yes, else as
+    set, else 1."""
     if env.get("KSFT_MACHINE_SLOW") == "yes":
         return SLOW_SCALE
     return positive("FDR_TIMEOUT_SCALE (a factor)", env.get("FDR_TIMEOUT_SCALE", "1"))
@@ -384,7 +385,8 @@ def run_cases(args, env, out: Outputs, extra_families: int) -> int | None:
 
 def run_fuzz(seconds: int, seed: int, profile: str | None, env, repo: Path = REPO,
              out_dir: Path | None = None) -> Result:
-    """The fuzz smoke: `python -m fuzz --seconds N --seed S [--profile P] [--out DIR]`; exit 0 passes, 4 skips."""
+    """The fuzz smoke: `python -m fuzz --seconds N --seed S [--profile P] [--out DIR]`; exit
+    0 passes, 4 skips."""
     if seconds == 0:
         return Result("fuzz", "smoke", SKIP, "disabled")
     if not (repo / "fuzz" / "__main__.py").exists():

@@ -26,7 +26,8 @@ TAINTED = "/proc/sys/kernel/tainted"
 
 
 def scan_log(text: str) -> list[str]:
-    """The lines of kernel log text that report a warning, bug, sanitizer or lockdep splat, or hang."""
+    """The lines of kernel log text that report a warning, bug, sanitizer or lockdep splat,
+    or hang."""
     return [line for line in text.splitlines() if BAD_LINE.search(line)]
 
 

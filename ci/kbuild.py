@@ -95,7 +95,8 @@ def _sha256(path: Path) -> str:
 
 
 def _walk(root: Path):
-    """(relative path, size, mtime_ns) of every regular file and symlink under root, sorted; .git skipped."""
+    """(relative path, size, mtime_ns) of every regular file and symlink under root, sorted;
+    .git skipped."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
@@ -108,7 +109,8 @@ def _walk(root: Path):
 
 
 def source_of(path) -> Source:
-    """Classify and identify a kernel source: a tree (Makefile and Kconfig at its top) or a tarball."""
+    """Classify and identify a kernel source: a tree (Makefile and Kconfig at its top) or a
+    tarball."""
     p = Path(path).expanduser()
     if not p.exists():
         raise BadInput(f"source {path}: no such file or directory")
@@ -125,7 +127,8 @@ def source_of(path) -> Source:
 
 
 def patch_files(patches) -> list[Path]:
-    """The patch files in application order: each argument a file, or a directory's *.patch/*.diff sorted by name."""
+    """The patch files in application order: each argument a file, or a directory's
+    *.patch/*.diff sorted by name."""
     out = []
     for item in patches:
         p = Path(item).expanduser()
@@ -167,7 +170,8 @@ def parse_fragment(text: str) -> dict[str, str]:
 
 
 def unmet_options(wanted: dict[str, str], config_text: str) -> list[str]:
-    """The options of `wanted` whose value the final .config does not hold, as 'CONFIG_X=want (got)' strings."""
+    """The options of `wanted` whose value the final .config does not hold, as
+    'CONFIG_X=want (got)' strings."""
     final = parse_fragment(config_text)
     unmet = []
     for name, want in wanted.items():
@@ -178,7 +182,8 @@ def unmet_options(wanted: dict[str, str], config_text: str) -> list[str]:
 
 
 def cache_key(source: Source, patches, fragments) -> str:
-    """The hash of (source identity, patch names and contents, fragment names and contents), in order."""
+    """The hash of (source identity, patch names and contents, fragment names and contents),
+    in order."""
     h = hashlib.sha256()
     h.update(KEY_VERSION.encode() + b"\0" + ARCH.encode() + b"\0" + source.identity.encode() + b"\0")
     for kind, files in (("patch", patches), ("fragment", fragments)):
@@ -189,7 +194,8 @@ def cache_key(source: Source, patches, fragments) -> str:
 
 
 def _lineage_key(source: Source, fragments) -> str:
-    """The kept tree's key: the source's path or tarball hash and the fragments (the patches are synced)."""
+    """The kept tree's key: the source's path or tarball hash and the fragments (the patches
+    are synced)."""
     return cache_key(Source(source.path, source.kind, source.lineage, source.lineage), (), fragments)
 
 
@@ -215,7 +221,8 @@ def _run_patch(patch: Path, cwd: Path) -> None:
 
 
 def _extract(tarball: Path, sources: Path, digest: str) -> Path:
-    """The tarball's tree, extracted once under `sources`: its single top directory, or the whole."""
+    """The tarball's tree, extracted once under `sources`: its single top directory, or the
+    whole."""
     dest = sources / digest[:20]
     if (dest / ".complete").exists():
         return _top(dest)
@@ -345,7 +352,8 @@ def _make(src: Path, obj: Path, log, *targets, jobs: int = 1, timeout: float = 4
 
 
 def configure(src: Path, obj: Path, fragments, log) -> None:
-    """tinyconfig, the fragments appended in order, olddefconfig; then every fragment option must hold."""
+    """tinyconfig, the fragments appended in order, olddefconfig; then every fragment option
+    must hold."""
     config = obj / ".config"
     if not config.exists():
         obj.mkdir(parents=True, exist_ok=True)
@@ -358,7 +366,8 @@ def configure(src: Path, obj: Path, fragments, log) -> None:
 
 
 def check_config(config: Path, fragments) -> None:
-    """Raise BadInput naming every fragment option the final .config lacks (the last fragment setting it wins)."""
+    """Raise BadInput naming every fragment option the final .config lacks (the last
+    fragment setting it wins)."""
     wanted, origin = {}, {}
     for frag in fragments:
         for name, value in parse_fragment(Path(frag).read_text()).items():
@@ -372,7 +381,8 @@ def check_config(config: Path, fragments) -> None:
 
 def build(source, patches=(), fragments=(), cache: Path = DEFAULT_CACHE, *, jobs: int = 2,
           rebuild: bool = False, log_to=None) -> Path:
-    """Build (or find cached) the kernel from `source` with `patches` and `fragments`; return the output directory."""
+    """Build (or find cached) the kernel from `source` with `patches` and `fragments`;
+    return the output directory."""
     src = source_of(source)
     patches = patch_files(patches)
     fragments = fragment_files(fragments)

@@ -17,7 +17,8 @@ LAVA_RESULT = {PASS: "pass", XFAIL: "pass", SKIP: "skip", FAIL: "fail", XPASS: "
 
 
 def lava_name(family: str, name: str) -> str:
-    """'beta', 'test_x[a b]' -> 'beta.test_x_a_b_' (characters outside [A-Za-z0-9_.-] become '_')."""
+    """'beta', 'test_x[a b]' -> 'beta.test_x_a_b_' (characters outside [A-Za-z0-9_.-] become
+    '_')."""
     return _LAVA_UNSAFE.sub("_", f"{family}.{name}")
 
 

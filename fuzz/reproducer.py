@@ -33,15 +33,14 @@ import re
 import sys
 
 from native import program as P
+from native import steps
 
 NATIVE = pathlib.Path(__file__).resolve().parent.parent / "native"
-INCLUDE_LINE = '#include "executor.h"'
 TIMEOUT_S = 10
-FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}   # as native/executor.py
 
-try:    # the ops the executor runs, hence the ops a reproducer can hold
-    from native.executor import OPCODES as _OPCODES
-    SUPPORTED_OPS = tuple(_OPCODES)
+try:    # the step kinds a reproducer can hold (native/steps.py), once the executor is built
+    import native.executor  # noqa: F401
+    SUPPORTED_OPS = steps.ops(reproducer=True)
 except ImportError:                      # not built: write_reproducer says so
     SUPPORTED_OPS = ()
 
@@ -86,18 +85,21 @@ def build_command(program: P.Program, path: str = "repro.c") -> str:
 
 
 def executor_text() -> str:
-    """native/executor.c with native/executor.h pasted where it is included."""
-    header = (NATIVE / "executor.h").read_text()
+    """native/executor.c with native/fdr_common.h and native/executor.h pasted where
+    it includes them (and native/fixup.c, see fixup_text)."""
     source = (NATIVE / "executor.c").read_text()
-    lines = source.splitlines(keepends=True)
-    at = [i for i, line in enumerate(lines) if line.strip() == INCLUDE_LINE]
-    if len(at) != 1:
-        raise RuntimeError(f"native/executor.c must include executor.h exactly once ({len(at)})")
-    i = at[0]
-    text = ("".join(lines[:i]) + "/* ---- native/executor.h ---- */\n" + header
-            + "/* ---- end of native/executor.h ---- */\n" + "".join(lines[i + 1:]))
-    text = text.replace('#include "fixup.c"\n', fixup_text(), 1)
-    return text.replace('#include "kcov.c"\n', kcov_text(), 1)
+    for name in ("fdr_common.h", "executor.h"):
+        include = f'#include "{name}"'
+        lines = source.splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.strip() == include]
+        if len(at) != 1:
+            raise RuntimeError(f"native/executor.c must include {name} exactly once ({len(at)})")
+        i = at[0]
+        source = ("".join(lines[:i]) + f"/* ---- native/{name} ---- */\n"
+                  + (NATIVE / name).read_text() + f"/* ---- end of native/{name} ---- */\n"
+                  + "".join(lines[i + 1:]))
+    source = source.replace('#include "fixup.c"\n', fixup_text(), 1)
+    return source.replace('#include "kcov.c"\n', kcov_text(), 1)
 
 
 def kcov_text() -> str:
@@ -167,17 +169,10 @@ def _step_initialisers(program: P.Program) -> list[str]:
 
 # How a step's outcome is shown: native/executor.py's _outcome, as data.
 SHOW_RET, SHOW_BACKGROUND, SHOW_WAIT, SHOW_READ, SHOW_FDINFO, SHOW_REAP = range(6)
+SHOW_OF = {steps.SHOW_RET: SHOW_RET, steps.SHOW_EVENTS: SHOW_WAIT, steps.SHOW_READ: SHOW_READ,
+           steps.SHOW_FDINFO: SHOW_FDINFO, steps.SHOW_CQES: SHOW_REAP}
 F_FDRET, F_NOTIFY_NAMES, F_ADDFD, F_SYS, F_SYS_SEND, F_NOTIFY, F_KILL, F_URING_POLL = (
     1 << k for k in range(8))
-
-
-def _sends_in_hold(program: P.Program, i: int) -> bool:
-    for s in program.steps[i + 1:]:
-        if s.op not in P.SUPERVISOR_OPS:
-            return False
-        if s.op == "addfd" and s.addfd["flags"] & P.ADDFD_FLAG_SEND:
-            return True
-    return False
 
 
 def _show(program: P.Program, i: int) -> tuple[int, int, int]:
@@ -203,20 +198,12 @@ def _show(program: P.Program, i: int) -> tuple[int, int, int]:
         if step.via in P.SEND_VIAS:
             flags |= F_SYS_SEND
         h = program.handles.index(step.h)
-    if op in P.FD_RETURNING_OPS:
+    kind = steps.KIND[op]
+    if kind.returns_fd:
         flags |= F_FDRET
-    elif op == "notify" and _sends_in_hold(program, src):
+    elif op == "notify" and P.sends_in_hold(program, src):
         flags |= F_NOTIFY_NAMES
-    how = SHOW_RET
-    if op in P.WAIT_OPS:
-        how = SHOW_WAIT
-    elif op == "uring_reap":
-        how = SHOW_REAP
-    elif op in ("read", "drain"):
-        how = SHOW_READ
-    elif op in P.FDINFO_OPS:
-        how = SHOW_FDINFO
-    return how, flags, h
+    return SHOW_OF[kind.show], flags, h
 
 
 def _errno_table() -> str:
@@ -611,7 +598,7 @@ class _Writer:
         L.append("static const char *const file_name[] = { "
                  + "".join(f"{c_string(f.name)}, " for f in p.files) + "NULL };")
         L.append("static const char *const file_fs[] = {\t/* what fdinfo's sdev shows */\n\t"
-                 + "".join(f"{c_string(FS_OF_KIND.get(f.kind, 'anon_inodefs'))}, " for f in p.files)
+                 + "".join(f"{c_string(P.FS_OF_KIND.get(f.kind, 'anon_inodefs'))}, " for f in p.files)
                  + "NULL };")
         from native.executor import serialize
         _, kinds = serialize(p)

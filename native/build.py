@@ -12,10 +12,13 @@ import sys
 import cffi
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ("executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h", "kcov.c")
-RACE_SOURCES = ("race.h", "race.c", "failnth.h", "failnth.c", "trap_filter.h")
-SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "trap_filter.h")
-CHURN_SOURCES = ("churn.h", "churn.c", "trap_filter.h")
+SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h",
+           "kcov.c")
+RACE_SOURCES = ("fdr_common.h", "race.h", "race.c", "race_target.c", "race_supervisor.c",
+                "race_scenarios.c",
+                "race_scenarios_vs.c", "failnth.h", "failnth.c")
+SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "fdr_common.h")
+CHURN_SOURCES = ("churn.h", "churn.c", "fdr_common.h")
 
 
 def cdef_text(header: str = "executor.h") -> str:

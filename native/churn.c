@@ -39,7 +39,7 @@
 #include <sys/wait.h>
 
 #include "churn.h"
-#include "trap_filter.h"
+#include "fdr_common.h"
 
 
 #define CHURN_MAGIC 0x46445243U		/* "FDRC": the trapped ioctl request */
@@ -181,7 +181,7 @@ static void __attribute__((noreturn)) target(struct shm *sh, int iterations, int
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		tfail(sh, "prctl(NO_NEW_PRIVS)");
-	listener = fdr_trap_filter(CHURN_MAGIC, 0);
+	listener = fdr_trap_ioctl(CHURN_MAGIC);
 	if (listener < 0)
 		tfail(sh, "seccomp(NEW_LISTENER)");
 	sh->listener = listener;

@@ -14,40 +14,12 @@
  * Everything after fork() in the child uses only syscalls and stack buffers:
  * the caller is a multi-threaded Python process.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <pthread.h>
-#include <sys/epoll.h>
+#include "fdr_common.h"
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>		/* before linux/seccomp.h, which uses _IOWR */
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/syscall.h>
-#include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <sys/select.h>
-#include <linux/futex.h>
-#include <limits.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
+#include <sys/signalfd.h>
+#include <sys/sysmacros.h>
+#include <sys/timerfd.h>
 
 #include "executor.h"
 #include "fixup.c"
@@ -56,67 +28,11 @@
 #include <liburing.h>
 #endif
 
-/* Fallbacks for headers older than the kernels we run on. */
-#ifndef SECCOMP_IOC_MAGIC
-#define SECCOMP_IOC_MAGIC '!'
-#endif
-#ifndef SECCOMP_RET_USER_NOTIF
-#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
-#endif
-#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
-#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
-#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
-#endif
-/* The ADDFD flags and struct seccomp_notif_addfd, for headers before 5.9: from
- * fixup.c, included above. */
-#ifndef __NR_pidfd_open
-#define __NR_pidfd_open 434
-#endif
-#ifndef __NR_pidfd_getfd
-#define __NR_pidfd_getfd 438
-#endif
-#ifndef __NR_close_range
-#define __NR_close_range 436
-#endif
-#ifndef KCMP_EPOLL_TFD
-#define KCMP_EPOLL_TFD 7
-#endif
-
-/* The audit architecture of this build, checked by the filter. */
-#if defined(__x86_64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#elif defined(__i386__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_I386
-#elif defined(__riscv) && __riscv_xlen == 64
-#define FDR_AUDIT_ARCH AUDIT_ARCH_RISCV64
-#elif defined(__s390x__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_S390X
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64LE
-#elif defined(__powerpc64__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_PPC64
-#elif defined(__arm__)
-#define FDR_AUDIT_ARCH AUDIT_ARCH_ARM
-#else
-#error "unknown architecture: add its AUDIT_ARCH_* here"
-#endif
-
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]))
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#else
-#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]) + 4)
-#define ARG_HI(n) (offsetof(struct seccomp_data, args[n]))
-#endif
-
 #define FDR_MAGIC 0x46445251U		/* "FDRQ": the trapped ioctl request */
 #define TOKEN_MAGIC 0x544f4b454e000000ULL	/* "TOKEN" in the top five bytes */
 #define TOKEN_FILE_MASK 0xffffffULL
 #define EFD_COUNT_BITS 20
+#define FDR_READ_SIZE 4096		/* a read or drain step's buffer */
 #define SIGNO_BASE_OFFSET 4		/* SIGRTMIN+4..: glibc keeps the first few */
 /* A timerfd's token is its interval, (file+1) * this: over three years, so after
  * its first (immediate) expiry it never fires again during a run. */
@@ -179,14 +95,6 @@ struct target {
 	int32_t *hnum;
 	struct shared *sh;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static long trap(int fd, int step, int action, int extra)
 {
@@ -551,7 +459,7 @@ static int wait_actor_gone(struct shared *sh, int a)
 	if (as->pid != as->tid) {	/* a thread: its task directory goes with it */
 		snprintf(path, sizeof(path), "/proc/%d/task/%d", as->pid, as->tid);
 		while (access(path, F_OK) == 0)
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				return -1;
 			else
 				pause_briefly();
@@ -560,7 +468,7 @@ static int wait_actor_gone(struct shared *sh, int a)
 	/* A process: its pidfd polls readable after exit_files and task work. */
 	int pidfd = syscall(__NR_pidfd_open, as->pid, 0);
 	struct pollfd pf = { .fd = pidfd, .events = POLLIN };
-	int64_t left = sh->deadline - now_ms();
+	int64_t left = sh->deadline - fdr_now_ms();
 	int r;
 
 	if (pidfd < 0)
@@ -606,7 +514,7 @@ static int settle_all(struct shared *sh, int self)
 		if (i < 0 || a == self)
 			continue;
 		while (!(q = quiescent(sh, a, i)))
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				return -1;
 			else
 				pause_briefly();
@@ -672,7 +580,7 @@ static void run_background(struct target *t, int i)
 	/* No join (its actor is killed in it): what it returns goes nowhere. */
 	struct fdr_outcome scratch, *o = s->aux == i ? &scratch : &sh->out[s->aux];
 
-	int64_t started = now_ms();
+	int64_t started = fdr_now_ms();
 
 	blocking_call(t, s, o);
 	/* Run out of time before its join's turn came: the timeout was too short
@@ -682,7 +590,7 @@ static void run_background(struct target *t, int i)
 	 * every file once more when the time is up, and may find one that a
 	 * later step (the one not yet run) would have drained. */
 	if (s->aux != i && __atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE) < s->aux &&
-	    (o->ret == 0 || (s->timeout_ms > 0 && now_ms() - started >= s->timeout_ms)))
+	    (o->ret == 0 || (s->timeout_ms > 0 && fdr_now_ms() - started >= s->timeout_ms)))
 		sh->out[i].expired = 1;
 	__atomic_store_n(&as->returned, i + 1, __ATOMIC_RELEASE);
 }
@@ -768,7 +676,7 @@ static long do_thread(struct target *t, int i)
 	}
 	/* Wait until it knows its tid: a later settle or gone check needs it. */
 	while (!__atomic_load_n(&t->sh->actors[c].tid, __ATOMIC_ACQUIRE))
-		if (now_ms() > t->sh->deadline)
+		if (fdr_now_ms() > t->sh->deadline)
 			_exit(4);
 		else
 			pause_briefly();
@@ -820,7 +728,7 @@ static int blocking_file(int fd)
 
 static void do_read(struct target *t, int fd, struct fdr_outcome *o, int drain)
 {
-	unsigned char buf[4096], all[4096];
+	unsigned char buf[FDR_READ_SIZE], all[FDR_READ_SIZE];
 	long total = 0, n;
 
 	for (;;) {
@@ -1314,45 +1222,6 @@ static void setup_failed(struct shared *sh, const char *where)
 	_exit(3);
 }
 
-/* Send len bytes, with an fd riding along (SCM_RIGHTS) when fd >= 0. */
-static int send_msg_fd(int sock, const void *buf, size_t len, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
-/* Receive exactly len bytes; *fd gets the fd that came along, or -1. */
-static int recv_msg_fd(int sock, void *buf, size_t len, int *fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-
-	*fd = -1;
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)len)
-		return -1;
-	c = CMSG_FIRSTHDR(&msg);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
-	return 0;
-}
-
 static int send_fd(int sock, int fd)
 {
 	return send_msg_fd(sock, "L", 1, fd);
@@ -1370,16 +1239,6 @@ static int recv_fd(int sock)
 	return fd;
 }
 
-static void close_other_fds(int keep)
-{
-	if (syscall(__NR_close_range, 3, keep - 1, 0) == 0 &&
-	    syscall(__NR_close_range, keep + 1, ~0U, 0) == 0)
-		return;
-	for (int fd = 3; fd < 65536; fd++)
-		if (fd != keep)
-			close(fd);
-}
-
 /* Run this actor's steps as their turns come, until the program is over. */
 static void actor_loop(struct target *t)
 {
@@ -1391,7 +1250,7 @@ static void actor_loop(struct target *t)
 		if (i >= t->nsteps || sh->finished)
 			return;
 		if (t->steps[i].actor != t->actor) {
-			if (now_ms() > sh->deadline)
+			if (fdr_now_ms() > sh->deadline)
 				_exit(4);	/* the supervisor gave up on this run */
 			futex_wait(&sh->turn, i, 100);
 			continue;
@@ -1411,22 +1270,6 @@ static void actor_loop(struct target *t)
 static void __attribute__((noreturn))
 target_main(struct target *t, int ctl, pid_t supervisor)
 {
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FDR_MAGIC, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_HI(1)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	};
-	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
 	struct shared *sh = t->sh;
 	sigset_t set;
 	int listener;
@@ -1447,8 +1290,7 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 	close_other_fds(ctl);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		setup_failed(sh, "prctl(PR_SET_NO_NEW_PRIVS)");
-	listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-			   SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	listener = fdr_trap_ioctl(FDR_MAGIC);
 	if (listener < 0)
 		setup_failed(sh, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
 	if (send_fd(ctl, listener) < 0)
@@ -1504,20 +1346,6 @@ static void respond(struct supervisor *s, uint64_t id, long val, int err)
 		s->unsent.val = val;
 		s->unsent.err = err;
 	}
-}
-
-static void consume_sigpipe(void)
-{
-	sigset_t set;
-	struct timespec zero = { 0, 0 };
-
-	int saved = errno;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	while (sigtimedwait(&set, NULL, &zero) > 0)
-		;
-	errno = saved;
 }
 
 /* The driver's copy of the file a step installs: its own pidfd_getfd copy of
@@ -1721,7 +1549,7 @@ static void watchdog_arm(struct watchdog *w, int64_t deadline)
 {
 	struct sigaction sa;
 	struct sigevent ev;
-	int64_t first = deadline + WATCHDOG_GRACE_MS - now_ms();
+	int64_t first = deadline + WATCHDOG_GRACE_MS - fdr_now_ms();
 	struct itimerspec its = {
 		.it_value = { first / 1000, (first % 1000) * 1000000L },
 		.it_interval = { 0, WATCHDOG_REPEAT_MS * 1000000L },
@@ -1761,7 +1589,7 @@ static int wait_gone(struct supervisor *s)
 {
 	for (int a = 0; a < FDR_MAX_ACTORS; a++) {
 		struct pollfd pf = { .fd = s->apidfd[a], .events = POLLIN };
-		int64_t left = s->deadline - now_ms();
+		int64_t left = s->deadline - fdr_now_ms();
 
 		if (s->apidfd[a] >= 0 && (left <= 0 || poll(&pf, 1, left) != 1))
 			return -1;
@@ -1884,7 +1712,7 @@ static void sup_step(struct supervisor *s, int i, uint64_t id)
 static void wait_sync(struct supervisor *s)
 {
 	struct pollfd pf = { .fd = s->listener, .events = POLLIN };
-	int64_t left = s->deadline - now_ms();
+	int64_t left = s->deadline - fdr_now_ms();
 
 	if (left > 0)
 		poll(&pf, 1, left);
@@ -2277,7 +2105,7 @@ static void serve(struct supervisor *s, struct fdr_result *res)
 		struct pollfd pf[2 + FDR_MAX_ACTORS] = {
 			{ .fd = s->listener, .events = POLLIN }, { .fd = s->ctl, .events = POLLIN } };
 		int actor_of[2 + FDR_MAX_ACTORS], n = 2;
-		int64_t left = s->deadline - now_ms();
+		int64_t left = s->deadline - fdr_now_ms();
 
 		for (int a = 0; a < FDR_MAX_ACTORS; a++)
 			if (s->apidfd[a] >= 0 && !watched[a]) {
@@ -2319,51 +2147,62 @@ static void put_shared(struct shared *sh, size_t size, int via_zygote)
 		munmap(sh, size);
 }
 
-int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
-	    const int32_t *file_kinds, int timeout_ms,
-	    struct fdr_outcome *out, struct fdr_result *res)
-{
-	size_t size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome);
-	struct supervisor sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1,
-				  .ctl = -1,
-				  .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } };
-	sigset_t pipeset, oldset;
+/* One fdr_run(): what its phases hand each other. */
+struct run {
+	const struct fdr_step *steps;
+	int nsteps, nhandles, nfiles;
+	size_t size;			/* of the shared region: struct shared and the outcomes */
 	struct shared *sh;
-	int ctl[2], status = 0, nsig = 0;
-	int via_zygote = 0, zspawned = 0;
-	pid_t pid;
+	int via_zygote;			/* the region is the zygote's (its lock is held) */
+	int zspawned;			/* the zygote forked the target */
+	int ctl[2];			/* supervisor end, target end */
+	pid_t pid;			/* the target's first process */
+	sigset_t oldset;		/* the caller's signal mask */
+	struct supervisor sup;
+};
 
-	memset(res, 0, sizeof(*res));
+/* Phase 1: the arguments make sense. */
+static int run_check_args(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+			  int timeout_ms)
+{
 	if (nsteps < 0 || nsteps > FDR_MAX_STEPS || nhandles < 0 || nhandles > FDR_MAX_HANDLES ||
-	    nfiles < 0 || nfiles > FDR_MAX_FILES || timeout_ms <= 0) {
-		errno = EINVAL;
+	    nfiles < 0 || nfiles > FDR_MAX_FILES || timeout_ms <= 0)
 		return -1;
-	}
 	for (int i = 0; i < nsteps; i++)
 		if (steps[i].actor < 0 || steps[i].actor >= FDR_MAX_ACTORS ||
-		    steps[i].nhs < 0 || steps[i].nhs > FDR_MAX_POLL) {
-			errno = EINVAL;
+		    steps[i].nhs < 0 || steps[i].nhs > FDR_MAX_POLL)
 			return -1;
-		}
-	/* The zygote's region when it is ours and free, else a mapping of our own. */
-	if (zy.pid > 0 && zy.owner == getpid() && fdr_kcov.fd < 0 && pthread_mutex_trylock(&zy.lock) == 0) {
+	return 0;
+}
+
+/* Phase 2: the shared region, the zygote's when it is ours and free, else a
+ * mapping of our own; the files' kinds and signals, the handle tables, the
+ * first turn and the deadline in it. */
+static int run_share(struct run *r, const int32_t *file_kinds, int timeout_ms)
+{
+	struct shared *sh;
+	int nsig = 0;
+
+	if (zy.pid > 0 && zy.owner == getpid() && fdr_kcov.fd < 0 &&
+	    pthread_mutex_trylock(&zy.lock) == 0) {
 		if (zy.pid > 0)
-			via_zygote = 1;
+			r->via_zygote = 1;
 		else
 			pthread_mutex_unlock(&zy.lock);
 	}
-	if (via_zygote) {
+	if (r->via_zygote) {
 		sh = &zy.rg->sh;
-		memset(sh, 0, size);
-		memcpy(zy.rg->steps, steps, (size_t)nsteps * sizeof(*steps));
+		memset(sh, 0, r->size);
+		memcpy(zy.rg->steps, r->steps, (size_t)r->nsteps * sizeof(*r->steps));
 	} else {
-		sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		sh = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (sh == MAP_FAILED)
 			return -1;
 	}
+	r->sh = sh;
 	sh->step = -1;
-	sh->nfiles = nfiles;
-	for (int f = 0; f < nfiles; f++) {
+	sh->nfiles = r->nfiles;
+	for (int f = 0; f < r->nfiles; f++) {
 		sh->files[f].kind = file_kinds[f] & ~(FDR_KIND_BLOCKING | FDR_KIND_WRITE_END);
 		sh->files[f].blocking = !!(file_kinds[f] & FDR_KIND_BLOCKING);
 		sh->files[f].write_end = !!(file_kinds[f] & FDR_KIND_WRITE_END);
@@ -2372,88 +2211,104 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 			sh->files[f].signo = SIGRTMIN + SIGNO_BASE_OFFSET + nsig++;
 	}
 	if (SIGRTMIN + SIGNO_BASE_OFFSET + nsig > SIGRTMAX + 1) {
-		put_shared(sh, size, via_zygote);
+		put_shared(sh, r->size, r->via_zygote);
 		errno = E2BIG;
 		return -1;
 	}
-	for (int i = 0; i < nsteps; i++)
+	for (int i = 0; i < r->nsteps; i++)
 		sh->out[i].reached = sh->out[i].ret_handle = sh->out[i].sysret_handle = FDR_NO_HANDLE;
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
 		for (int h = 0; h < FDR_MAX_HANDLES; h++)
 			sh->hfd[a][h] = sh->hnum[a][h] = -1;
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
-		sup.apidfd[a] = -1;
-	sup.unsent.step = sup.cur_step = -1;
+		r->sup.apidfd[a] = -1;
+	r->sup.unsent.step = r->sup.cur_step = -1;
 	sh->turn = 0;
-	while (sh->turn < nsteps && (steps[sh->turn].flags & FDR_F_SUP))
+	while (sh->turn < r->nsteps && (r->steps[sh->turn].flags & FDR_F_SUP))
 		sh->turn++;
-	sh->finished = sh->turn >= nsteps;
-	sh->deadline = now_ms() + timeout_ms;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) {
-		put_shared(sh, size, via_zygote);
-		return -1;
-	}
-	sup.sh = sh;
-	sup.deadline = sh->deadline;
+	sh->finished = sh->turn >= r->nsteps;
+	sh->deadline = fdr_now_ms() + timeout_ms;
+	return 0;
+}
 
-	/* Writes to a peer whose subject file is gone raise SIGPIPE in this thread. */
-	sigemptyset(&pipeset);
-	sigaddset(&pipeset, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipeset, &oldset);
-
+/* Phase 3: the target, forked by the zygote or here, with the control socket
+ * between us; the supervisor bound to its first process.  SIGPIPE is blocked
+ * from here on: writes to a peer whose subject file is gone raise it. */
+static int run_spawn(struct run *r, int timeout_ms)
+{
+	struct supervisor *sup = &r->sup;
+	sigset_t pipeset;
 	pid_t self = getpid();
 
-	kcov_before_run();
-	pid = -1;
-	if (via_zygote) {
-		pid = zygote_spawn(ctl[1], nsteps, nhandles, timeout_ms);
-		zspawned = pid > 0;
-	}
-	if (!zspawned)		/* no helper, or it just failed us: fork here */
-		pid = fork();
-	if (pid == 0) {
-		struct target t = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles, .sh = sh };
-
-		close(ctl[0]);
-		target_main(&t, ctl[1], self);
-	}
-	close(ctl[1]);
-	if (pid < 0) {
-		close(ctl[0]);
-		pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-		put_shared(sh, size, via_zygote);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->ctl) < 0) {
+		put_shared(r->sh, r->size, r->via_zygote);
 		return -1;
 	}
-	setpgid(pid, pid);
-	sup.ctl = ctl[0];
-	sup.apid[0] = pid;
-	sup.apidfd[0] = syscall(__NR_pidfd_open, pid, 0);
-	sup.view.sh = sh;
-	bind_actor(&sup, 0);
+	sup->sh = r->sh;
+	sup->deadline = r->sh->deadline;
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipeset, &r->oldset);
 
+	kcov_before_run();
+	r->pid = -1;
+	if (r->via_zygote) {
+		r->pid = zygote_spawn(r->ctl[1], r->nsteps, r->nhandles, timeout_ms);
+		r->zspawned = r->pid > 0;
+	}
+	if (!r->zspawned)	/* no helper, or it just failed us: fork here */
+		r->pid = fork();
+	if (r->pid == 0) {
+		struct target t = { .steps = r->steps, .nsteps = r->nsteps,
+				    .nhandles = r->nhandles, .sh = r->sh };
+
+		close(r->ctl[0]);
+		target_main(&t, r->ctl[1], self);
+	}
+	close(r->ctl[1]);
+	if (r->pid < 0) {
+		close(r->ctl[0]);
+		pthread_sigmask(SIG_SETMASK, &r->oldset, NULL);
+		put_shared(r->sh, r->size, r->via_zygote);
+		return -1;
+	}
+	setpgid(r->pid, r->pid);
+	sup->ctl = r->ctl[0];
+	sup->apid[0] = r->pid;
+	sup->apidfd[0] = syscall(__NR_pidfd_open, r->pid, 0);
+	sup->view.sh = r->sh;
+	bind_actor(sup, 0);
+	return 0;
+}
+
+/* Phase 4: supervise under the watchdog until the target is gone or the run
+ * times out; then the supervisor steps that follow the target's end. */
+static void run_supervise(struct run *r, struct fdr_result *res, int timeout_ms)
+{
+	struct supervisor *sup = &r->sup;
+	struct shared *sh = r->sh;
+	struct watchdog dog;
 	/* The listener arrives over ctl, or the target's setup fails and ctl closes. */
-	struct pollfd cp = { .fd = ctl[0], .events = POLLIN };
+	struct pollfd cp = { .fd = r->ctl[0], .events = POLLIN };
 
 	if (poll(&cp, 1, timeout_ms) == 1)
-		sup.listener = recv_fd(ctl[0]);
+		sup->listener = recv_fd(r->ctl[0]);
 
 	/* The settle loop's short pauses: without this, each lasts the 50 us slack. */
 	int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
 
 	prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-	struct watchdog dog;
-
 	watchdog_arm(&dog, sh->deadline);
-	if (sup.listener >= 0 && sup.apidfd[0] >= 0) {
-		serve(&sup, res);
+	if (sup->listener >= 0 && sup->apidfd[0] >= 0) {
+		serve(sup, res);
 		/* Supervisor steps after the target's end (exits or a kill) run now. */
-		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(&sup) == 0)
-			for (int j = 0; j < nsteps; j++)
-				if ((steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
+		if (res->status == FDR_RUN_OK && (sh->finished || sh->killed) && wait_gone(sup) == 0)
+			for (int j = 0; j < r->nsteps; j++)
+				if ((r->steps[j].flags & FDR_F_SUP) && !sh->out[j].done) {
 					sh->step = j;
-					sup_step(&sup, j, sup.last_id);
+					sup_step(sup, j, sup->last_id);
 				}
-	} else if (sup.apidfd[0] < 0) {
+	} else if (sup->apidfd[0] < 0) {
 		res->status = FDR_RUN_SETUP;
 		res->err = errno;
 		snprintf(res->where, sizeof(res->where), "pidfd_open");
@@ -2461,25 +2316,33 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	watchdog_disarm(&dog);
 	if (slack > 0)
 		prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
-	if (res->status == FDR_RUN_OK && now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
+	if (res->status == FDR_RUN_OK && fdr_now_ms() > sh->deadline + WATCHDOG_GRACE_MS &&
 	    !sh->finished && !sh->killed)
 		res->status = FDR_RUN_TIMEOUT;	/* the watchdog cut a supervisor call short */
 	if (res->status == FDR_RUN_TIMEOUT) {
-		int i = sh->step >= 0 && sh->step < nsteps ? sh->step : 0;
-		struct actor_slot *as = &sh->actors[nsteps ? steps[i].actor : 0];
+		int i = sh->step >= 0 && sh->step < r->nsteps ? sh->step : 0;
+		struct actor_slot *as = &sh->actors[r->nsteps ? r->steps[i].actor : 0];
 
-		read_stack(as->pid ? as->pid : pid, as->tid ? as->tid : pid, res->stack,
+		read_stack(as->pid ? as->pid : r->pid, as->tid ? as->tid : r->pid, res->stack,
 			   sizeof(res->stack));
 	}
-	/* Whatever is left of the target goes, and is gone before we return. */
-	kill(-pid, SIGKILL);
-	kill(pid, SIGKILL);
-	wait_gone(&sup);
-	if (zspawned) {
+}
+
+/* Phase 5: whatever is left of the target goes, and is gone before we return;
+ * how it ended goes into res. */
+static void run_end_target(struct run *r, struct fdr_result *res)
+{
+	struct shared *sh = r->sh;
+	int status = 0;
+
+	kill(-r->pid, SIGKILL);
+	kill(r->pid, SIGKILL);
+	wait_gone(&r->sup);
+	if (r->zspawned) {
 		if (zygote_status(&status) < 0)
 			status = 0;
 	} else {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
 	if (res->status == FDR_RUN_OK && !sh->finished && !sh->killed) {
@@ -2496,22 +2359,53 @@ int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
 	else if (WIFEXITED(status))
 		res->exit_code = WEXITSTATUS(status);
 	res->step = sh->step;
+}
 
-	for (int f = 0; f < nfiles; f++)
+/* Phase 6: close what the run opened, drop its SIGPIPEs, restore the caller's
+ * mask, copy the outcomes out and let the region go. */
+static void run_release(struct run *r, struct fdr_outcome *out)
+{
+	struct supervisor *sup = &r->sup;
+	struct shared *sh = r->sh;
+
+	for (int f = 0; f < r->nfiles; f++)
 		if (sh->files[f].peer >= 0)
 			close(sh->files[f].peer);
-	for (int k = 0; k < sup.nkept; k++)
-		close(sup.kept[k]);
-	if (sup.listener >= 0)
-		close(sup.listener);
+	for (int k = 0; k < sup->nkept; k++)
+		close(sup->kept[k]);
+	if (sup->listener >= 0)
+		close(sup->listener);
 	for (int a = 0; a < FDR_MAX_ACTORS; a++)
-		if (sup.apidfd[a] >= 0)
-			close(sup.apidfd[a]);
-	close(ctl[0]);
+		if (sup->apidfd[a] >= 0)
+			close(sup->apidfd[a]);
+	close(r->ctl[0]);
 	consume_sigpipe();
-	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-	memcpy(out, sh->out, (size_t)nsteps * sizeof(struct fdr_outcome));
-	put_shared(sh, size, via_zygote);
+	pthread_sigmask(SIG_SETMASK, &r->oldset, NULL);
+	memcpy(out, sh->out, (size_t)r->nsteps * sizeof(struct fdr_outcome));
+	put_shared(sh, r->size, r->via_zygote);
+}
+
+int fdr_run(const struct fdr_step *steps, int nsteps, int nhandles, int nfiles,
+	    const int32_t *file_kinds, int timeout_ms,
+	    struct fdr_outcome *out, struct fdr_result *res)
+{
+	struct run r = {
+		.steps = steps, .nsteps = nsteps, .nhandles = nhandles, .nfiles = nfiles,
+		.size = sizeof(struct shared) + (size_t)nsteps * sizeof(struct fdr_outcome),
+		.sup = { .steps = steps, .nsteps = nsteps, .listener = -1, .pidfd = -1, .ctl = -1,
+			 .view = { .steps = steps, .nsteps = nsteps, .nhandles = nhandles } },
+	};
+
+	memset(res, 0, sizeof(*res));
+	if (run_check_args(steps, nsteps, nhandles, nfiles, timeout_ms) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (run_share(&r, file_kinds, timeout_ms) < 0 || run_spawn(&r, timeout_ms) < 0)
+		return -1;
+	run_supervise(&r, res, timeout_ms);
+	run_end_target(&r, res);
+	run_release(&r, out);
 	return 0;
 }
 

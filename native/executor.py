@@ -15,6 +15,7 @@ import os
 import signal
 
 from native import program as P
+from native import steps as step_table
 from native.trace import FdinfoLine, Outcome, RunFailure, Trace
 
 try:
@@ -23,26 +24,7 @@ except ImportError as exc:  # pragma: no cover - reported by the harness as a cl
     raise ImportError(f"the native executor is not built ({exc}); run ci/test or "
                       "`python -m native.build`") from exc
 
-OPCODES = {
-    "pipe": lib.FDR_OP_PIPE, "socketpair": lib.FDR_OP_SOCKETPAIR, "eventfd": lib.FDR_OP_EVENTFD,
-    "epoll_create": lib.FDR_OP_EPOLL, "signalfd": lib.FDR_OP_SIGNALFD, "timerfd": lib.FDR_OP_TIMERFD,
-    "dup": lib.FDR_OP_DUP, "dup2": lib.FDR_OP_DUP2, "dup3": lib.FDR_OP_DUP3,
-    "close": lib.FDR_OP_CLOSE, "epoll_ctl": lib.FDR_OP_CTL, "inject": lib.FDR_OP_INJECT,
-    "drain": lib.FDR_OP_DRAIN, "wait": lib.FDR_OP_WAIT, "read": lib.FDR_OP_READ,
-    "replace": lib.FDR_OP_REPLACE, "fdinfo": lib.FDR_OP_FDINFO,
-    "kcmp_epoll_tfd": lib.FDR_OP_KCMP_TFD, "hangup": lib.FDR_OP_HANGUP, "memfd": lib.FDR_OP_MEMFD,
-    "notify": lib.FDR_OP_NOTIFY, "exit_target": lib.FDR_OP_EXIT, "getfd": lib.FDR_OP_GETFD,
-    "addfd": lib.FDR_OP_ADDFD, "respond": lib.FDR_OP_RESPOND, "sup_fdinfo": lib.FDR_OP_SUP_FDINFO,
-    "sup_wait": lib.FDR_OP_SUP_WAIT, "sup_kcmp": lib.FDR_OP_SUP_KCMP,
-    "sup_inject": lib.FDR_OP_SUP_INJECT, "kill_target": lib.FDR_OP_KILL,
-    "listener_wait": lib.FDR_OP_LISTENER_WAIT, "notif_recv": lib.FDR_OP_NOTIF_RECV,
-    "fork": lib.FDR_OP_FORK, "thread": lib.FDR_OP_THREAD, "kill_actor": lib.FDR_OP_KILL_ACTOR,
-    "join": lib.FDR_OP_JOIN, "poll": lib.FDR_OP_POLL, "select": lib.FDR_OP_SELECT,
-    "uring_setup": lib.FDR_OP_URING_SETUP, "uring_poll": lib.FDR_OP_URING_POLL,
-    "uring_read": lib.FDR_OP_URING_READ, "uring_register": lib.FDR_OP_URING_REGISTER,
-    "uring_unregister": lib.FDR_OP_URING_UNREGISTER, "uring_reap": lib.FDR_OP_URING_REAP,
-    "uring_exit": lib.FDR_OP_URING_EXIT, "uring_cancel": lib.FDR_OP_URING_CANCEL,
-}
+OPCODES = {k.op: k.code for k in step_table.KINDS}     # checked against lib.FDR_OP_* by tests
 KIND_CODES = {
     P.PIPE: lib.FDR_KIND_PIPE, P.SOCKET: lib.FDR_KIND_SOCKET, P.EVENTFD: lib.FDR_KIND_EVENTFD,
     P.EPOLL: lib.FDR_KIND_EPOLL, P.SIGNALFD: lib.FDR_KIND_SIGNALFD, P.TIMERFD: lib.FDR_KIND_TIMERFD,
@@ -55,7 +37,6 @@ VIA_CODES = {
     P.ADDFD_SETFD_SEND_FIXUP: lib.FDR_VIA_ADDFD_SETFD_SEND_FIXUP,
 }
 CTL_CODES = {P.ADD: 1, P.DEL: 2, P.MOD: 3}   # EPOLL_CTL_ADD, _DEL, _MOD
-FS_OF_KIND = {P.PIPE: "pipefs", P.SOCKET: "sockfs", P.MEMFD: "tmpfs"}
 FAILURE_KINDS = {lib.FDR_RUN_TIMEOUT: "timeout", lib.FDR_RUN_CRASHED: "crashed",
                  lib.FDR_RUN_SETUP: "setup"}
 DEFAULT_TIMEOUT_MS = 10_000
@@ -113,26 +94,24 @@ def serialize(program: P.Program):
         c.timeout_ms = s.timeout_ms
         c.events = s.events & 0xFFFFFFFF
         c.data = s.data
-        if s.op in P.SUPERVISOR_OPS:
+        kind = step_table.KIND[s.op]
+        if kind.supervisor:
             c.flags |= lib.FDR_F_SUP
-        if s.op == "epoll_ctl":
-            c.arg = CTL_CODES[s.ctl] if isinstance(s.ctl, str) else s.ctl   # int: unknown op
-        elif s.op == "replace":
-            c.arg = VIA_CODES[s.via]
-        elif s.op in P.WAIT_OPS:
-            c.arg = s.maxevents
-        elif s.op == "uring_reap":
-            c.arg = s.wait_nr
-        elif s.op in ("kcmp_epoll_tfd", "sup_kcmp", "respond"):
-            c.arg = s.toff
-            if s.op == "respond":
-                c.events = s.flags                  # NOTIF_SEND's flags
-        elif s.op == "addfd":
-            _serialize_addfd(c, s)
+        if kind.arg is not None:
+            ARG_FILL[kind.arg](c, s)
     kinds = ffi.new("int32_t[]", [KIND_CODES[f.kind] | (lib.FDR_KIND_BLOCKING if f.blocking else 0)
                                   | (lib.FDR_KIND_WRITE_END if f.write_end else 0)
                                   for f in program.files] or [0])
     return steps, kinds
+
+
+def _arg_ctl(c, s: P.Step):
+    c.arg = CTL_CODES[s.ctl] if isinstance(s.ctl, str) else s.ctl   # int: unknown op
+
+
+def _arg_error(c, s: P.Step):
+    c.arg = s.error
+    c.events = s.flags                  # NOTIF_SEND's flags
 
 
 def _serialize_addfd(c, s: P.Step):
@@ -155,14 +134,16 @@ def _serialize_addfd(c, s: P.Step):
                 "pending": lib.FDR_F_PENDING}[a["id"]]
 
 
-def _sends_in_hold(program: P.Program, i: int) -> bool:
-    """Does the hold opened by notify step i contain an ADDFD with SEND?"""
-    for s in program.steps[i + 1:]:
-        if s.op not in P.SUPERVISOR_OPS:
-            return False
-        if s.op == "addfd" and s.addfd["flags"] & P.ADDFD_FLAG_SEND:
-            return True
-    return False
+# How each row's arg (native/steps.py) goes into struct fdr_step.
+ARG_FILL = {
+    step_table.ARG_CTL: _arg_ctl,
+    step_table.ARG_VIA: lambda c, s: setattr(c, "arg", VIA_CODES[s.via]),
+    step_table.ARG_MAXEVENTS: lambda c, s: setattr(c, "arg", s.maxevents),
+    step_table.ARG_WAIT_NR: lambda c, s: setattr(c, "arg", s.wait_nr),
+    step_table.ARG_TOFF: lambda c, s: setattr(c, "arg", s.toff),
+    step_table.ARG_ERROR: _arg_error,
+    step_table.ARG_ADDFD: _serialize_addfd,
+}
 
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdr-zygote")
@@ -229,7 +210,7 @@ def run(program: P.Program, timeout_ms: int | None = None, step_scale: float | N
 
 
 # Steps whose timeout_ms is a bound on a wait (not a size): stretched on slow machines.
-SCALED_TIMEOUT_OPS = P.WAIT_OPS + ("uring_reap", "inject")
+SCALED_TIMEOUT_OPS = step_table.ops(scaled_timeout=True)
 
 
 def step_scales() -> list[float]:
@@ -282,23 +263,24 @@ def _outcome(program: P.Program, i: int, step: P.Step, o) -> Outcome:
     if o.ret < 0 and not (op == "notify" and o.err == 0):   # a reply below -4095 is a value
         return Outcome(ret=o.ret, errno=errname(o.err), sysret=sysret)
     ret = o.ret
-    if op in P.FD_RETURNING_OPS and o.ret_handle >= 0:
+    show = step_table.KIND[op].show
+    if step_table.KIND[op].returns_fd and o.ret_handle >= 0:
         ret = _handle_name(program, o.ret_handle)
-    elif op == "notify" and o.ret_handle >= 0 and _sends_in_hold(program, i):
+    elif op == "notify" and o.ret_handle >= 0 and P.sends_in_hold(program, i):
         ret = _handle_name(program, o.ret_handle)
     elif op == "replace" and step.via in P.ADDFD_VIAS and o.ret == o.target_fd:
         ret = step.h.name     # ADDFD returned the number the target asked for
-    if op in P.WAIT_OPS:
+    if show == step_table.SHOW_EVENTS:
         events = tuple((o.ev[k].events, o.ev[k].data) for k in range(o.nevents))
         return Outcome(ret=ret, events=events)
-    if op == "uring_reap":
+    if show == step_table.SHOW_CQES:
         return Outcome(ret=ret, cqes=_cqes(program, o))
-    if op in ("read", "drain"):
+    if show == step_table.SHOW_READ:
         if o.ret == 0:
             return Outcome(ret=0)
         reached = program.files[o.reached].name if o.reached >= 0 else "?"
         return Outcome(ret=ret, reached=reached, count=o.count)
-    if op in P.FDINFO_OPS:
+    if show == step_table.SHOW_FDINFO:
         lines = sorted((_fdinfo_line(program, o.line[k]) for k in range(o.nlines)),
                        key=FdinfoLine.sort_key)
         return Outcome(ret=ret, fdinfo=tuple(lines))
@@ -331,7 +313,7 @@ def _fdinfo_line(program: P.Program, line) -> FdinfoLine:
     elif line.ino_file >= 0:
         f = program.files[line.ino_file]
         ino = f.name
-        sdev = FS_OF_KIND.get(f.kind, "anon_inodefs")
+        sdev = P.FS_OF_KIND.get(f.kind, "anon_inodefs")
     else:
         ino, sdev = "?", "?"
     return FdinfoLine(tfd=tfd, events=line.events, data=line.data, pos=line.pos, ino=ino, sdev=sdev)

@@ -38,7 +38,7 @@
 #include <linux/seccomp.h>
 
 #include "failnth.h"
-#include "trap_filter.h"
+#include "fdr_common.h"
 
 #ifndef __NR_pidfd_send_signal
 #define __NR_pidfd_send_signal 424
@@ -88,7 +88,7 @@ static void __attribute__((noreturn)) fn_target(int ctl, pid_t parent)
 	hello.ep = epoll_create1(0);
 	if (hello.ep < 0 || epoll_ctl(hello.ep, EPOLL_CTL_ADD, FN_FD, &e) < 0)
 		_exit(12);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || (listener = fdr_trap_filter(FN_MAGIC, 0)) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || (listener = fdr_trap_ioctl(FN_MAGIC)) < 0)
 		_exit(13);
 	c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 
 #include "notif_signal.h"
-#include "trap_filter.h"
+#include "fdr_common.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -107,7 +107,7 @@ static void target(int scenario, int msg_w, int hw)
 		tell(msg_w, MSG_SETUP, errno, 2), _exit(2);
 	if (killable(scenario))
 		flags |= SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-	listener = fdr_trap_filter(SIG_MAGIC, flags);
+	listener = fdr_trap_ioctl_flags(SIG_MAGIC, flags);
 	if (listener < 0)
 		tell(msg_w, MSG_SETUP, errno, 3), _exit(2);
 	tell(msg_w, MSG_LISTENER, 0, listener);

@@ -17,6 +17,8 @@ import dataclasses
 import errno as errno_mod
 import os
 
+from native.executor import timeout_scale   # FDR_TIMEOUT_SCALE stretches the deadline too
+
 try:
     from native._race import ffi, lib
 except ImportError as exc:  # pragma: no cover - reported by the harness as a clear error
@@ -99,13 +101,6 @@ def needs(name: str) -> list[str]:
     """The probed features (native.probes names) the scenario needs."""
     return ["fds"] + (["user_notif", "addfd"] if lib.fdr_race_needs_addfd(_index(name)) else [])
 
-
-def timeout_scale() -> float:
-    """FDR_TIMEOUT_SCALE (set by the gate for slow machines) stretches the deadline."""
-    try:
-        return max(1.0, float(os.environ.get("FDR_TIMEOUT_SCALE", "1")))
-    except ValueError:
-        return 1.0
 
 
 def run_race(name: str, iterations: int, timeout_s: float | None = None, *,

@@ -238,7 +238,8 @@ def evil_directory(where: Path) -> Path:
 
 
 def test_run_gate_with_an_empty_path_runs_only_its_own_files(tarball, tmp_path):
-    """With PATH empty run-gate finds itself and python3 without the caller's directory, never running its files."""
+    """With PATH empty run-gate finds itself and python3 without the caller's directory,
+    never running its files."""
     if _minor(DEBIAN_PYTHON) != _minor(bundle_python()):
         pytest.skip(f"{DEBIAN_PYTHON} is not Python {_minor(bundle_python())}")
     tree = extract(tarball, tmp_path / "unpacked")
@@ -260,7 +261,8 @@ NAMED = {"missing": "vendor/pytest/__init__.py is missing", "damaged": "ci/gate.
 
 @pytest.mark.parametrize("how", BROKEN, ids=BROKEN.keys())
 def test_run_gate_refuses_a_broken_bundle(tarball, tmp_path, how):
-    """A missing or damaged file, or a cut manifest: exit 2, one line naming it, nothing run or written."""
+    """A missing or damaged file, or a cut manifest: exit 2, one line naming it, nothing run
+    or written."""
     tree = extract(tarball, tmp_path / "unpacked")
     BROKEN[how](tree)
     proc = subprocess.run([str(tree / "run-gate"), "--results", "R"], cwd=tmp_path,
@@ -272,7 +274,8 @@ def test_run_gate_refuses_a_broken_bundle(tarball, tmp_path, how):
 
 
 def test_run_gate_refuses_a_tarball_cut_between_members(tarball, tmp_path):
-    """A tarball cut at a member boundary extracts cleanly (tar exits 0); run-gate names the first file it lacks, exit 2."""
+    """A tarball cut at a member boundary extracts cleanly (tar exits 0); run-gate names the
+    first file it lacks, exit 2."""
     cut = tmp_path / "cut.tar"
     with tarfile.open(tarball) as full, tarfile.open(cut, "w") as part:
         members = full.getmembers()

@@ -11,7 +11,8 @@ def need():
 
 
 def test_kept_old_files_show_as_stale_events():
-    """When the supervisor keeps each replaced file (a multi-referenced replace), the stale entries report files already replaced: the verdict the churn case relies on can fail."""
+    """When the supervisor keeps each replaced file (a multi-referenced replace), the stale
+    entries report files already replaced: the verdict the churn case relies on can fail."""
     need()
     from native.churn import run_churn
     res = run_churn(300, keep_old=True)

@@ -6,7 +6,8 @@ from native.program import (ADD, ADDFD_SETFD, IN, PIPE, Program, ProgramError)
 
 
 def test_hung_target_is_killed_and_reported():
-    """A step that blocks past the run's deadline ends the run as a timeout at that step, with the target's stack."""
+    """A step that blocks past the run's deadline ends the run as a timeout at that step,
+    with the target's stack."""
     p = Program()
     ep = p.epoll_create("ep")
     p.wait(ep, timeout_ms=60_000)
@@ -18,7 +19,8 @@ def test_hung_target_is_killed_and_reported():
 
 
 def test_closed_handle_keeps_its_number_until_reused():
-    """dup2 onto a closed handle reopens its number; once the number is reused the closed handle has none (EBADF)."""
+    """dup2 onto a closed handle reopens its number; once the number is reused the closed
+    handle has none (EBADF)."""
     p = Program()
     a = p.pipe("a")
     b = p.pipe("b")

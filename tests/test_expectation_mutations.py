@@ -41,7 +41,8 @@ def mutations(outcome: Outcome):
 
 @pytest.mark.parametrize("test", CORE, ids=[t.__name__ for t in CORE])
 def test_every_expected_field_is_checked(test, profile):
-    """Changing any one expected field of any step makes the core case fail, with that step and field marked."""
+    """Changing any one expected field of any step makes the core case fail, with that step
+    and field marked."""
     checked = 0
     for _, program in test.case.instances():
         expected = program.expected_trace(profile)

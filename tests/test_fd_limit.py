@@ -1,4 +1,5 @@
-"""A low RLIMIT_NOFILE: fd numbers come from the limit; too low gives a skip token or exit 2, never a FAIL."""
+"""A low RLIMIT_NOFILE: fd numbers come from the limit; too low gives a skip token or exit
+2, never a FAIL."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,14 +8,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def limited(limit: int, code: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """Run Python code in the suite's directory with RLIMIT_NOFILE set to `limit` (soft and hard)."""
+    """Run Python code in the suite's directory with RLIMIT_NOFILE set to `limit` (soft and
+    hard)."""
     prelude = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit}))\n"
     return subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 
 def test_race_runs_under_a_limit_of_100():
-    """With RLIMIT_NOFILE 100 the race engine puts its fd below the limit and the race runs clean."""
+    """With RLIMIT_NOFILE 100 the race engine puts its fd below the limit and the race runs
+    clean."""
     proc = limited(100, "from native.race import run_race\n"
                         "r = run_race('two_dup2', 200)\n"
                         "print(r.iterations, r.violations, sum(r.counts.values()))")

@@ -60,7 +60,8 @@ def fdinfo_lines(ep) -> list[tuple[int, int, int]]:
 
 @pytest.mark.parametrize("tracked", [False, True], ids=["scan", "tracked"])
 def test_entry_follows_the_new_file(tracked):
-    """After prepare, the install and apply, the entry reports the new file under the old mask and data and no longer the old file."""
+    """After prepare, the install and apply, the entry reports the new file under the old
+    mask and data and no longer the old file."""
     with watched() as (fx, ep, r, w, keep, nr, nw):
         if tracked:
             fx.mode = lib.FDR_FIXUP_TRACKED
@@ -78,7 +79,8 @@ def test_entry_follows_the_new_file(tracked):
 
 
 def test_a_file_no_epoll_takes_leaves_the_entry():
-    """A new file that is not pollable (a regular file) is not added: the entry stays with the old file, as follow says."""
+    """A new file that is not pollable (a regular file) is not added: the entry stays with
+    the old file, as follow says."""
     with watched() as (fx, ep, r, w, keep, nr, nw):
         reg = os.open("/proc/self/status", os.O_RDONLY)
         try:
@@ -93,7 +95,8 @@ def test_a_file_no_epoll_takes_leaves_the_entry():
 
 
 def test_ctl_between_prepare_and_apply_is_undone():
-    """An epoll_ctl MOD made between prepare and apply (another target thread during the fixup) is lost: apply re-adds the mask and data prepare read."""
+    """An epoll_ctl MOD made between prepare and apply (another target thread during the
+    fixup) is lost: apply re-adds the mask and data prepare read."""
     with watched() as (fx, ep, r, w, keep, nr, nw):
         before = fdinfo_lines(ep)
         with fx.prepare(r) as plan:
@@ -104,7 +107,8 @@ def test_ctl_between_prepare_and_apply_is_undone():
 
 
 def test_the_same_file_again_leaves_the_entry_alone():
-    """Installing the file that is there already changes nothing: a disarmed ONESHOT entry stays disarmed (no DEL+ADD)."""
+    """Installing the file that is there already changes nothing: a disarmed ONESHOT entry
+    stays disarmed (no DEL+ADD)."""
     with watched(IN | select.EPOLLONESHOT) as (fx, ep, r, w, keep, nr, nw):
         os.write(w, b"old")
         assert ep.poll(0) == [(r, IN)]                       # reported once: disarmed
@@ -117,7 +121,9 @@ def test_the_same_file_again_leaves_the_entry_alone():
 
 
 def test_bench_driver_moves_every_entry_in_every_mode(tmp_path):
-    """The bench's seccomp target (epolls made through its trapped epoll_create1, then ADDFD replaces with the fixup in each mode) ends with every epoll holding the new file after every replace."""
+    """The bench's seccomp target (epolls made through its trapped epoll_create1, then ADDFD
+    replaces with the fixup in each mode) ends with every epoll holding the new file after
+    every replace."""
     from bench.fixup_latency import build
     exe = build(tmp_path)
     done = subprocess.run([str(exe), "200", "3", "8"], capture_output=True, text=True, timeout=60)
@@ -154,7 +160,8 @@ def pidfd_getfd(pidfd: int, fd: int) -> int:
 
 
 def test_another_process_with_its_fd_number_free_here():
-    """A target in another process whose fd number is free in the supervisor: the fixup works on that number in place (no helper child) and leaves it free again."""
+    """A target in another process whose fd number is free in the supervisor: the fixup
+    works on that number in place (no helper child) and leaves it free again."""
     from native.fixup import Fixup
     n = max(int(fd) for fd in os.listdir("/proc/self/fd")) + 100
     proc = subprocess.Popen([sys.executable, "-c", TARGET, str(n)], stdin=subprocess.PIPE,

@@ -7,7 +7,8 @@ import sys
 import pytest
 from hypothesis import given, settings, HealthCheck
 
-from fuzz.generate import RandomChooser, TEMPLATES, generate, programs
+from fuzz.generate import RandomChooser, generate, programs
+from fuzz.templates import TEMPLATES
 from fuzz.shrink import shrink, without
 from native.executor import run
 from native.program import ADD, DUP2, IN, PIPE, Program
@@ -16,7 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def test_generated_programs_run_to_completion():
-    """Every generated program is valid and runs to its end in the executor (no hang, no crash); actors, background calls and templates all occur."""
+    """Every generated program is valid and runs to its end in the executor (no hang, no
+    crash); actors, background calls and templates all occur."""
     from fuzz.campaign import fit_timeouts
     fitter = RandomChooser("fit")
     ops, templates = set(), set()
@@ -57,7 +59,8 @@ def test_deleting_a_definition_deletes_its_uses():
 
 
 def test_deleting_an_actor_or_a_call_takes_what_depends_on_it():
-    """Dropping a fork drops the child's steps (and the kill of it); dropping a join drops its call, and a call its join."""
+    """Dropping a fork drops the child's steps (and the kill of it); dropping a join drops
+    its call, and a call its join."""
     p = Program()
     ep = p.epoll_create("ep")
     r = p.pipe("r")
@@ -101,7 +104,9 @@ def test_shrink_keeps_the_failure_and_drops_the_rest():
 
 
 def test_fitted_timeouts_and_moved_joins():
-    """A background call nothing wakes has its join moved right after it (timeout 0) or keeps its place with a short timeout (SLEEP_TIMEOUT_MS); a call something wakes keeps its long timeout."""
+    """A background call nothing wakes has its join moved right after it (timeout 0) or
+    keeps its place with a short timeout (SLEEP_TIMEOUT_MS); a call something wakes keeps
+    its long timeout."""
     from fuzz.campaign import SLEEP_TIMEOUT_MS, fit_timeouts
     p = Program()
     ep = p.epoll_create("ep")
@@ -143,13 +148,15 @@ def sleeper_program(timeout_ms):
 
 
 def test_a_call_that_times_out_before_its_join_is_reported_expired():
-    """A background call whose timeout runs out before its join's turn is listed in Trace.expired; one still asleep at its join is not."""
+    """A background call whose timeout runs out before its join's turn is listed in
+    Trace.expired; one still asleep at its join is not."""
     assert run(sleeper_program(0)).expired == (2,)
     assert run(sleeper_program(2000)).expired == ()
 
 
 def test_check_stretches_a_sleeper_that_ran_out_early():
-    """check() gives a sleeper that ran out before its join a longer timeout and runs the program again, instead of reporting a divergence."""
+    """check() gives a sleeper that ran out before its join a longer timeout and runs the
+    program again, instead of reporting a divergence."""
     from fuzz.campaign import STRETCH, check
     p = sleeper_program(0)
     verdict, trace, _ = check(p, "stock", None)
@@ -173,7 +180,9 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path):
 
 
 def test_campaign_exit_codes_statistics_and_its_own_database(tmp_path):
-    """No divergence: exit 0 and a statistics line with counts; a caught mutant: exit 1, a reproducer, its failing example saved in DIR/hypothesis even under CI=true (hypothesis's ci profile has no database), and replayed first next time."""
+    """No divergence: exit 0 and a statistics line with counts; a caught mutant: exit 1, a
+    reproducer, its failing example saved in DIR/hypothesis even under CI=true (hypothesis's
+    ci profile has no database), and replayed first next time."""
     r = fuzz_cli("--seconds", "3", "--out", str(tmp_path / "ok"), env={"CI": "true"})
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip().splitlines()[-1]

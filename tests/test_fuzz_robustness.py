@@ -17,7 +17,8 @@ def fuzz_cli(*args, timeout=120):
 
 
 def test_no_io_uring_steps_where_io_uring_cannot_run(monkeypatch, tmp_path, capsys):
-    """Without liburing the campaign generates no io_uring step, passes, and says what it skipped."""
+    """Without liburing the campaign generates no io_uring step, passes, and says what it
+    skipped."""
     from fuzz import __main__ as cli
     from fuzz.generate import RandomChooser, generate
     from native.program import URING_OPS
@@ -42,7 +43,8 @@ def test_io_uring_steps_are_generated_where_they_run():
 
 @pytest.mark.parametrize("state", ["corpus_not_utf8", "corpus_is_a_directory", "database_is_a_file"])
 def test_broken_state_is_bad_input(tmp_path, state):
-    """A corrupt corpus.txt or example database exits 2 with one line naming the file, before fuzzing."""
+    """A corrupt corpus.txt or example database exits 2 with one line naming the file,
+    before fuzzing."""
     name = {"corpus_not_utf8": "corpus.txt", "corpus_is_a_directory": "corpus.txt",
             "database_is_a_file": "hypothesis"}[state]
     path = tmp_path / name
@@ -62,7 +64,8 @@ def test_jobs_has_an_upper_bound(tmp_path):
 
 
 def test_campaign_leaves_no_process_to_its_subreaper(tmp_path):
-    """Run under a subreaper init, a campaign waits for every process it started (its zygote too)."""
+    """Run under a subreaper init, a campaign waits for every process it started (its zygote
+    too)."""
     import json
     harness = ROOT / "tests" / "subreaper_run.py"
     r = subprocess.run([sys.executable, str(harness), str(tmp_path / "stdout"), "none", "", "--",
@@ -74,7 +77,8 @@ def test_campaign_leaves_no_process_to_its_subreaper(tmp_path):
 
 
 def test_campaign_with_an_executor_built_without_liburing(tmp_path):
-    """A copy of the suite built with FDR_NO_LIBURING=1: the campaign passes, generating no io_uring step, and says so."""
+    """A copy of the suite built with FDR_NO_LIBURING=1: the campaign passes, generating no
+    io_uring step, and says so."""
     import shutil
     copy = tmp_path / "suite"
     for top in ("native", "fuzz"):

@@ -162,7 +162,8 @@ def test_known_failures_turn_failures_into_xfail(tmp_path):
 
 
 def test_stale_known_failure_is_reported_as_a_warning(tmp_path):
-    """A --known-failures entry naming no case is a warning in the KTAP and in summary.md; the verdict stays."""
+    """A --known-failures entry naming no case is a warning in the KTAP and in summary.md;
+    the verdict stays."""
     known = tmp_path / "known"
     known.write_text("beta.test_broken  kernel bug 1234\nbeta.test_gone  fixed long ago\n")
     proc = run_gate(tmp_path / "out", "--known-failures", str(known))
@@ -237,7 +238,8 @@ def test_list_groups_cases_by_family(tmp_path):
 
 
 def test_relative_results_directory_is_the_callers(tmp_path):
-    """pytest and the fuzzer run in the suite's directory; the results still land where the caller is."""
+    """pytest and the fuzzer run in the suite's directory; the results still land where the
+    caller is."""
     proc = subprocess.run([sys.executable, "-m", "ci.gate", "--results", "rel", "--cases-dir", str(FIXTURES),
                            "--profile", "stock", "--fuzz-seconds", "0", "-k", "alpha"],
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONSAFEPATH": "1"},
@@ -260,7 +262,8 @@ def test_help_names_outputs_exit_codes_and_the_bundle():
 
 
 def test_pytest_dying_before_collection_still_gives_a_plan(tmp_path):
-    """An INTERNALERROR before the plugin's plan: the gate writes the plan, and gate.pytest errors."""
+    """An INTERNALERROR before the plugin's plan: the gate writes the plan, and gate.pytest
+    errors."""
     cases = tmp_path / "cases"
     cases.mkdir()
     (cases / "conftest.py").write_text(textwrap.dedent("""\

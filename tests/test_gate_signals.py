@@ -70,7 +70,8 @@ def test_signal_stops_the_whole_run(tmp_path, sig):
 
 
 def test_interrupted_run_replaces_the_previous_results(tmp_path):
-    """An interrupted run leaves no earlier run's files: summary.md says INTERRUPTED, with its seed."""
+    """An interrupted run leaves no earlier run's files: summary.md says INTERRUPTED, with
+    its seed."""
     out = tmp_path / "out"
     out.mkdir()
     for name in ("summary.md", "results.txt", "junit.xml"):
@@ -111,7 +112,8 @@ def test_sigkill_leaves_nothing_writing(tmp_path):
 
 
 def test_signal_during_the_fuzz_smoke(tmp_path):
-    """A signal after the cases, while the fuzz smoke runs, ends the fuzzer and its processes too."""
+    """A signal after the cases, while the fuzz smoke runs, ends the fuzzer and its
+    processes too."""
     report = under_subreaper(tmp_path, "SIGTERM", "--fuzz-seconds", "60", sleep=0, trigger="# Subtest: slow")
     assert report["rc"] == 128 + signal.SIGTERM
     assert report["left"] == []

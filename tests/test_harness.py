@@ -13,7 +13,8 @@ def suite(pytester, monkeypatch):
 
 
 def test_wrong_expectation_fails_with_step_diff(suite):
-    """A case whose expected trace is wrong fails and prints expected and actual for the differing step."""
+    """A case whose expected trace is wrong fails and prints expected and actual for the
+    differing step."""
     suite.makepyfile(test_wrong="""
         from native.program import Program, IN, ADD
         def test_wrong(run_program):

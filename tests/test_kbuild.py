@@ -1,4 +1,5 @@
-"""ci.kbuild without building a kernel: the cache key, the fragment check, tree preparation and bad input."""
+"""ci.kbuild without building a kernel: the cache key, the fragment check, tree preparation
+and bad input."""
 from __future__ import annotations
 
 import os
@@ -46,7 +47,8 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_cache_key_is_stable_and_tracks_every_input(tree, tmp_path):
-    """The key is the same for the same inputs and changes with the source, a patch, a fragment or their order."""
+    """The key is the same for the same inputs and changes with the source, a patch, a
+    fragment or their order."""
     src = kbuild.source_of(tree)
     p1 = _write(tmp_path / "1.patch", PATCH_OK)
     f1 = _write(tmp_path / "a.config", "CONFIG_A=y\n")
@@ -64,7 +66,8 @@ def test_cache_key_is_stable_and_tracks_every_input(tree, tmp_path):
 
 
 def test_fragment_check_names_dropped_options(tmp_path):
-    """check_config names each option the final .config lacks, with the fragment that asked for it."""
+    """check_config names each option the final .config lacks, with the fragment that asked
+    for it."""
     frag = _write(tmp_path / "lane.config", "CONFIG_EPOLL=y\nCONFIG_PVH=y\n# CONFIG_MODULES is not set\n"
                                             "CONFIG_LOG_BUF_SHIFT=14\n")
     config = _write(tmp_path / ".config", "CONFIG_EPOLL=y\n# CONFIG_PVH is not set\nCONFIG_MODULES=y\n"
@@ -110,7 +113,8 @@ def test_patched_paths_reads_git_and_plain_diffs():
 
 
 def test_prepare_tree_patches_a_copy_and_resyncs_only_changes(tree, tmp_path):
-    """The tree gets the patched file, the source stays; after touching one source file only that file is rewritten."""
+    """The tree gets the patched file, the source stays; after touching one source file only
+    that file is rewritten."""
     patch = _write(tmp_path / "1.patch", PATCH_OK)
     dest = tmp_path / "work" / "src"
     kbuild.prepare_tree(tree, dest, [patch])
@@ -127,7 +131,8 @@ def test_prepare_tree_patches_a_copy_and_resyncs_only_changes(tree, tmp_path):
 
 
 def test_prepare_tree_follows_a_changed_patch_set(tree, tmp_path):
-    """Dropping a patch restores the file it changed, with an mtime newer than before, so make rebuilds it."""
+    """Dropping a patch restores the file it changed, with an mtime newer than before, so
+    make rebuilds it."""
     patch = _write(tmp_path / "1.patch", PATCH_OK)
     dest = tmp_path / "work" / "src"
     kbuild.prepare_tree(tree, dest, [patch])
@@ -172,7 +177,8 @@ def _cli(*args, cwd=REPO):
     ([], "required: --source"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tree, tmp_path, args, words):
-    """Bad input (missing source, patch or fragment, a patch that does not apply) is one stderr line and exit 2."""
+    """Bad input (missing source, patch or fragment, a patch that does not apply) is one
+    stderr line and exit 2."""
     bad = _write(tmp_path / "bad.patch", PATCH_BAD)
     (tmp_path / "empty").mkdir()
     args = [a.format(tmp=tmp_path / "empty", tree=tree, bad=bad) for a in args]
@@ -185,7 +191,8 @@ def test_bad_input_is_one_line_and_exit_2(tree, tmp_path, args, words):
 
 
 def test_make_failure_is_one_line_naming_the_log_and_exit_1(tree, tmp_path):
-    """A make that fails (here the fake tree has no tinyconfig) is exit 1 with one line naming the kept log."""
+    """A make that fails (here the fake tree has no tinyconfig) is exit 1 with one line
+    naming the kept log."""
     proc = _cli("--source", str(tree), "--out", str(tmp_path / "cache"))
     assert proc.returncode == 1, proc.stderr
     line = proc.stderr.strip().splitlines()[-1]

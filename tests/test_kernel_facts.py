@@ -19,7 +19,8 @@ def test_epoll_file_lifetime_commit_by_version(release, has):
     ("6.1.192-2-amd64", True), ("6.1.148", False), ("6.6.100", False),
 ])
 def test_nesting_errno_commit_by_version(release, has):
-    """f2e467a48287 is in 6.17 and in the stable releases Debian's changelogs name (6.1.149, 6.12.43)."""
+    """f2e467a48287 is in 6.17 and in the stable releases Debian's changelogs name (6.1.149,
+    6.12.43)."""
     assert kernel_has("f2e467a48287", release) is has
 
 
@@ -86,7 +87,8 @@ def test_unknown_override_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("value, kept", [("kept", True), ("dropped", False)])
 def test_epollwakeup_override(monkeypatch, value, kept):
-    """FDR_EPOLLWAKEUP states whether ADD/MOD keep EPOLLWAKEUP, whatever config and capabilities say."""
+    """FDR_EPOLLWAKEUP states whether ADD/MOD keep EPOLLWAKEUP, whatever config and
+    capabilities say."""
     monkeypatch.setenv("FDR_EPOLLWAKEUP", value)
     assert kernel_facts.epollwakeup_kept() is kept
 

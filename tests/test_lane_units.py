@@ -1,4 +1,5 @@
-"""The kernel lane's parts that need no guest: specs, images, the initramfs, calibration, the matrix."""
+"""The kernel lane's parts that need no guest: specs, images, the initramfs, calibration,
+the matrix."""
 from __future__ import annotations
 
 import gzip
@@ -175,7 +176,8 @@ def test_guest_script_collects_gcov_around_each_phase_only_with_coverage():
 
 
 def test_coverage_refuses_kernels_without_gcov_notes(tmp_path, capsys):
-    """--coverage with the host kernel, or an image no ci.kbuild gcov build made, is exit 2 before booting."""
+    """--coverage with the host kernel, or an image no ci.kbuild gcov build made, is exit 2
+    before booting."""
     assert lane.main(["--kernel", "host", "--coverage", "--results", str(tmp_path / "r"),
                       "--cache", str(tmp_path / "c")]) == 2
     assert "--coverage: the host kernel has no gcov data" in capsys.readouterr().err

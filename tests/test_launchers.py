@@ -1,4 +1,5 @@
-"""The checkout's launchers (ci/gate and friends): found without PATH, honest about an unusable venv."""
+"""The checkout's launchers (ci/gate and friends): found without PATH, honest about an
+unusable venv."""
 import os
 import pwd
 import shutil
@@ -12,7 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_gate_with_an_empty_path_runs_only_the_checkout(tmp_path):
-    """With PATH empty ci/gate neither fails (127) nor runs the caller's bash, dirname or python3."""
+    """With PATH empty ci/gate neither fails (127) nor runs the caller's bash, dirname or
+    python3."""
     for name in ("bash", "dirname", "python3", "id", "sha256sum"):
         (tmp_path / name).write_text("#!/bin/sh\necho EVIL\n")
         (tmp_path / name).chmod(0o755)

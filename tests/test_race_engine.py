@@ -64,7 +64,8 @@ def test_scenarios_and_classes_come_from_the_engine():
                                              ("addfd_vs_exit", 10), ("addfd_vs_signal", 60),
                                              ("two_listeners", 60)])
 def test_every_iteration_lands_in_one_class(name, iterations, profile):
-    """A short run of each scenario carries out every iteration, and its class counts sum to them."""
+    """A short run of each scenario carries out every iteration, and its class counts sum to
+    them."""
     need(name)
     result = run_race(name, iterations, profile=profile if name == "two_listeners" else "stock")
     assert result.iterations == iterations
@@ -82,13 +83,15 @@ def test_fewer_iterations_than_calibration_still_run():
 
 
 def test_calibrated_sweep_is_reported():
-    """After calibration the run reports its operations' median durations and a window covering both."""
+    """After calibration the run reports its operations' median durations and a window
+    covering both."""
     result = run_race("two_dup2", 200)
     assert result.window_ns >= result.op_ns[0] + result.op_ns[1] > 0
 
 
 def test_deadline_ends_the_run_as_a_timeout():
-    """A run that cannot finish by its deadline is killed and raised as a timeout, partial counts attached, nothing leaked."""
+    """A run that cannot finish by its deadline is killed and raised as a timeout, partial
+    counts attached, nothing leaked."""
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(RaceError) as info:
         run_race("two_dup2", 5_000_000, timeout_s=0.5)
@@ -100,7 +103,8 @@ def test_deadline_ends_the_run_as_a_timeout():
 
 
 def test_killed_target_is_reported_as_a_crash():
-    """A target killed from outside mid-run ends the run at once as a crash, reaped, not as a timeout."""
+    """A target killed from outside mid-run ends the run at once as a crash, reaped, not as
+    a timeout."""
     import signal
     import threading
     import time
@@ -132,7 +136,8 @@ def test_killed_target_is_reported_as_a_crash():
                                              ("addfd_vs_close", 200), ("addfd_vs_exit", 10),
                                              ("addfd_vs_signal", 200), ("two_listeners", 50)])
 def test_sabotage_is_caught(name, iterations):
-    """With the engine's own copies of the racing files kept open (a leak), the verdicts report violations."""
+    """With the engine's own copies of the racing files kept open (a leak), the verdicts
+    report violations."""
     need(name)
     result = run_race(name, iterations, sabotage=True)
     assert result.violations > 0
@@ -155,7 +160,8 @@ def test_unknown_profile_is_a_clear_error():
 
 
 def test_shortfalls_name_the_classes_below_their_minimum():
-    """shortfalls() lists each class observed fewer times than stated, and refuses unknown classes."""
+    """shortfalls() lists each class observed fewer times than stated, and refuses unknown
+    classes."""
     r = RaceResult(name="x", iterations=30, counts={"a": 25, "b": 5}, violations=0,
                    first_violation=None, elapsed_s=0.1, window_ns=0, flip_ns=0, op_ns=(0, 0))
     assert r.shortfalls({"a": 20, "b": 5}) == []

@@ -116,7 +116,8 @@ def core_sample():
 # -- core cases --------------------------------------------------------------
 
 def test_core_case_reproducers_print_the_executors_trace(tmp_path, profile):
-    """Every sampled core case's reproducer compiles with -Wall -Werror, prints exactly the executor's per-step outcomes, and exits 0 when they match the expectation."""
+    """Every sampled core case's reproducer compiles with -Wall -Werror, prints exactly the
+    executor's per-step outcomes, and exits 0 when they match the expectation."""
     sample = core_sample()
     assert len(sample) >= 40
     names = {safe_name(i, ident): (ident, program) for i, (ident, program) in enumerate(sample)}
@@ -136,7 +137,8 @@ def test_core_case_reproducers_print_the_executors_trace(tmp_path, profile):
 
 
 def test_mutated_expectation_fails_and_names_the_step(tmp_path, profile):
-    """Changing one step's expected outcome makes the reproducer print that step's expectation and exit 1."""
+    """Changing one step's expected outcome makes the reproducer print that step's
+    expectation and exit 1."""
     items = core_instances()
     picks = [items[0], items[len(items) // 3], items[2 * len(items) // 3], items[-1]]
     sources, cases = {}, {}
@@ -328,7 +330,8 @@ def prog_memfd_hangup():
 
 
 def prog_holds():
-    """notify holds: raw ADDFDs good and bad, the supervisor's own views, SEND, a kill inside a hold."""
+    """notify holds: raw ADDFDs good and bad, the supervisor's own views, SEND, a kill
+    inside a hold."""
     p = Program("holds")
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="old")
@@ -394,7 +397,8 @@ def prog_after_exit():
 
 
 def prog_actors():
-    """A child with a copy of the table, threads, background calls woken by other actors, poll and select, a kill."""
+    """A child with a copy of the table, threads, background calls woken by other actors,
+    poll and select, a kill."""
     p = Program("actors")
     ep = p.epoll_create("ep")
     r = p.pipe("r", file="P")
@@ -430,7 +434,8 @@ if hasattr(Program, "notify"):
 
 
 def test_hand_built_programs_cover_every_op(tmp_path):
-    """Programs using every step op, file kind, replace flavour and flag: the reproducer prints the executor's trace and passes against it."""
+    """Programs using every step op, file kind, replace flavour and flag: the reproducer
+    prints the executor's trace and passes against it."""
     _needs_user_notif()
     programs = {f.__name__: expect_actual(f()) for f in HAND_BUILT}
     used_ops = {s.op for p in programs.values() for s in p.steps}
@@ -448,7 +453,9 @@ def test_hand_built_programs_cover_every_op(tmp_path):
 
 
 def test_reproducer_is_the_executor_plus_the_program():
-    """The C file is native/executor.c (executor.h pasted in) verbatim, then the program's step array, each step under its describe() comment, in order; the head comment lists the steps with their expected outcomes."""
+    """The C file is native/executor.c (executor.h pasted in) verbatim, then the program's
+    step array, each step under its describe() comment, in order; the head comment lists the
+    steps with their expected outcomes."""
     from fuzz.reproducer import executor_text
     program = prog_kcmp_fdinfo()
     text = write_reproducer(program, title="kcmp and fdinfo")
@@ -473,7 +480,8 @@ def test_reproducer_is_the_executor_plus_the_program():
 
 
 def test_io_uring_programs_define_liburing():
-    """A program with io_uring steps gets #define FDR_HAVE_LIBURING 1 ahead of the executor and asks for -luring."""
+    """A program with io_uring steps gets #define FDR_HAVE_LIBURING 1 ahead of the executor
+    and asks for -luring."""
     from fuzz.reproducer import build_command
     if not hasattr(Program, "uring_setup") or "uring_setup" not in SUPPORTED_OPS:
         pytest.skip("no io_uring steps in this tree")
@@ -488,7 +496,8 @@ def test_io_uring_programs_define_liburing():
 
 
 def test_timeout_kills_the_target_and_fails(tmp_path):
-    """A target that blocks past the reproducer's timeout is killed (its process group) and reported; the run exits 1."""
+    """A target that blocks past the reproducer's timeout is killed (its process group) and
+    reported; the run exits 1."""
     _needs_user_notif()
     p = Program("hang")
     ep = p.epoll_create("ep")
@@ -526,7 +535,8 @@ def test_reproducer_runs_unprivileged(tmp_path):
 
 
 def test_profile_selects_the_expected_trace(tmp_path):
-    """The follow profile embeds the follow expectations, and the reproducer checks against them; an unknown profile is refused."""
+    """The follow profile embeds the follow expectations, and the reproducer checks against
+    them; an unknown profile is refused."""
     for ident, program in core_instances():
         stock = [str(o) for o in program.expected_trace("stock")]
         follow = [str(o) for o in program.expected_trace("follow")]
@@ -555,7 +565,8 @@ def test_profile_selects_the_expected_trace(tmp_path):
 # -- command line -------------------------------------------------------------
 
 def test_cli_writes_a_case_reproducer(tmp_path, capsys):
-    """python -m fuzz.reproducer --case ID -o FILE writes that instance's reproducer; a bare name with many instances lists them (exit 2)."""
+    """python -m fuzz.reproducer --case ID -o FILE writes that instance's reproducer; a bare
+    name with many instances lists them (exit 2)."""
     ident, program = core_instances()[0]
     out = tmp_path / "repro.c"
     assert reproducer_main(["--case", ident, "-o", str(out)]) == 0
@@ -591,7 +602,9 @@ def test_cli_as_a_module(tmp_path):
 
 
 def test_generated_programs_match_the_executor(tmp_path):
-    """Random programs from the fuzzer's generator (closed handles, stale entries, every replace flavour, forked children, threads, background calls, poll and select): the reproducer prints the executor's trace."""
+    """Random programs from the fuzzer's generator (closed handles, stale entries, every
+    replace flavour, forked children, threads, background calls, poll and select): the
+    reproducer prints the executor's trace."""
     _needs_user_notif()
     from fuzz.campaign import fit_timeouts
     gen = pytest.importorskip("fuzz.generate")
