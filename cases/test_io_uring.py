@@ -20,7 +20,8 @@ wait for all of them.
 """
 from cases.casekit import E, case, expect_after_replace, matrix
 from native.kernel_facts import kernel_has
-from native.program import ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, PIPE, Program
+from native.program import (ADD, ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3, IN, OUT, PIPE,
+                            SOCKET, Program)
 
 # Since afed6271f5b0 a completed pipe read has let go of its file by the time it is
 # reaped; before it the io-wq worker does so at a moment of its own, shortly after.
@@ -28,6 +29,10 @@ RELEASE_WAIT_MS = 0 if kernel_has("afed6271f5b0") else 2000
 
 VIAS = (ADDFD_SETFD, ADDFD_SETFD_SEND, DUP2, DUP3)
 PIPE_IN = IN      # a poll CQE carries the ready events masked by those asked for
+
+# Since 3af0356c162c (6.5) a ring's task work runs in the order it was queued; before
+# it, newest first.
+TW_IN_ORDER = kernel_has("3af0356c162c")
 
 
 def ring_and_pipe(blocking=False):
@@ -154,5 +159,25 @@ def test_requests_on_a_multi_referenced_old_file(via):
     p.close(keep)
     p.inject(p.file_named("old"), wait_release_ms=RELEASE_WAIT_MS).expect(-1, errno="EPIPE")
     p.wait(ep).expect(events=[])
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=(ADDFD_SETFD, DUP2)))
+def test_task_work_order_decides_what_a_multishot_poll_sees(via):
+    """A read and then a multishot poll pending on the old socket are woken by one write:
+    run in queueing order the poll sees the data still there (IN|OUT), newest first
+    (before 3af0356c162c) the read has taken it and the poll sees OUT."""
+    p = Program()
+    ring = p.uring_setup("ring")
+    s = p.socketpair("s", file="old")
+    read = p.uring_read(ring, s)
+    poll = p.uring_poll(ring, s, IN | OUT, multishot=True)
+    p.replace(s, by=SOCKET, via=via, file="new")
+    p.inject(p.file_named("old"))
+    seen = IN | OUT if TW_IN_ORDER else OUT
+    p.uring_reap(ring, timeout_ms=2000, wait_nr=2).expect(
+        cqes=[(read, 8, False, "old"), (poll, seen, True)])
+    p.read(s).expect(-1, errno="EAGAIN")               # the new socket is empty
     p.uring_exit(ring)
     return p

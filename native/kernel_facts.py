@@ -58,6 +58,12 @@ COMMITS = {c.sha: c for c in (
     # SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the supervisor has received a
     # notification, only a fatal signal interrupts the target's wait for the answer.
     # Before it the flag is unknown and seccomp(2) refuses it with EINVAL.
+    # DEFER_TASKRUN rings run their queued task work in the order it was queued; before
+    # it the lock-less list was run as it stands, newest first (io_uring/io_uring.c,
+    # __io_run_local_work).  Seen on Debian's 6.1.192: a socket read and a multishot
+    # poll woken by one write run read-first there, so the poll finds the data gone.
+    Commit("3af0356c162c", "io_uring: maintain ordering for DEFER_TASKRUN tw list",
+           (6, 5), {}),
     Commit("c2aa2dfef243", "seccomp: Add wait_killable semantic to seccomp user notifier",
            (5, 19), {}),
 )}

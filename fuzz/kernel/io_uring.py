@@ -14,9 +14,10 @@ the actor that set them up:
 - a wake-up whose key meets its events (no key meets all) queues task work;
   later ones only count until it runs; a keyed one takes a one-shot request
   off the queue.  The work runs only when the ring's task reaps, in the order
-  it was queued: one wake-up's key is the result, several (or no key) make it
-  poll again; a one-shot poll completes (or arms afresh when nothing is
-  there), a multishot one posts a CQE with F_MORE and stays;
+  it was queued (newest first before 3af0356c162c, 6.5): one wake-up's key is
+  the result, several (or no key) make it poll again; a one-shot poll
+  completes (or arms afresh when nothing is there), a multishot one posts a
+  CQE with F_MORE and stays;
 - READ of a pipe or socket (256 bytes, every token there is) completes in the
   submission with data or at end of file, O_NONBLOCK or not; otherwise it arms
   its own one-shot poll for IN and reads again in its task work;
@@ -334,9 +335,11 @@ class IoUring:
             self.make_runnable(ring.sleeper)
 
     def run_task_work(self, ring: Ring):
-        """io_run_local_work: the queued work in the order it was queued (work queued
-        meanwhile waits for the next run)."""
+        """io_run_local_work: the queued work in the order it was queued, newest first
+        before 3af0356c162c (work queued meanwhile waits for the next run)."""
         work, ring.tw = ring.tw, []
+        if not self.facts["3af0356c162c"]:
+            work.reverse()
         for req in work:
             self.poll_task_work(req)
 
