@@ -327,6 +327,23 @@ class EventPoll:
         events = self.sys_epoll_wait(proc, self.num(proc, step.ep), step.maxevents)
         return P.expected_outcome(step, events=events)
 
+    def _op_epoll_pwait(self, proc, step):
+        """epoll_pwait/pwait2 (foreground): events first; with none and a timeout, a
+        pending signalfd signal the step's mask leaves unblocked interrupts (EINTR) and
+        its handler takes one instance, the lowest-numbered signal's (files in order)."""
+        events = self.sys_epoll_wait(proc, self.num(proc, step.ep), step.maxevents)
+        if events or step.timeout_ms == 0:
+            return P.expected_outcome(step, events=events)
+        blocked = {f.name for f in step.sigmask}
+        caught = sorted((self.file_index[n] for n, c in proc.pending.items()
+                         if c and n not in blocked))
+        if not caught:
+            return P.expected_outcome(step, events=events)
+        proc.pending[self.program.files[caught[0]].name] -= 1
+        raise Errno("EINTR")
+
+    _op_epoll_pwait2 = _op_epoll_pwait
+
     def _op_fdinfo(self, proc, step):
         ep = proc.fdt.get(self.num(proc, step.ep))
         if ep is None:
