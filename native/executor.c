@@ -352,6 +352,36 @@ static long pwait_events(struct target *t, const struct fdr_step *s, struct fdr_
 	return r;
 }
 
+/* struct epoll_params (linux/eventpoll.h, 6.9+), spelled out for older headers. */
+struct fdr_epoll_params {
+	uint32_t busy_poll_usecs;
+	uint16_t busy_poll_budget;
+	uint8_t prefer_busy_poll;
+	uint8_t pad;
+};
+#define FDR_EPIOCSPARAMS _IOW(0x8A, 0x01, struct fdr_epoll_params)
+#define FDR_EPIOCGPARAMS _IOR(0x8A, 0x02, struct fdr_epoll_params)
+
+static long epoll_params(struct target *t, const struct fdr_step *s)
+{
+	struct fdr_epoll_params p;
+	long r;
+
+	if (s->arg) {
+		p.busy_poll_usecs = (uint32_t)s->data;
+		p.busy_poll_budget = (uint16_t)(s->data >> 32);
+		p.prefer_busy_poll = (uint8_t)(s->data >> 48);
+		p.pad = (uint8_t)(s->data >> 56);
+		return ioctl(num(t, s->ep), FDR_EPIOCSPARAMS, &p);
+	}
+	memset(&p, 0xff, sizeof(p));
+	r = ioctl(num(t, s->ep), FDR_EPIOCGPARAMS, &p);
+	if (r < 0)
+		return r;
+	return (long)p.busy_poll_usecs | (long)p.busy_poll_budget << 32 |
+	       (long)p.prefer_busy_poll << 48;
+}
+
 /* A signalfd's signal reaches a handler only when an epoll_pwait's mask unblocks it:
  * the handler takes it (one instance) and the wait says EINTR. */
 static void signalfd_signal_caught(int sig)
@@ -1160,6 +1190,9 @@ static void run_step(struct target *t, int i)
 	case FDR_OP_PWAIT:
 	case FDR_OP_PWAIT2:
 		r = pwait_events(t, s, o);
+		break;
+	case FDR_OP_EPOLL_PARAMS:
+		r = epoll_params(t, s);
 		break;
 	case FDR_OP_DUP:
 		r = dup(num(t, s->h2));

@@ -57,6 +57,9 @@
 #define FDR_OP_PWAIT 49
 #define FDR_OP_PWAIT2 50
 #define FDR_OP_EPOLL_SIZE 51
+/* ioctl EPIOCSPARAMS (arg 1: data holds struct epoll_params) or EPIOCGPARAMS (arg 0:
+ * the outcome's ret is the params read, usecs | budget << 32 | prefer << 48). */
+#define FDR_OP_EPOLL_PARAMS 52
 /* Supervisor steps (FDR_F_SUP): inside a notify hold, or after the target is gone. */
 #define FDR_OP_ADDFD 40
 #define FDR_OP_RESPOND 41

@@ -203,6 +203,18 @@ class Program:
         """epoll_pwait2: epoll_pwait with a timespec timeout (-1: none)."""
         return self._pwait("epoll_pwait2", ep, sigmask, maxevents, timeout_ms)
 
+    def epoll_params(self, ep: Handle, usecs=None, budget: int = 0, prefer: int = 0,
+                     pad: int = 0) -> Step:
+        """ioctl EPIOCSPARAMS with these busy-poll parameters, or with usecs=None
+        EPIOCGPARAMS, whose ret is then params_word() of what it read."""
+        if usecs is None:
+            return self._add(Step("epoll_params", ep=self._known(ep)))
+        bounds = ((usecs, 32), (budget, 16), (prefer, 8), (pad, 8))
+        if not all(isinstance(v, int) and 0 <= v < 1 << bits for v, bits in bounds):
+            raise ProgramError("epoll_params: usecs is a u32, budget a u16, prefer and pad u8")
+        return self._add(Step("epoll_params", ep=self._known(ep),
+                              params=(usecs, budget, prefer, pad)))
+
     def _pwait(self, op, ep, sigmask, maxevents, timeout_ms) -> Step:
         if not 1 <= maxevents <= 32:
             raise ProgramError("maxevents must be 1..32")
@@ -607,6 +619,11 @@ class Program:
             if s.of is not None:
                 s.of = joined[id(s.of)]
         return p
+
+
+def params_word(usecs: int, budget: int, prefer: int) -> int:
+    """EPIOCGPARAMS's outcome as a step's ret: usecs | budget << 32 | prefer << 48."""
+    return usecs | budget << 32 | prefer << 48
 
 
 # File kind -> the Program method that makes a new file of that kind (native/steps.py):

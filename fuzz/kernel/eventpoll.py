@@ -32,11 +32,12 @@ from native import kernel_facts
 from native import program as P
 from native.trace import FdinfoLine
 from fuzz.kernel.base import (
-    ERR, ET, EXCLUSIVE, Errno, HUP, IN, ONESHOT, OUT, POLLABLE, WAKEUP, WAKE_KEY)
+    ERR, ET, EXCLUSIVE, Errno, HUP, NotModelled, IN, ONESHOT, OUT, POLLABLE, WAKEUP, WAKE_KEY)
 
 if TYPE_CHECKING:
     from fuzz.kernel.base import OFile, Process, WaitQueue
 
+NAPI_POLL_WEIGHT = 64          # EPIOCSPARAMS: a larger budget needs CAP_NET_ADMIN
 PRIVATE_BITS = WAKEUP | ONESHOT | ET | EXCLUSIVE                      # EP_PRIVATE_BITS
 EXCLUSIVE_OK_BITS = IN | OUT | ERR | HUP | WAKEUP | ET | EXCLUSIVE     # EPOLLEXCLUSIVE_OK_BITS
 EP_MAX_NESTS = 4
@@ -343,6 +344,30 @@ class EventPoll:
         raise Errno("EINTR")
 
     _op_epoll_pwait2 = _op_epoll_pwait
+
+    def _op_epoll_params(self, proc, step):
+        """ioctl EPIOCSPARAMS/EPIOCGPARAMS (18e2bf0edf4d; busy-poll kernels only): the
+        set checks pad, usecs, prefer, then budget against CAP_NET_ADMIN, in that order."""
+        f = self.lookup(proc, self.num(proc, step.ep))
+        if f.kind != P.EPOLL:
+            if f.kind == P.LISTENER:
+                raise Errno("EINVAL")                  # seccomp_notify_ioctl's default
+            if f.kind in (P.MEMFD, P.URING):
+                raise NotModelled(f"epoll_params on a {f.kind}")
+            raise Errno("ENOTTY")                      # no ioctl of that type
+        if not kernel_facts.kernel_has("18e2bf0edf4d"):
+            raise Errno("ENOTTY")                      # epoll files had no ioctl
+        if not kernel_facts.epoll_busy_poll():
+            raise Errno("ENOTSUP")             # EOPNOTSUPP, as Python names it
+        if step.params is None:
+            return P.expected_outcome(step, ret=P.params_word(*getattr(f, "busy_poll", (0, 0, 0))))
+        usecs, budget, prefer, pad = step.params
+        if pad or usecs > 0x7FFF_FFFF or prefer > 1:
+            raise Errno("EINVAL")
+        if budget > NAPI_POLL_WEIGHT and not kernel_facts.cap_net_admin():
+            raise Errno("EPERM")
+        f.busy_poll = (usecs, budget, prefer)
+        return P.expected_outcome(step, ret=0)
 
     def _op_fdinfo(self, proc, step):
         ep = proc.fdt.get(self.num(proc, step.ep))
