@@ -18,9 +18,20 @@ minimum, or the deadline reached) without a single violation is skipped with
 `race_not_exercised`: that says something about the machine, not the kernel.
 A violation always fails.  With one CPU there is no race to speak of: `one_cpu`.
 
+two_listeners states both profiles.  After both replaces returned and the
+supervisors dropped their copies: on `stock` the epoll holds exactly one
+entry, (fd, old file), and reports the old file's readiness under the fd's
+data while the fd holds the winner's file (classes A_last, B_last); on
+`follow` it holds (fd, winner's file), silent while only the old file is
+readable and reporting the winner's (A_last, B_last), or no entry at all
+(A_last_unwatched, B_last_unwatched: the earlier replace moved the entry
+onto a file the later one had already replaced, and it died with that
+file; decision 15 in patches/follow/README.md).  Never an entry on a file
+the fd does not hold, never an event for one.
+
 Each test's comment draws its scenario's timeline (the left column is side 0,
 the right side 1, racing from the barrier ====); CLASSES names what each
-interleaving class means.  native/race_scenarios.c has the same drawings
+interleaving class means.  native/race_scenarios*.c have the same drawings
 above the code, and the engine's class names must be these.
 """
 import os
@@ -67,24 +78,30 @@ CLASSES = {
                         "signal_during_addfd": "queued, dropped by the interrupted wait: ESRCH",
                         "signal_first": "the notification went with the signal: ENOENT",
                         "inconsistent": "any other return (a violation)"},
+    "two_listeners": {"A_last": "A's install came last; stock: the entry stays with the old "
+                                "file, follow: it is A's",
+                      "B_last": "B's install came last; likewise",
+                      "A_last_unwatched": "follow only: A came last and no entry is left",
+                      "B_last_unwatched": "follow only: B came last and no entry is left",
+                      "inconsistent": "both files alive or both gone (a violation)"},
 }
 
 
-def run(name, iterations, minimums, request, profile=None):
+def run(name, iterations, minimums, request, profile=None, verdicts="stock"):
     """Run a scenario; check it against its invariants and minimum class counts."""
     from native.race import needs, run_race
     token = probes.missing(needs(name))
     if token:
         pytest.skip(token)
-    if profile is not None and profile != "stock":
-        # The verdicts below state stock semantics (the entry stays with the old file).
+    if profile is not None and profile != verdicts:
+        # The verdicts state stock semantics (the entry stays with the old file).
         pytest.skip("stock_only")
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one_cpu")
     from native.race import RaceError, timeout_scale
     slow = timeout_scale() > 1
     try:
-        result = run_race(name, iterations)
+        result = run_race(name, iterations, profile=verdicts)
     except RaceError as exc:
         if exc.kind == "timeout" and slow and exc.partial.violations == 0:
             print(f"not exercised on this slow machine: {exc}")
@@ -190,3 +207,14 @@ def test_addfd_vs_signal(request):
     ESRCH (queued, then dropped by it); the call always fails with EINTR and a refused
     file is never installed."""
     run("addfd_vs_signal", 2000, {"addfd_first": 50, "signal_first": 50}, request)
+
+
+# fd registered in ep; each worker traps to a listener of its own
+# target w0: ioctl(fd) ~trap~> supervisor      w1: ioctl(fd) ~trap~> 2nd supervisor
+#                              ============== fz_meet ==============
+#                              ADDFD(A -> fd)        ADDFD(B -> fd)
+def test_two_listeners_same_fd(request, profile):
+    """Two threads, each trapped to its own listener, get the registered fd replaced
+    concurrently: stock leaves the entry on the old file, follow on the fd's file or
+    nowhere, and no event reports a file the fd no longer holds."""
+    run("two_listeners", 2000, {"A_last": 50, "B_last": 50}, request, profile, profile)

@@ -153,7 +153,9 @@ def bundle_name(version: str, arch: str) -> str:
 # What `python -m native.build` makes, and the sources each is made from.
 NATIVE_BUILT = (("_executor{ext}", ("fdr_common.h", "executor.h", "executor.c")),
                 ("_race{ext}", ("fdr_common.h", "race.h", "race.c", "race_target.c",
-                                "race_supervisor.c", "race_scenarios.c")),
+                                "race_supervisor.c", "race_scenarios.c",
+                                "race_scenarios_vs.c", "failnth.h",
+                                "failnth.c")),
                 ("_notif_signal{ext}", ("fdr_common.h", "notif_signal.h", "notif_signal.c")),
                 ("_churn{ext}", ("fdr_common.h", "churn.h", "churn.c")),
                 ("fdr-zygote", ("fdr_common.h", "executor.h", "executor.c", "zygote.c")))

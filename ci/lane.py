@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=("stock", "follow"),
                    help="force the semantics profile (default: detected per kernel)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="select cases (the gate's -k)")
+    p.add_argument("--mutants", metavar="EXPR",
+                   help="after the campaign, the mutation check (tests/test_mutants.py) for the "
+                        "mutants that -k EXPR selects, e.g. no_follow")
     p.add_argument("--seed", type=int, default=None, metavar="N", help="the gate's and fuzzer's seed")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="kernels booted at once (default: cores / 2, at least 1)")
@@ -92,6 +95,8 @@ results (per kernel, under DIR/<kernel>/):
   gate/          the gate's junit.xml, results.txt, summary.md, results.jsonl,
                  pytest.log and ktap.txt
   fuzz/          the campaign's directory (reproducers of divergences) and fuzz.log
+  mutants.log    with --mutants: the mutation check's pytest output; mutants/ its
+                 campaigns' directories (reproducers)
   lane.json      spec, release, upstream version, profile, timeout scale, exit codes,
                  seconds spent booting, in the gate and in the campaign, and with
                  --coverage the per-file coverage lines
@@ -120,6 +125,7 @@ class Run:
     kernel_commits: str = ""       # the tracked commits the gate took as present (+) or absent (-)
     gate_exit: int | None = None
     fuzz_exit: int | None = None
+    mutants_exit: int | None = None   # --mutants: pytest's exit code (5: nothing selected)
     guest_error: str = ""
     seconds: dict = field(default_factory=dict)
     health: list = field(default_factory=list)
@@ -130,7 +136,8 @@ class Run:
     @property
     def passed(self) -> bool:
         return (not self.guest_error and not self.coverage_error and self.gate_exit in (0, 4)
-                and self.fuzz_exit in (0, 4, None) and not self.health)
+                and self.fuzz_exit in (0, 4, None) and self.mutants_exit in (0, None)
+                and not self.health)
 
 
 GUEST_SCRIPT = r"""
@@ -171,6 +178,13 @@ if [ {guided_bench} -gt 0 ]; then
 		> /lane/fuzz/guided.txt 2>&1
 fi
 echo "fuzz $(now)" >> /lane/times
+if [ -n {mutants} ]; then
+	FDR_TIMEOUT_SCALE=$scale {python} -m pytest -q -n 0 -m mutants tests/test_mutants.py \
+		-k {mutants} --basetemp /var/tmp/lane-mutants > /lane/mutants.log 2>&1
+	echo $? > /lane/mutants.rc
+	mkdir -p /lane/mutants && cp -r /var/tmp/lane-mutants/. /lane/mutants/   # any reproducer
+fi
+echo "mutants $(now)" >> /lane/times
 dmesg > /lane/dmesg.txt 2>&1
 cat /proc/sys/kernel/tainted > /lane/tainted
 """
@@ -199,7 +213,8 @@ def guest_script(args, reference: dict, seed: int) -> str:
         coverage_reset=COVERAGE_RESET if args.coverage else "", guided_bench=args.guided_bench,
         debugfs=DEBUGFS if args.coverage or args.guided or args.guided_bench else "",
         coverage_copy_gate=COVERAGE_COPY.format(phase="gate") if args.coverage else "",
-        coverage_copy_fuzz=COVERAGE_COPY.format(phase="fuzz") if args.coverage else "")
+        coverage_copy_fuzz=COVERAGE_COPY.format(phase="fuzz") if args.coverage else "",
+        mutants=_shq(args.mutants or ""))
 
 
 def _shq(text: str) -> str:
@@ -303,8 +318,10 @@ def read_guest_files(share: Path, run: Run) -> None:
         run.gate_exit = int(text("gate.rc"))
     if text("fuzz.rc"):
         run.fuzz_exit = int(text("fuzz.rc"))
+    if text("mutants.rc"):
+        run.mutants_exit = int(text("mutants.rc"))
     marks = dict(line.split() for line in text("times").splitlines() if len(line.split()) == 2)
-    order = ["boot", "calibrated", "gate", "fuzz"]
+    order = ["boot", "calibrated", "gate", "fuzz", "mutants"]
     for a, b in zip(order, order[1:]):
         if a in marks and b in marks:
             run.seconds[b if b != "calibrated" else "calibrate"] = round(float(marks[b]) - float(marks[a]), 1)
@@ -356,6 +373,14 @@ def run_host(run: Run, args, seed: int, progress: Progress) -> None:
                      "--seed", str(seed), "--out", str(share / "fuzz")], cwd=REPO, env=env, stdout=log,
                     stderr=subprocess.STDOUT, timeout=max(1.0, deadline - time.monotonic())).returncode
             run.seconds["fuzz"] = round(time.monotonic() - start, 1)
+        if args.mutants:
+            start = time.monotonic()
+            with open(share / "mutants.log", "w") as log:
+                run.mutants_exit = subprocess.run(
+                    [_venv_python(), "-m", "pytest", "-q", "-n", "0", "-m", "mutants", "tests/test_mutants.py",
+                     "-k", args.mutants], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    timeout=max(1.0, deadline - time.monotonic())).returncode
+            run.seconds["mutants"] = round(time.monotonic() - start, 1)
     except subprocess.TimeoutExpired as exc:
         run.guest_error = f"timeout after {args.timeout} s in {' '.join(map(str, exc.cmd[1:4]))}"
     run.release = os.uname().release

@@ -32,6 +32,9 @@ def load(run_dir: Path) -> dict:
     fuzz = {None: ("", ""), 0: ("pass", ""), 4: ("skip", last[0] if last else ""),
             1: ("fail", "divergence")}.get(meta.get("fuzz_exit"), ("error", f"exit {meta.get('fuzz_exit')}"))
     cells[("lane", "fuzz_campaign")] = fuzz
+    if meta.get("mutants_exit") is not None:
+        cells[("lane", "mutation_check")] = (("pass", "") if meta["mutants_exit"] == 0
+                                             else ("fail", f"pytest exit {meta['mutants_exit']}"))
     cells[("lane", "kernel_health")] = (("fail", "; ".join(meta["health"])[:200]) if meta.get("health")
                                         else ("pass", ""))
     cells[("lane", "guest")] = ("error", meta["guest_error"]) if meta.get("guest_error") else ("pass", "")

@@ -15,7 +15,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ("fdr_common.h", "executor.h", "executor.c", "zygote.c", "fixup.h", "fixup.c", "kcov.h",
            "kcov.c")
 RACE_SOURCES = ("fdr_common.h", "race.h", "race.c", "race_target.c", "race_supervisor.c",
-                "race_scenarios.c")
+                "race_scenarios.c",
+                "race_scenarios_vs.c", "failnth.h", "failnth.c")
 SIGNAL_SOURCES = ("notif_signal.h", "notif_signal.c", "fdr_common.h")
 CHURN_SOURCES = ("churn.h", "churn.c", "fdr_common.h")
 
@@ -57,12 +58,13 @@ def make_builder() -> cffi.FFI:
 
 
 def make_race_builder() -> cffi.FFI:
-    """The race engine (native/race.c), a module of its own: native._race."""
+    """The race engine (native/race.c) and the fault-injected replace (native/failnth.c),
+    a module of their own: native._race."""
     ffi = cffi.FFI()
-    ffi.cdef(cdef_text("race.h"))
+    ffi.cdef(cdef_text("race.h") + cdef_text("failnth.h"))
     ffi.set_source(
         "native._race",
-        '#include "race.c"',
+        '#include "race.c"\n#include "failnth.c"',
         include_dirs=[str(HERE)],
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
         depends=[str(HERE / s) for s in RACE_SOURCES],

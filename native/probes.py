@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import resource
+import threading
 
 from native import program as P
 
@@ -23,6 +24,8 @@ SKIP_TOKENS = {
     "liburing": "no_liburing",
     "root": "not_root",
     "fds": "fd_limit",
+    "fail_nth": "no_fail_nth",      # CONFIG_FAULT_INJECTION: /proc/<pid>/task/<tid>/fail-nth
+    "failslab": "no_failslab",      # CONFIG_FAILSLAB's debugfs knobs (checked by the case itself)
 }
 URING_FEATURES = ["liburing", "io_uring", "defer_taskrun"]   # what any io_uring step needs
 FDS_NEEDED = 32     # RLIMIT_NOFILE below this: no room for the fds the race engine and executor use
@@ -59,6 +62,7 @@ def features() -> dict[str, bool]:
     have["defer_taskrun"] = have["io_uring"] and bool(lib.fdr_probe_defer_taskrun())
     have["addfd"] = have["user_notif"] and _replace_works(P.ADDFD_SETFD)
     have["addfd_send"] = have["addfd"] and _replace_works(P.ADDFD_SETFD_SEND)
+    have["fail_nth"] = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/fail-nth")
     return have
 
 

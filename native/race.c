@@ -36,9 +36,9 @@
  *
  * The engine is one translation unit in four files: this one (shared state,
  * small helpers, fuzzy sync, the API), race_target.c (the child's side),
- * race_supervisor.c (spawning, answering traps, verdict helpers) and
- * race_scenarios.c (each scenario's timeline, interleaving classes and
- * verdict).
+ * race_supervisor.c (spawning, answering traps, verdict helpers),
+ * race_scenarios.c and race_scenarios_vs.c (each scenario's timeline,
+ * interleaving classes and verdict; the table).
  *
  * The caller is a multi-threaded Python process: the child only ever _exits,
  * every blocking call has a deadline, and every process, thread and fd made
@@ -132,6 +132,8 @@ struct shm {
 	cpu_set_t cpus;			/* the caller's CPUs, for everything else */
 	int32_t cls;			/* the verifier's class, for the target's checks */
 	int32_t sabotage;		/* FDR_RACE_F_SABOTAGE: keep the racing files' copies */
+	int32_t follow;			/* FDR_RACE_F_FOLLOW: verdicts of the follow profile */
+	int32_t lfd[2];			/* own_listeners: each worker's listener, in the target */
 	struct fz fz;
 
 	int64_t counts[FDR_RACE_MAX_CLASSES];
@@ -155,6 +157,7 @@ struct scenario {
 				 * supervisor sleeps in ADDFD), 1 side 1's (it dies
 				 * while the supervisor spins towards its ADDFD) */
 	int fork_each;		/* a fresh target per iteration */
+	int own_listeners;	/* each worker installs a filter of its own: two listeners */
 	int uses_ep;
 	op_fn ops[2];		/* the target workers' parts */
 	void (*tsetup)(struct tgt *t, uint32_t k);
@@ -186,6 +189,7 @@ struct run {
 	int ep_copy;			/* the target's epoll instance, via pidfd_getfd */
 	int epinfo;			/* /proc/self/fdinfo/<ep_copy> */
 	int status_fd;			/* the waiter thread's /proc status */
+	int listener2;			/* own_listeners: worker 1's listener, for s1 */
 	pthread_t s1;
 	int s1_running;
 	int kept[2];			/* sabotage: copies kept open through the verdict */
@@ -523,6 +527,7 @@ static void fz_account(struct shm *sh, uint32_t k, int order)
 #include "race_target.c"
 #include "race_supervisor.c"
 #include "race_scenarios.c"
+#include "race_scenarios_vs.c"
 
 /* Copies of the target's fixed fds that some scenarios read from here. */
 static int open_views(struct run *r)
@@ -548,6 +553,14 @@ static int open_views(struct run *r)
 		r->status_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (r->status_fd < 0) {
 			give_up(sh, FDR_RACE_SETUP, errno, "open(waiter's /proc status)");
+			return -1;
+		}
+	}
+	if (r->sc->own_listeners) {
+		r->listener = syscall(__NR_pidfd_getfd, r->pidfd, sh->lfd[0], 0);
+		r->listener2 = syscall(__NR_pidfd_getfd, r->pidfd, sh->lfd[1], 0);
+		if (r->listener < 0 || r->listener2 < 0) {
+			give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(the workers' listeners)");
 			return -1;
 		}
 	}
@@ -614,7 +627,7 @@ static void drive(struct run *r)
 int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	     struct fdr_race_result *out)
 {
-	struct run r = { .pidfd = -1, .listener = -1, .ep_copy = -1, .epinfo = -1,
+	struct run r = { .pidfd = -1, .listener = -1, .listener2 = -1, .ep_copy = -1, .epinfo = -1,
 			 .status_fd = -1, .kept = { -1, -1 } };
 	const struct scenario *sc;
 	sigset_t all, old;
@@ -623,7 +636,8 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	int64_t t0;
 
 	if (scenario < 0 || scenario >= FDR_RACE_NSCENARIOS || iterations <= 0 ||
-	    iterations > 10000000 || timeout_ms <= 0 || (flags & ~FDR_RACE_F_SABOTAGE) || !out) {
+	    iterations > 10000000 || timeout_ms <= 0 ||
+	    (flags & ~(FDR_RACE_F_SABOTAGE | FDR_RACE_F_FOLLOW)) || !out) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -645,6 +659,7 @@ int fdr_race(int scenario, int iterations, int timeout_ms, int flags,
 	r.sh = sh;
 	r.iterations = iterations;
 	sh->sabotage = !!(flags & FDR_RACE_F_SABOTAGE);
+	sh->follow = !!(flags & FDR_RACE_F_FOLLOW);
 
 	/* Nothing of the caller's may interrupt us (an ADDFD interrupted after
 	 * queueing is withdrawn), and EPIPE must not kill it: block all, and

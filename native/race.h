@@ -13,7 +13,8 @@
 #define FDR_RACE_ADDFD_VS_CLOSE 5
 #define FDR_RACE_ADDFD_VS_EXIT 6
 #define FDR_RACE_ADDFD_VS_SIGNAL 7
-#define FDR_RACE_NSCENARIOS 8
+#define FDR_RACE_TWO_LISTENERS 8
+#define FDR_RACE_NSCENARIOS 9
 
 /* fdr_race() flags.  SABOTAGE: the engine keeps its own copies of the racing
  * files open through each verdict, a deliberate leak that two_addfd,
@@ -21,6 +22,9 @@
  * violations (the
  * engine's self-test that its verdicts can fail). */
 #define FDR_RACE_F_SABOTAGE 1
+/* FOLLOW: verdicts state the follow profile (epoll entries follow an
+ * ADDFD|SETFD replace) instead of stock; only two_listeners reads it. */
+#define FDR_RACE_F_FOLLOW 2
 
 /* How a run ended. */
 #define FDR_RACE_OK 0

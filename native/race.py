@@ -104,13 +104,17 @@ def needs(name: str) -> list[str]:
 
 
 def run_race(name: str, iterations: int, timeout_s: float | None = None, *,
-             sabotage: bool = False) -> RaceResult:
+             sabotage: bool = False, profile: str = "stock") -> RaceResult:
     """Run `iterations` iterations of scenario `name`; raise RaceError if the run was cut short.
 
     sabotage=True (for self-tests) makes the engine keep its own copies of the
     racing files open through each verdict: a deliberate leak that two_addfd,
-    two_dup2, addfd_vs_close, addfd_vs_exit and addfd_vs_signal must report as violations.
+    two_dup2, addfd_vs_close, addfd_vs_exit, addfd_vs_signal and two_listeners must
+    report as violations.  profile ("stock" or "follow") names the semantics the
+    verdicts of two_listeners state; the other scenarios state stock's.
     """
+    if profile not in ("stock", "follow"):
+        raise ValueError(f"profile must be 'stock' or 'follow', not {profile!r}")
     index = _index(name)
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations <= 0:
         raise ValueError(f"iterations must be a positive int, not {iterations!r}")
@@ -119,7 +123,8 @@ def run_race(name: str, iterations: int, timeout_s: float | None = None, *,
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, not {timeout_s!r}")
     out = ffi.new("struct fdr_race_result *")
-    flags = lib.FDR_RACE_F_SABOTAGE if sabotage else 0
+    flags = (lib.FDR_RACE_F_SABOTAGE if sabotage else 0) | \
+        (lib.FDR_RACE_F_FOLLOW if profile == "follow" else 0)
     if lib.fdr_race(index, iterations, max(1, int(timeout_s * 1000)), flags, out) < 0:
         err = ffi.errno
         raise OSError(err, f"fdr_race({name}, {iterations}): {os.strerror(err)}")

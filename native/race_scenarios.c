@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The race engine's scenarios (part of race.c's translation unit: race.c
- * includes this file after the engine's target and supervisor sides).
+ * The race engine's scenarios, first family: two replaces of one fd at once
+ * (part of race.c's translation unit: race.c includes this file after the
+ * engine's target and supervisor sides, and race_scenarios_vs.c after it).
  *
  * A scenario is two racing parties and a verdict.  Each has a timeline, drawn
  * as LTP's fuzzy_sync tests draw theirs: time runs down, the two columns race
@@ -58,21 +59,23 @@ static int race_addfd(struct run *r, uint32_t k, struct seccomp_notif *n, int np
 	return 0;
 }
 
-/* Where the trapped thread's end (exit, a signal) races an ADDFD into its trap,
- * ADDFD's return is the class: installed (the fd), queued and then dropped as
- * the trap ended (ESRCH), or too late, the notification gone (ENOENT). */
-enum { ADDFD_INSTALLED, ADDFD_DROPPED, ADDFD_GONE, ADDFD_OTHER };
-
-static int addfd_return_class(struct shm *sh, uint32_t k, long ret, const char *against)
+/* The kept dup of the old file goes; then the epoll must hold `want`
+ * entries (those of the old file die with its last close). */
+static void close_keep_expect_entries(struct tgt *t, uint32_t k, int want)
 {
-	if (ret == RACE_FD)
-		return ADDFD_INSTALLED;
-	if (ret == -ESRCH)
-		return ADDFD_DROPPED;
-	if (ret == -ENOENT)
-		return ADDFD_GONE;
-	violation(sh, k, "ADDFD against %s returned %s", against, err_name(ret));
-	return ADDFD_OTHER;
+	char path[64];
+	int info, lines;
+
+	close(t->keep);
+	t->keep = -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->ep);
+	info = open(path, O_RDONLY | O_CLOEXEC);
+	lines = info >= 0 ? ep_lines(info, NULL) : -1;
+	if (info >= 0)
+		close(info);
+	if (lines != want)
+		violation(t->sh, k, "epoll holds %d entries after the old file's last close, "
+			  "expected %d", lines, want);
 }
 
 /* ---- two_addfd: two ADDFD(SETFD) installs at one fd -------------------------
@@ -118,6 +121,23 @@ static void tc_two_addfd(struct tgt *t, uint32_t k)
 		expect_read(t, k, RACE_FD, cls == A_LAST ? TOK_A : TOK_B, "the fd");
 }
 
+
+
+/* two_listeners: the second supervisor takes worker 1's trap off its own
+ * listener, the only one worker 1's filter reports to. */
+static int s1_recv(struct run *r, uint32_t k)
+{
+	struct seccomp_notif n;
+
+	if (recv_notif_on(r, r->listener2, k, &n) < 0)
+		return -1;
+	if ((int)n.pid != r->sh->tid[1])
+		violation(r->sh, k, "the second listener reported thread %u, not worker 1 (%d)",
+			  n.pid, r->sh->tid[1]);
+	r->sh->s1_id = n.id;
+	return 0;
+}
+
 /* two_addfd: a second supervisor thread races the first one's ADDFD. */
 static void *s1_main(void *arg)
 {
@@ -128,14 +148,50 @@ static void *s1_main(void *arg)
 	for (uint32_t k = 0; k < r->iterations; k++) {
 		if (sawait(r, &sh->s1go, k + 1, "the second supervisor's turn") < 0)
 			break;
+		if (r->listener2 >= 0 && s1_recv(r, k) < 0)
+			break;
 		if (fz_meet(sh, 1, k, r->pidfd) < 0)
 			break;
 		fz_go(sh, 1, k);
-		sh->s1_ret = addfd(r, sh->s1_id, sh->s1_src);
+		sh->s1_ret = addfd_on(r->listener2 >= 0 ? r->listener2 : r->listener, sh->s1_id,
+				      sh->s1_src);
 		fz_end(sh, 1);
 		post(&sh->s1done, k + 1);
 	}
 	return NULL;
+}
+
+/* Both supervisors ADDFD at once: we install a[0] for notification id0 while
+ * the second one installs b[0] for its own; then both copies go. */
+static int race_both(struct run *r, uint32_t k, uint64_t id0, int a[2], int b[2])
+{
+	struct shm *sh = r->sh;
+	long ret;
+
+	sh->s1_src = b[0];
+	post(&sh->s1go, k + 1);
+	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+		return -1;
+	fz_go(sh, 0, k);
+	ret = addfd(r, id0, a[0]);
+	fz_end(sh, 0);
+	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
+		return -1;
+	expect_installed(r, k, ret, "first ");
+	expect_installed(r, k, sh->s1_ret, "second ");
+	drop_src(r, &a[0]);
+	drop_src(r, &b[0]);
+	return 0;
+}
+
+static void close_pipes(int a[2], int b[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (a[i] >= 0)
+			close(a[i]);
+		if (b[i] >= 0)
+			close(b[i]);
+	}
 }
 
 static int si_two_addfd(struct run *r, uint32_t k)
@@ -143,7 +199,6 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	struct shm *sh = r->sh;
 	struct seccomp_notif n[2];
 	int a[2], b[2], ea, eb, cls;
-	long ret;
 
 	if (recv_notif(r, k, &n[0]) < 0 || recv_notif(r, k, &n[1]) < 0)
 		return -1;
@@ -163,19 +218,8 @@ static int si_two_addfd(struct run *r, uint32_t k)
 		return -1;
 	}
 	sh->s1_id = n[1].id;
-	sh->s1_src = b[0];
-	post(&sh->s1go, k + 1);
-	if (fz_meet(sh, 0, k, r->pidfd) < 0)
+	if (race_both(r, k, n[0].id, a, b) < 0)
 		goto fail;
-	fz_go(sh, 0, k);
-	ret = addfd(r, n[0].id, a[0]);
-	fz_end(sh, 0);
-	if (sawait(r, &sh->s1done, k + 1, "the second supervisor's ADDFD") < 0)
-		goto fail;
-	expect_installed(r, k, ret, "first ");
-	expect_installed(r, k, sh->s1_ret, "second ");
-	drop_src(r, &a[0]);
-	drop_src(r, &b[0]);
 	/* Either worker may have made either trap: answer both, then wait for both. */
 	respond(r, n[0].id);
 	respond(r, n[1].id);
@@ -189,12 +233,7 @@ static int si_two_addfd(struct run *r, uint32_t k)
 	close(b[1]);
 	return finish(r, k, cls);
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (a[i] >= 0)
-			close(a[i]);
-		if (b[i] >= 0)
-			close(b[i]);
-	}
+	close_pipes(a, b);
 	return -1;
 }
 
@@ -265,545 +304,135 @@ static int si_two_dup2(struct run *r, uint32_t k)
 	return 0;
 }
 
-/* ---- addfd_vs_ctl_add: ADDFD replaces fd while another thread registers it ---
+/* ---- two_listeners: two ADDFDs at a registered fd, each through its own listener
  *
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   ADDFD(new -> fd)     epoll_ctl(ep, ADD, fd)
- *   returns <~ NOTIF_SEND ~~~~~~~~~
- *   verdict: make the new file readable, epoll_wait and fdinfo of ep
- *     add_saw_old   ADD looked up the old file: its entry died with it (no event, no line)
- *     add_saw_new   ADD looked up the new file: one event with the data, one line
- *     add_failed    ADD failed (a violation)
- *     inconsistent  anything else
+ *   target (set-up): fd registered in ep, the old file kept by a dup; each
+ *   worker installs a filter of its own, so each traps to its own listener
+ *   target w0: ioctl(fd) ~trap~> supervisor     w1: ioctl(fd) ~trap~> 2nd supervisor
+ *                                ============== fz_meet ==============
+ *                                ADDFD(A -> fd)        ADDFD(B -> fd)
+ *   verdict: the winner by writing through A's and B's peers (as two_addfd),
+ *   then ep's fdinfo and epoll_wait, with only the old file readable and then
+ *   with the fd's file too; judged by the profile the run states (FOLLOW flag)
+ *     A_last, B_last      stock: the entry stays (fd, old), reports the old
+ *                         file under the fd's data; follow: one entry (fd,
+ *                         winner), reporting the winner only
+ *     A_last_unwatched,   follow only: no entry at all (the earlier replace
+ *     B_last_unwatched    moved it onto a file the later one had replaced)
+ *     inconsistent        both files alive or both gone
  */
 
-enum { ADD_SAW_OLD, ADD_SAW_NEW, ADD_FAILED, ADD_INCONSISTENT };
+enum { L_A_LAST, L_B_LAST, L_A_UNWATCHED, L_B_UNWATCHED, L_INCONSISTENT };
 
-static void tc_ctl_add(struct tgt *t, uint32_t k)
+/* two_listeners: the supervisors made the old file and the fd's file
+ * readable; each read reaches its own.  Under follow the winner's entry
+ * (A_last, B_last) outlives the old file's last close. */
+static void tc_two_listeners(struct tgt *t, uint32_t k)
 {
-	await_sup(t, k);
-	expect_old_freed(t, k);
-	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-}
+	int cls = await_sup(t, k);
 
-static int si_ctl_add(struct run *r, uint32_t k)
-{
-	struct shm *sh = r->sh;
-	struct seccomp_notif n;
-	struct epoll_event ev[4];
-	struct epline line;
-	struct stat st;
-	int np[2], nev, lines, cls;
-	long ret;
-
-	if (race_addfd(r, k, &n, np, &ret) < 0)
-		return -1;
-	if (sawait(r, &sh->wdone[1], k + 1, "the EPOLL_CTL_ADD worker") < 0 ||
-	    release(r, k, n.id, 0) < 0 || fstat(np[1], &st) < 0) {
-		close(np[1]);
-		return -1;
-	}
-	expect_installed(r, k, ret, "");
-	inject_new(r, k, np[1]);
-	nev = epoll_wait(r->ep_copy, ev, 4, 0);
-	lines = ep_lines(r->epinfo, &line);
-	if (sh->ret[1] < 0) {
-		cls = ADD_FAILED;
-		violation(sh, k, "EPOLL_CTL_ADD failed with %s while the fd was replaced",
-			  strerrorname_np(sh->err[1]));
-	} else if (nev == 0 && lines == 0) {
-		cls = ADD_SAW_OLD;	/* the entry went to the old file and died with it */
-	} else if (nev == 1 && ev[0].events == EPOLLIN && ev[0].data.u64 == (DATA_MAGIC | k) &&
-		   lines == 1 && line.tfd == RACE_FD && line.ino == st.st_ino) {
-		cls = ADD_SAW_NEW;	/* the entry is the new file's, and reports it */
-	} else {
-		cls = ADD_INCONSISTENT;
-		violation(sh, k, "after ADD raced ADDFD: %d events (first data %#llx), "
-			  "%d fdinfo lines (first ino %llu; new %llu)", nev,
-			  nev > 0 ? (unsigned long long)ev[0].data.u64 : 0ULL, lines,
-			  lines > 0 ? line.ino : 0ULL, (unsigned long long)st.st_ino);
-	}
-	close(np[1]);
-	return finish(r, k, cls);
-}
-
-/* ---- addfd_vs_ctl_del: ADDFD replaces a registered fd while it is deleted ----
- *
- *   target (set-up): fd registered in ep, the old file kept by a dup
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   ADDFD(new -> fd)     epoll_ctl(ep, DEL, fd)
- *   verdict: DEL's return and ep's fdinfo
- *     del_first      DEL found (fd, old): 0, no line left
- *     replace_first  DEL looked up (fd, new): ENOENT, the old file's line stays
- *                    until the kept dup's close (tc_ctl_del checks it goes then)
- *     inconsistent   anything else
- */
-
-enum { DEL_FIRST, DEL_REPLACE_FIRST, DEL_INCONSISTENT };
-
-/* The kept old file still carries the stale entry, if DEL lost the race:
- * closing it must take the entry with it. */
-/* The kept dup of the old file goes: no entry may outlive its last close. */
-static void close_keep_expect_no_entries(struct tgt *t, uint32_t k)
-{
-	char path[64];
-	int info, lines;
-
-	close(t->keep);
-	t->keep = -1;
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->ep);
-	info = open(path, O_RDONLY | O_CLOEXEC);
-	lines = info >= 0 ? ep_lines(info, NULL) : -1;
-	if (info >= 0)
-		close(info);
-	if (lines != 0)
-		violation(t->sh, k, "epoll kept %d entries after the old file's last close", lines);
-}
-
-static void tc_ctl_del(struct tgt *t, uint32_t k)
-{
-	await_sup(t, k);
-	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-	close_keep_expect_no_entries(t, k);
-	expect_old_freed(t, k);
-}
-
-static int si_ctl_del(struct run *r, uint32_t k)
-{
-	struct shm *sh = r->sh;
-	struct seccomp_notif n;
-	struct epoll_event ev[4];
-	struct epline line;
-	int np[2], nev, lines, cls;
-	long ret, del;
-
-	if (race_addfd(r, k, &n, np, &ret) < 0)
-		return -1;
-	if (sawait(r, &sh->wdone[1], k + 1, "the EPOLL_CTL_DEL worker") < 0 ||
-	    release(r, k, n.id, 0) < 0) {
-		close(np[1]);
-		return -1;
-	}
-	expect_installed(r, k, ret, "");
-	inject_new(r, k, np[1]);
-	/* The new file is readable but was never registered: nothing to report. */
-	nev = epoll_wait(r->ep_copy, ev, 4, 0);
-	if (nev != 0)
-		violation(sh, k, "epoll reported %d events (first data %#llx) for a file never "
-			  "registered", nev, nev > 0 ? (unsigned long long)ev[0].data.u64 : 0ULL);
-	lines = ep_lines(r->epinfo, &line);
-	del = sh->ret[1] < 0 ? -sh->err[1] : sh->ret[1];
-	if (del == 0 && lines == 0)
-		cls = DEL_FIRST;	/* DEL found (fd, old) */
-	else if (del == -ENOENT && lines == 1 && line.tfd == RACE_FD && line.ino == sh->old_ino)
-		cls = DEL_REPLACE_FIRST;	/* DEL looked up (fd, new): the old file's entry stays */
-	else {
-		cls = DEL_INCONSISTENT;
-		violation(sh, k, "EPOLL_CTL_DEL returned %s with %d fdinfo lines left",
-			  err_name(del), lines);
-	}
-	close(np[1]);
-	return finish(r, k, cls);
-}
-
-/* ---- addfd_vs_wait: ADDFD replaces a registered fd around an epoll_wait ------
- *
- *   target (set-up): fd registered in ep, the old file kept by a dup
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   nvcsw s0             base = nvcsw
- *                                   ADDFD(new -> fd)     epoll_wait(ep) sleeps
- *                                   nvcsw s1
- *   verdict: the waiter's voluntary context switches against its base
- *     blocked_before  it slept before the ADDFD began (s0 > base)
- *     blocked_during  while the ADDFD ran (s1 > base)
- *     blocked_after   after it
- *   in every class: the new file's readiness does not wake it; the old file's
- *   does, with the registered data
- */
-
-enum { BLOCKED_BEFORE, BLOCKED_DURING, BLOCKED_AFTER };
-
-static void tc_wait(struct tgt *t, uint32_t k)
-{
-	await_sup(t, k);
 	expect_read(t, k, t->keep, TOK_OLD, "the kept dup of the old file");
-	expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-	close_keep_expect_no_entries(t, k);
+	if (cls != L_INCONSISTENT)
+		expect_read(t, k, RACE_FD, cls == L_A_LAST || cls == L_A_UNWATCHED ? TOK_A : TOK_B,
+			    "the fd");
+	close_keep_expect_entries(t, k, t->sh->follow && (cls == L_A_LAST || cls == L_B_LAST));
 }
 
-/* The waiter's voluntary context switches, from /proc. */
-static long nvcsw(struct run *r)
+/* What epoll shows of the fd after both replaces of two_listeners returned. */
+struct seen {
+	int lines, nev_old, nev_both;
+	struct epline line;
+	struct epoll_event ev_old, ev_both;
+};
+
+/* Only the old file readable, then the fd's file too: what does epoll report? */
+static void look(struct run *r, uint32_t k, int old_w, int *ea, int *eb, int a_w, int b_w,
+		 struct seen *s)
 {
-	char buf[4096], *p;
-	long n = pread(r->status_fd, buf, sizeof(buf) - 1, 0);
+	int e;
 
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	p = strstr(buf, "\nvoluntary_ctxt_switches:");
-	return p ? strtol(p + 25, NULL, 10) : -1;
+	memset(s, 0, sizeof(*s));
+	s->lines = ep_lines(r->epinfo, &s->line);
+	e = write_token(old_w, k, TOK_OLD);
+	if (e)
+		violation(r->sh, k, "the kept old file is gone (write: %s)", strerror(-e));
+	s->nev_old = epoll_wait(r->ep_copy, &s->ev_old, 1, 0);
+	*ea = write_token(a_w, k, TOK_A);
+	*eb = write_token(b_w, k, TOK_B);
+	s->nev_both = epoll_wait(r->ep_copy, &s->ev_both, 1, 0);
 }
 
-static int si_wait(struct run *r, uint32_t k)
+static int reported(int nev, const struct epoll_event *ev, uint32_t k)
+{
+	return nev == 1 && ev->events == EPOLLIN && ev->data.u64 == (DATA_MAGIC | k);
+}
+
+/* Stock: the entry stays (fd, old): the old file's readiness is reported
+ * under the fd.  Follow: one entry (fd, winner) reporting the winner only,
+ * or none at all (*_unwatched: the earlier replace moved the entry onto a file
+ * the later one had replaced already, and it died with that file). */
+static int judge(struct run *r, uint32_t k, int win, const struct seen *s, uint64_t win_ino)
+{
+	struct shm *sh = r->sh;
+	int ok;
+
+	if (!sh->follow) {
+		ok = s->lines == 1 && s->line.tfd == RACE_FD && s->line.ino == sh->old_ino &&
+		     reported(s->nev_old, &s->ev_old, k) && reported(s->nev_both, &s->ev_both, k);
+	} else if (s->lines == 0 && s->nev_old == 0 && s->nev_both == 0) {
+		return win == A_LAST ? L_A_UNWATCHED : L_B_UNWATCHED;
+	} else {
+		ok = s->lines == 1 && s->line.tfd == RACE_FD && s->line.ino == win_ino &&
+		     s->nev_old == 0 && reported(s->nev_both, &s->ev_both, k);
+	}
+	if (!ok)
+		violation(sh, k, "%s, %c last: %d entries (fd %d ino %llu; old %llu, fd's %llu), "
+			  "%d events with the old file readable, %d with the fd's too (data %#llx)",
+			  sh->follow ? "follow" : "stock", win ? 'B' : 'A', s->lines,
+			  s->lines ? s->line.tfd : -1, s->lines ? s->line.ino : 0ULL,
+			  (unsigned long long)sh->old_ino, (unsigned long long)win_ino, s->nev_old,
+			  s->nev_both, s->nev_both > 0 ? (unsigned long long)s->ev_both.data.u64 : 0ULL);
+	return win == A_LAST ? L_A_LAST : L_B_LAST;
+}
+
+/* two_listeners: worker 0 traps to our listener, worker 1 to the second
+ * supervisor's; both ADDFD(SETFD) their own file at the registered fd. */
+static int si_two_listeners(struct run *r, uint32_t k)
 {
 	struct shm *sh = r->sh;
 	struct seccomp_notif n;
-	struct pollfd pf;
-	int np[2], old_w, e, cls;
-	long ret, s0, s1, base;
+	struct stat st[2];
+	struct seen seen;
+	int a[2] = { -1, -1 }, b[2] = { -1, -1 }, old_w, ea, eb, win;
 
 	if (recv_notif(r, k, &n) < 0)
 		return -1;
+	if ((int)n.pid != sh->tid[0])
+		violation(sh, k, "the first listener reported thread %u, not worker 0 (%d)", n.pid,
+			  sh->tid[0]);
 	old_w = syscall(__NR_pidfd_getfd, r->pidfd, sh->old_w, 0);
 	if (old_w < 0) {
 		give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(old write end)");
 		return -1;
 	}
-	if (new_pipe(r, np) < 0)
-		goto fail_old;
-	if (fz_meet(sh, 0, k, r->pidfd) < 0) {
-		close(np[0]);
+	if (new_pipe(r, a) < 0 || new_pipe(r, b) < 0 || fstat(a[1], &st[0]) < 0 ||
+	    fstat(b[1], &st[1]) < 0)
 		goto fail;
-	}
-	fz_go(sh, 0, k);
-	s0 = nvcsw(r);
-	ret = addfd(r, n.id, np[0]);
-	s1 = nvcsw(r);
-	fz_end(sh, 0);
-	drop_src(r, &np[0]);
-	if (sawait(r, &sh->wmark, k + 1, "the waiter to enter epoll_wait") < 0 ||
-	    release(r, k, n.id, 0) < 0)
-		goto fail;
-	expect_installed(r, k, ret, "");
-	base = sh->base_nvcsw;
-	if (s0 < 0 || s1 < 0) {
-		give_up(sh, FDR_RACE_SETUP, errno, "reading the waiter's /proc status");
-		goto fail;
-	}
-	/* Monotonic counters read before and after the ADDFD, against the one
-	 * taken right before epoll_wait: when did the waiter go to sleep? */
-	cls = s0 > base ? BLOCKED_BEFORE : s1 > base ? BLOCKED_DURING : BLOCKED_AFTER;
-
-	inject_new(r, k, np[1]);
-	/* pipe_write ran the wakeups synchronously: had epoll an entry for the
-	 * new file, the epoll file would poll readable now. */
-	pf = (struct pollfd){ .fd = r->ep_copy, .events = POLLIN };
-	if (poll(&pf, 1, 0) != 0)
-		violation(sh, k, "epoll is readable after only the never-registered new file "
-			  "became readable");
-	if (atomic_load(&sh->wdone[1]) >= k + 1)
-		violation(sh, k, "the waiter returned %d events (data %#llx) before the registered "
-			  "file became readable", sh->nev, (unsigned long long)sh->ev_data[0]);
-	e = write_token(old_w, k, TOK_OLD);
-	if (e)
-		violation(sh, k, "the kept old file is gone (write: %s)", strerror(-e));
-	if (sawait(r, &sh->wdone[1], k + 1, "the waiter to report the old file") < 0)
-		goto fail;
-	if (sh->ret[1] != 1 || sh->ev_events[0] != EPOLLIN || sh->ev_data[0] != (DATA_MAGIC | k))
-		violation(sh, k, "the waiter returned %lld (%s) with events %#x data %#llx, "
-			  "expected 1 EPOLLIN %#llx", (long long)sh->ret[1],
-			  sh->ret[1] < 0 ? strerrorname_np(sh->err[1]) : "ok", sh->ev_events[0],
-			  (unsigned long long)sh->ev_data[0], (unsigned long long)(DATA_MAGIC | k));
-	close(np[1]);
-	close(old_w);
-	return finish(r, k, cls);
-fail:
-	close(np[1]);
-fail_old:
-	close(old_w);
-	return -1;
-}
-
-/* ---- addfd_vs_close: ADDFD replaces fd while another thread closes it --------
- *
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   ADDFD(new -> fd)     close(fd)
- *   verdict: write through the new file's peer
- *     close_first    close took the old file: the new one lives at fd
- *     replace_first  close took the new file (its last reference): EPIPE
- *     inconsistent   any other answer
- */
-
-enum { CLOSE_FIRST, CLOSE_REPLACE_FIRST, CLOSE_INCONSISTENT };
-
-static void tc_close(struct tgt *t, uint32_t k)
-{
-	int cls = await_sup(t, k), open_now = fcntl(RACE_FD, F_GETFD) >= 0;
-
-	expect_old_freed(t, k);
-	if (cls == CLOSE_FIRST && !open_now)
-		violation(t->sh, k, "ADDFD installed after the close, yet the fd is closed");
-	if (cls == CLOSE_REPLACE_FIRST && open_now)
-		violation(t->sh, k, "close ran after ADDFD, yet the fd is open");
-	if (cls == CLOSE_FIRST && open_now)
-		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-}
-
-static int si_close(struct run *r, uint32_t k)
-{
-	struct shm *sh = r->sh;
-	struct seccomp_notif n;
-	int np[2], e, cls;
-	long ret;
-
-	if (race_addfd(r, k, &n, np, &ret) < 0)
-		return -1;
-	if (sawait(r, &sh->wdone[1], k + 1, "the close worker") < 0 ||
-	    release(r, k, n.id, 0) < 0) {
-		close(np[1]);
-		return -1;
-	}
-	expect_installed(r, k, ret, "");
-	if (sh->ret[1] != 0)
-		violation(sh, k, "close of the fd returned %s", strerrorname_np(sh->err[1]));
-	/* Alive: RACE_FD holds the new file, so close took the old one first.
-	 * Gone: close took the new file (its last reference). */
-	e = write_token(np[1], k, TOK_NEW);
-	if (e == 0)
-		cls = CLOSE_FIRST;
-	else if (e == -EPIPE)
-		cls = CLOSE_REPLACE_FIRST;
-	else {
-		cls = CLOSE_INCONSISTENT;
-		violation(sh, k, "writing to the new file's peer: %s", strerror(-e));
-	}
-	close(np[1]);
-	return finish(r, k, cls);
-}
-
-/* ---- addfd_vs_exit: ADDFD into a trap while the target exits ----------------
- *
- *   a fresh target per iteration
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   ADDFD(new -> fd)     exit_group(0)
- *   verdict: ADDFD's return; then neither file may outlive the reaped target
- *     addfd_first        installed: fd returned
- *     exit_during_addfd  queued, but the target went before installing: ESRCH
- *     exit_first         the notification was gone already: ENOENT
- *     inconsistent       any other return
- */
-
-enum { ADDFD_FIRST = ADDFD_INSTALLED, EXIT_DURING_ADDFD = ADDFD_DROPPED, EXIT_FIRST = ADDFD_GONE,
-       EXIT_INCONSISTENT = ADDFD_OTHER };
-
-/* Nothing to check: the target does not survive the iteration. */
-static void tc_none(struct tgt *t, uint32_t k)
-{
-	await(t->sh, &t->sh->tdone, k + 1, -1, "the target's exit_group");
-	_exit(4);
-}
-
-/* addfd_vs_exit: a fresh target each iteration; its worker 1 exits the
- * whole process while we ADDFD into worker 0's trap. */
-static int si_exit(struct run *r, uint32_t k)
-{
-	struct shm *sh = r->sh;
-	struct seccomp_notif n;
-	struct pollfd pf;
-	int np[2] = { -1, -1 }, old_w = -1, e, cls;
-	long ret;
-
-	if (spawn(r, k, 1) < 0 ||
-	    sawait(r, &sh->go, k + 1, "the target's set-up") < 0)
-		return -1;
-	old_w = syscall(__NR_pidfd_getfd, r->pidfd, sh->old_w, 0);
-	if (old_w < 0) {
-		give_up(sh, FDR_RACE_SETUP, errno, "pidfd_getfd(old write end)");
-		return -1;
-	}
-	if (race_addfd(r, k, &n, np, &ret) < 0)
+	if (race_both(r, k, n.id, a, b) < 0)
 		goto fail;
 	respond(r, n.id);
-	pf = (struct pollfd){ .fd = r->pidfd, .events = POLLIN };
-	if (poll(&pf, 1, left_ms(sh)) != 1) {
-		give_up(sh, FDR_RACE_TIMEOUT, 0,
-			"deadline passed waiting for the target's exit_group");
+	respond_on(r->listener2, sh->s1_id);
+	if (returned(r, k, 0) < 0 || returned(r, k, 1) < 0)
 		goto fail;
-	}
-	fz_end(sh, 1);		/* the exit's duration, as seen from here */
-	reap(r, 0, 1);
-	if (aborted(sh))
-		goto fail;
-	cls = addfd_return_class(sh, k, ret, "an exiting target");
-	/* The target is reaped: its table is gone, so are both files. */
-	e = write_token(np[1], k, TOK_NEW);
-	if (e != -EPIPE)
-		violation(sh, k, "the new file outlived the exited target (write: %s)",
-			  e ? strerror(-e) : "succeeded");
-	e = write_token(old_w, k, TOK_OLD);
-	if (e != -EPIPE)
-		violation(sh, k, "the old file outlived the exited target (write: %s)",
-			  e ? strerror(-e) : "succeeded");
-	close(np[1]);
+	look(r, k, old_w, &ea, &eb, a[1], b[1], &seen);
+	win = winner_class(sh, k, ea, eb, "ADDFDs");
+	close(a[1]);
+	close(b[1]);
 	close(old_w);
-	close_kept(r);
-	sh->counts[cls]++;
-	fz_account(sh, k, r->sc->order[cls]);
-	sh->iterations_done = k + 1;
-	return 0;
+	return finish(r, k, win == WINNER_INCONSISTENT ? L_INCONSISTENT :
+		      judge(r, k, win, &seen, st[win].st_ino));
 fail:
-	if (np[1] >= 0)
-		close(np[1]);
+	close_pipes(a, b);
 	close(old_w);
 	return -1;
 }
-
-/* ---- addfd_vs_signal: ADDFD into a trap while the trapped thread is signalled
- *
- *   target (set-up): a SIGUSR1 handler without SA_RESTART
- *   target worker 0                 supervisor           target worker 1
- *   ioctl(fd) ~trap~>               NOTIF_RECV
- *                                   ======== fz_meet ========
- *                                   ADDFD(new -> fd)     tgkill(worker 0, SIGUSR1)
- *   worker 0's trap ends with EINTR in every class; answering it then: ENOENT
- *   verdict: ADDFD's return, and whether the new file lives
- *     addfd_first          installed: the fd reads the new file, the old one is gone
- *     signal_during_addfd  queued, then dropped by the interrupted wait: ESRCH
- *     signal_first         the notification was gone already: ENOENT
- *     inconsistent         any other return
- */
-
-enum { SIG_ADDFD_FIRST = ADDFD_INSTALLED, SIG_DURING_ADDFD = ADDFD_DROPPED, SIG_FIRST = ADDFD_GONE,
-       SIG_INCONSISTENT = ADDFD_OTHER };
-
-static void on_race_signal(int sig)
-{
-	(void)sig;
-}
-
-static void ts_old_signal(struct tgt *t, uint32_t k)
-{
-	struct sigaction sa = { .sa_handler = on_race_signal };	/* no SA_RESTART */
-
-	if (k == t->k0 && sigaction(SIGUSR1, &sa, NULL) < 0)
-		tfail(t, "sigaction(SIGUSR1)");
-	make_old(t, 0);
-}
-
-/* addfd_vs_signal: installed, the old file is gone and the fd reads the new
- * one; refused (ENOENT, ESRCH), the old file is still at the fd. */
-static void tc_signal(struct tgt *t, uint32_t k)
-{
-	int cls = await_sup(t, k), e;
-
-	if (cls == SIG_ADDFD_FIRST) {
-		expect_old_freed(t, k);
-		expect_read(t, k, RACE_FD, TOK_NEW, "the fd");
-	} else if (cls == SIG_DURING_ADDFD || cls == SIG_FIRST) {
-		e = write_token(t->old_w, k, TOK_OLD);
-		if (e)
-			violation(t->sh, k, "ADDFD was refused, yet the old file is gone (write: %s)",
-				  strerror(-e));
-		expect_read(t, k, RACE_FD, TOK_OLD, "the fd");
-	}
-}
-
-/* addfd_vs_signal: worker 1 signals the trapped worker 0 while we ADDFD into
- * its trap.  The trap always ends with EINTR and the notification with it
- * (our answer after the race finds nothing: ENOENT); ADDFD either installed
- * first, was queued and dropped by the interruption (ESRCH), or came after
- * the notification was gone (ENOENT). */
-static int si_signal(struct run *r, uint32_t k)
-{
-	struct shm *sh = r->sh;
-	struct seccomp_notif_resp resp;
-	struct seccomp_notif n;
-	int np[2], e, cls;
-	long ret;
-
-	if (race_addfd(r, k, &n, np, &ret) < 0)
-		return -1;
-	if (sawait(r, &sh->wdone[1], k + 1, "the signalling worker") < 0 ||
-	    sawait(r, &sh->wdone[0], k + 1, "the interrupted trap") < 0) {
-		close(np[1]);
-		return -1;
-	}
-	if (sh->ret[1] != 0)
-		violation(sh, k, "tgkill returned %s", strerrorname_np(sh->err[1]));
-	if (sh->ret[0] != -1 || sh->err[0] != EINTR)
-		violation(sh, k, "the signalled trap returned %s, not EINTR",
-			  err_name(sh->ret[0] < 0 ? -sh->err[0] : sh->ret[0]));
-	resp = (struct seccomp_notif_resp){ .id = n.id };
-	errno = 0;
-	if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0 || errno != ENOENT)
-		violation(sh, k, "answering the interrupted notification gave %s, not ENOENT",
-			  errno ? strerrorname_np(errno) : "success");
-	cls = addfd_return_class(sh, k, ret, "a signalled trap");
-	e = write_token(np[1], k, TOK_NEW);
-	if (cls == SIG_ADDFD_FIRST && e)
-		violation(sh, k, "the new file is not at the fd after ADDFD (write: %s)",
-			  strerror(-e));
-	if (cls != SIG_ADDFD_FIRST && e != -EPIPE)
-		violation(sh, k, "ADDFD failed with %s, yet the new file lives (write: %s)",
-			  err_name(ret), e ? strerror(-e) : "succeeded");
-	close(np[1]);
-	return finish(r, k, cls);
-}
-
-/* ---- the table ---------------------------------------------------------- */
-
-static const struct scenario scenarios[FDR_RACE_NSCENARIOS] = {
-	[FDR_RACE_TWO_ADDFD] = {
-		.name = "two_addfd", .addfd = 1,
-		.classes = WINNER_CLASSES, .order = WINNER_ORDER,
-		.ops = { op_trap, op_trap }, .tsetup = ts_old, .tcheck = tc_two_addfd,
-		.siter = si_two_addfd, .s1 = s1_main },
-	[FDR_RACE_TWO_DUP2] = {
-		.name = "two_dup2",
-		.classes = WINNER_CLASSES, .order = WINNER_ORDER,
-		.ops = { op_dup2, op_dup2 }, .tsetup = ts_two_dup2, .tcheck = tc_two_dup2,
-		.siter = si_two_dup2 },
-	[FDR_RACE_ADDFD_VS_CTL_ADD] = {
-		.name = "addfd_vs_ctl_add", .addfd = 1, .uses_ep = 1,
-		.classes = { [ADD_SAW_OLD] = "add_saw_old", [ADD_SAW_NEW] = "add_saw_new",
-			     [ADD_FAILED] = "add_failed", [ADD_INCONSISTENT] = "inconsistent" },
-		.order = { [ADD_SAW_OLD] = -1, [ADD_SAW_NEW] = 1 },
-		.ops = { op_trap, op_ctl_add }, .tsetup = ts_old, .tcheck = tc_ctl_add,
-		.siter = si_ctl_add },
-	[FDR_RACE_ADDFD_VS_CTL_DEL] = {
-		.name = "addfd_vs_ctl_del", .addfd = 1, .uses_ep = 1,
-		.classes = { [DEL_FIRST] = "del_first", [DEL_REPLACE_FIRST] = "replace_first",
-			     [DEL_INCONSISTENT] = "inconsistent" },
-		.order = { [DEL_FIRST] = -1, [DEL_REPLACE_FIRST] = 1 },
-		.ops = { op_trap, op_ctl_del }, .tsetup = ts_old_kept_registered,
-		.tcheck = tc_ctl_del, .siter = si_ctl_del },
-	[FDR_RACE_ADDFD_VS_WAIT] = {
-		.name = "addfd_vs_wait", .addfd = 1, .uses_ep = 1,
-		.classes = { [BLOCKED_BEFORE] = "blocked_before", [BLOCKED_DURING] = "blocked_during",
-			     [BLOCKED_AFTER] = "blocked_after" },
-		.order = { [BLOCKED_BEFORE] = -1, [BLOCKED_DURING] = 0, [BLOCKED_AFTER] = 1 },
-		.ops = { op_trap, op_wait }, .tsetup = ts_old_kept_registered, .tcheck = tc_wait,
-		.siter = si_wait },
-	[FDR_RACE_ADDFD_VS_CLOSE] = {
-		.name = "addfd_vs_close", .addfd = 1,
-		.classes = { [CLOSE_FIRST] = "close_first", [CLOSE_REPLACE_FIRST] = "replace_first",
-			     [CLOSE_INCONSISTENT] = "inconsistent" },
-		.order = { [CLOSE_FIRST] = -1, [CLOSE_REPLACE_FIRST] = 1 },
-		.ops = { op_trap, op_close }, .tsetup = ts_old, .tcheck = tc_close,
-		.siter = si_close },
-	[FDR_RACE_ADDFD_VS_EXIT] = {
-		.name = "addfd_vs_exit", .addfd = 1, .fork_each = 1, .trap_cpu = 1,
-		.classes = { [ADDFD_FIRST] = "addfd_first", [EXIT_DURING_ADDFD] = "exit_during_addfd",
-			     [EXIT_FIRST] = "exit_first", [EXIT_INCONSISTENT] = "inconsistent" },
-		.order = { [ADDFD_FIRST] = 1, [EXIT_DURING_ADDFD] = 0, [EXIT_FIRST] = -1 },
-		.ops = { op_trap, op_exit }, .tsetup = ts_old, .tcheck = tc_none,
-		.siter = si_exit },
-	[FDR_RACE_ADDFD_VS_SIGNAL] = {
-		.name = "addfd_vs_signal", .addfd = 1,
-		.classes = { [SIG_ADDFD_FIRST] = "addfd_first",
-			     [SIG_DURING_ADDFD] = "signal_during_addfd",
-			     [SIG_FIRST] = "signal_first", [SIG_INCONSISTENT] = "inconsistent" },
-		.order = { [SIG_ADDFD_FIRST] = 1, [SIG_DURING_ADDFD] = 0, [SIG_FIRST] = -1 },
-		.ops = { op_trap, op_signal }, .tsetup = ts_old_signal, .tcheck = tc_signal,
-		.siter = si_signal },
-};

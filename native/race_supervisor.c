@@ -74,7 +74,7 @@ static int spawn(struct run *r, uint32_t k0, uint32_t n)
 		return -1;
 	}
 	r->listener = got;
-	if (r->sc->addfd && r->listener < 0) {
+	if (r->sc->addfd && !r->sc->own_listeners && r->listener < 0) {
 		give_up(sh, FDR_RACE_SETUP, EPROTO, "no listener from the target");
 		return -1;
 	}
@@ -114,17 +114,24 @@ static void reap(struct run *r, int kill_it, int expect_clean)
 		close(r->pidfd);
 	if (r->listener >= 0)
 		close(r->listener);
-	r->pidfd = r->listener = -1;
+	if (r->listener2 >= 0)
+		close(r->listener2);
+	r->pidfd = r->listener = r->listener2 = -1;
 }
 
 /* The next notification, which must be worker idx's trap of iteration k
  * (idx -1: either worker's). */
-static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
+
+
+
+/* The next notification, which must be worker idx's trap of iteration k
+ * (idx -1: either worker's). */
+static int recv_notif_on(struct run *r, int listener, uint32_t k, struct seccomp_notif *n)
 {
 	struct shm *sh = r->sh;
 
 	for (;;) {
-		struct pollfd pf = { .fd = r->listener, .events = POLLIN };
+		struct pollfd pf = { .fd = listener, .events = POLLIN };
 		int left = left_ms(sh), p;
 
 		if (aborted(sh))
@@ -137,7 +144,7 @@ static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
 		p = poll(&pf, 1, left < 50 ? left : 50);
 		if (p == 1 && (pf.revents & POLLIN)) {
 			memset(n, 0, sizeof(*n));
-			if (ioctl(r->listener, SECCOMP_IOCTL_NOTIF_RECV, n) == 0)
+			if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, n) == 0)
 				break;
 			if (errno == ENOENT || errno == EINTR)
 				continue;
@@ -157,22 +164,37 @@ static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
 	return 0;
 }
 
-/* ADDFD with SETFD at RACE_FD: the fd number, or -errno. */
-static long addfd(struct run *r, uint64_t id, int src)
+static int recv_notif(struct run *r, uint32_t k, struct seccomp_notif *n)
+{
+	return recv_notif_on(r, r->listener, k, n);
+}
+
+/* ADDFD with SETFD at RACE_FD through a listener: the fd number, or -errno. */
+static long addfd_on(int listener, uint64_t id, int src)
 {
 	struct seccomp_notif_addfd a = { .id = id, .flags = SECCOMP_ADDFD_FLAG_SETFD,
 					 .srcfd = src, .newfd = RACE_FD };
-	long ret = ioctl(r->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	long ret = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 
 	return ret < 0 ? -errno : ret;
 }
 
+static long addfd(struct run *r, uint64_t id, int src)
+{
+	return addfd_on(r->listener, id, src);
+}
+
 /* The trapped syscall returns 0.  ENOENT: the target went away meanwhile. */
-static void respond(struct run *r, uint64_t id)
+static void respond_on(int listener, uint64_t id)
 {
 	struct seccomp_notif_resp resp = { .id = id };
 
-	ioctl(r->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+static void respond(struct run *r, uint64_t id)
+{
+	respond_on(r->listener, id);
 }
 
 static int new_pipe(struct run *r, int p[2])

@@ -228,6 +228,15 @@ struct worker {
 	int idx;
 };
 
+/* A filter on this thread alone (no TSYNC), with a listener of its own: the
+ * supervisor takes it with pidfd_getfd. */
+static void own_filter(struct tgt *t, int idx)
+{
+	t->sh->lfd[idx] = fdr_trap_ioctl(RACE_MAGIC);
+	if (t->sh->lfd[idx] < 0)
+		tfail(t, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) in a worker");
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -236,6 +245,8 @@ static void *worker_main(void *arg)
 
 	sh->tid[w->idx] = gettid();
 	pin(sh, w->idx == 1 || t->sc->trap_cpu == 1);
+	if (t->sc->own_listeners)
+		own_filter(t, w->idx);
 	atomic_fetch_add(&sh->started, 1);
 	post(&sh->started, atomic_load(&sh->started));
 	for (uint32_t k = t->k0; k < t->k0 + t->n; k++) {
@@ -288,7 +299,7 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	close_other_fds(ctl);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		tfail(t, "prctl(PR_SET_NO_NEW_PRIVS)");
-	if (t->sc->addfd) {
+	if (t->sc->addfd && !t->sc->own_listeners) {
 		listener = fdr_trap_ioctl(RACE_MAGIC);
 		if (listener < 0)
 			tfail(t, "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
@@ -307,7 +318,6 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	if (t->fddir < 0)
 		tfail(t, "open(/proc/self/fd)");
 	t->old_w = t->keep = t->a_w = t->b_w = -1;
-	t->baseline = count_fds(t->fddir);
 
 	atomic_store(&sh->started, 0);
 	for (int i = 0; i < 2; i++) {
@@ -318,6 +328,7 @@ target_main(struct tgt *t, int ctl, pid_t parent)
 	}
 	if (await(sh, &sh->started, 2, -1, "the target's workers to start") < 0)
 		_exit(4);
+	t->baseline = count_fds(t->fddir);	/* with the workers' listeners, if any */
 	post(&sh->ready, t->k0 + 1);
 
 	for (uint32_t k = t->k0; k < t->k0 + t->n; k++) {

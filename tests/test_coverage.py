@@ -1,4 +1,5 @@
-"""ci.coverage on gcov data made here: a small C file built with --coverage as a kernel object is."""
+"""ci.coverage on gcov data made here: a small C file built with --coverage as a kernel
+object is."""
 from __future__ import annotations
 
 import json
@@ -40,7 +41,8 @@ def line_of(text: str) -> int:
 
 @pytest.fixture
 def build(tmp_path):
-    """An 'object tree' obj/fs/eventpoll.{o,gcno}, its program, and the notes exported as kbuild does."""
+    """An 'object tree' obj/fs/eventpoll.{o,gcno}, its program, and the notes exported as
+    kbuild does."""
     obj = tmp_path / "obj"
     (obj / "fs").mkdir(parents=True)
     (obj / "fs" / "eventpoll.c").write_text(SOURCE)
@@ -78,7 +80,8 @@ def test_counts_lines_functions_and_branches_of_the_main_file(build, tmp_path):
 
 
 def test_phases_sum_into_both(build, tmp_path):
-    """Two phases (no argument; one argument twice) sum line by line, and `both` covers their union."""
+    """Two phases (no argument; one argument twice) sum line by line, and `both` covers
+    their union."""
     obj, notes = build
     gate = coverage.load_phase(run_phase(obj, tmp_path / "gate", ""), notes)
     fuzz = coverage.load_phase(run_phase(obj, tmp_path / "fuzz", "a", "b"), notes)
@@ -91,7 +94,8 @@ def test_phases_sum_into_both(build, tmp_path):
 
 
 def test_report_writes_every_phase_summaries_and_the_unreached_list(build, tmp_path):
-    """The CLI writes gate, fuzz and both, the summaries and unreached.md with a reason per function."""
+    """The CLI writes gate, fuzz and both, the summaries and unreached.md with a reason per
+    function."""
     obj, notes = build
     gate, fuzz = run_phase(obj, tmp_path / "gate", ""), run_phase(obj, tmp_path / "fuzz", "a")
     out = tmp_path / "report"
@@ -167,7 +171,8 @@ def test_missing_notes_and_bad_phase_names_are_bad_input(tmp_path, capsys):
 
 
 def test_gcov_dir_exports_from_the_kept_tree_or_says_why_not(build, tmp_path):
-    """An older build without gcov/ gets its notes exported from its tree; a tree without any is refused."""
+    """An older build without gcov/ gets its notes exported from its tree; a tree without
+    any is refused."""
     obj, _ = build
     out = tmp_path / "out"
     out.mkdir()

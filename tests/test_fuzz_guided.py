@@ -1,4 +1,5 @@
-"""fuzz.guided without KCOV: programs as lists of numbers, their replay and mutation, and the skip."""
+"""fuzz.guided without KCOV: programs as lists of numbers, their replay and mutation, and
+the skip."""
 from __future__ import annotations
 
 import random
@@ -30,7 +31,8 @@ def test_recorded_numbers_replay_the_same_program():
 
 
 def test_every_decision_maps_a_number_into_range():
-    """choice, weighted, integer and chance take any number in [0, 1) to a valid answer, 0 and just below 1 included."""
+    """choice, weighted, integer and chance take any number in [0, 1) to a valid answer, 0
+    and just below 1 included."""
     for u in (0.0, 0.5, 0.9999999999):
         c = Choices([u] * 4, random.Random(1))
         assert c.choice(["x", "y", "z"]) == ["x", "y", "z"][int(u * 3)]
@@ -40,7 +42,8 @@ def test_every_decision_maps_a_number_into_range():
 
 
 def test_mutations_stay_programs():
-    """Mutated number lists (redrawn, cut, spliced, grown) still give valid programs of bounded size."""
+    """Mutated number lists (redrawn, cut, spliced, grown) still give valid programs of
+    bounded size."""
     rng = random.Random(3)
     base = Choices([], random.Random(5))
     generate(base, 20, name="base")
@@ -65,7 +68,8 @@ def test_unguided_guide_ignores_its_corpus():
 
 
 def test_guided_guide_mutates_its_corpus():
-    """Guide(guided=True) draws most programs from its corpus: their numbers are mostly the kept ones."""
+    """Guide(guided=True) draws most programs from its corpus: their numbers are mostly the
+    kept ones."""
     guided = Guide(1, 12, "stock", guided=True)
     guided.corpus.append([0.1] * 50)
     from_corpus = 0

@@ -144,6 +144,21 @@ def test_guest_script_passes_the_gate_options_and_the_calibration(tmp_path):
     assert "-m ci.calibrate --against 1.5,12.0" in script
     assert "--seed 42 -k 'io_uring or '\\''x'\\''' --profile follow" in script
     assert "--seconds 7 --profile follow" in script
+    assert "if [ -n '' ]; then" in script        # no --mutants: the check is left out
+
+
+def test_guest_script_runs_the_mutation_check_asked_for():
+    """--mutants EXPR runs the mutation check in the guest for the mutants EXPR selects,
+    under the guest's scale, and the run fails unless pytest passed."""
+    args = lane.build_parser().parse_args(["--kernel", "host", "--mutants", "no_follow"])
+    script = lane.guest_script(args, {"spawn_ms": 1.5, "python_ms": 12.0}, 42)
+    assert "if [ -n 'no_follow' ]; then" in script
+    assert "-m pytest -q -n 0 -m mutants tests/test_mutants.py" in script
+    assert "-k 'no_follow' --basetemp /var/tmp/lane-mutants > /lane/mutants.log" in script
+    run = lane.Run("host", "host", "/nonexistent", gate_exit=0, fuzz_exit=0, mutants_exit=1)
+    assert not run.passed
+    run.mutants_exit = 0
+    assert run.passed
 
 
 def test_guest_script_collects_gcov_around_each_phase_only_with_coverage():
@@ -161,7 +176,8 @@ def test_guest_script_collects_gcov_around_each_phase_only_with_coverage():
 
 
 def test_coverage_refuses_kernels_without_gcov_notes(tmp_path, capsys):
-    """--coverage with the host kernel, or an image no ci.kbuild gcov build made, is exit 2 before booting."""
+    """--coverage with the host kernel, or an image no ci.kbuild gcov build made, is exit 2
+    before booting."""
     assert lane.main(["--kernel", "host", "--coverage", "--results", str(tmp_path / "r"),
                       "--cache", str(tmp_path / "c")]) == 2
     assert "--coverage: the host kernel has no gcov data" in capsys.readouterr().err

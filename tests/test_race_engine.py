@@ -48,7 +48,7 @@ def test_scenarios_and_classes_come_from_the_engine():
     """Every scenario has at least two distinct class names; unknown names have none."""
     assert set(race.SCENARIOS) == {"two_addfd", "two_dup2", "addfd_vs_ctl_add", "addfd_vs_ctl_del",
                                    "addfd_vs_wait", "addfd_vs_close", "addfd_vs_exit",
-                                   "addfd_vs_signal"}
+                                   "addfd_vs_signal", "two_listeners"}
     for name in race.SCENARIOS:
         names = race.classes(name)
         assert len(names) >= 2 and len(set(names)) == len(names), name
@@ -61,12 +61,13 @@ def test_scenarios_and_classes_come_from_the_engine():
 @pytest.mark.parametrize("name,iterations", [("two_dup2", 100), ("two_addfd", 60),
                                              ("addfd_vs_ctl_add", 60), ("addfd_vs_ctl_del", 60),
                                              ("addfd_vs_wait", 60), ("addfd_vs_close", 60),
-                                             ("addfd_vs_exit", 10), ("addfd_vs_signal", 60)])
-def test_every_iteration_lands_in_one_class(name, iterations):
+                                             ("addfd_vs_exit", 10), ("addfd_vs_signal", 60),
+                                             ("two_listeners", 60)])
+def test_every_iteration_lands_in_one_class(name, iterations, profile):
     """A short run of each scenario carries out every iteration, and its class counts sum to
     them."""
     need(name)
-    result = run_race(name, iterations)
+    result = run_race(name, iterations, profile=profile if name == "two_listeners" else "stock")
     assert result.iterations == iterations
     assert sum(result.counts.values()) == iterations
     assert list(result.counts) == race.classes(name)
@@ -133,7 +134,7 @@ def test_killed_target_is_reported_as_a_crash():
 
 @pytest.mark.parametrize("name,iterations", [("two_dup2", 50), ("two_addfd", 50),
                                              ("addfd_vs_close", 200), ("addfd_vs_exit", 10),
-                                             ("addfd_vs_signal", 200)])
+                                             ("addfd_vs_signal", 200), ("two_listeners", 50)])
 def test_sabotage_is_caught(name, iterations):
     """With the engine's own copies of the racing files kept open (a leak), the verdicts
     report violations."""
@@ -141,6 +142,21 @@ def test_sabotage_is_caught(name, iterations):
     result = run_race(name, iterations, sabotage=True)
     assert result.violations > 0
     assert result.first_violation.startswith("iteration ")
+
+
+def test_the_other_profiles_verdicts_fail(profile):
+    """two_listeners judged by the profile this kernel does not have reports violations."""
+    need("two_listeners")
+    other = "follow" if profile == "stock" else "stock"
+    result = run_race("two_listeners", 50, profile=other)
+    assert result.violations > 0
+    assert result.first_violation.startswith(f"iteration 0: {other}, ")
+
+
+def test_unknown_profile_is_a_clear_error():
+    """A verdict profile other than stock and follow raises ValueError before anything runs."""
+    with pytest.raises(ValueError, match="profile must be 'stock' or 'follow'"):
+        run_race("two_listeners", 10, profile="fixup")
 
 
 def test_shortfalls_name_the_classes_below_their_minimum():
