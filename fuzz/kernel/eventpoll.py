@@ -21,6 +21,12 @@ instance is watched, or the target is an epoll) counts the wakeup paths from
 each source below the target up to an unwatched epoll, by length, against
 PATH_LIMITS; too many, or one too long, is EINVAL.
 
+epoll_pwait/pwait2 (foreground only): events first; with none and a non-zero
+timeout, a pending signalfd signal outside the step's mask is EINTR and its
+handler takes one instance.  EPIOCSPARAMS/EPIOCGPARAMS: per epoll file, checked
+as ep_eventpoll_bp_ioctl() does, by kernel_facts for the commit, the config and
+CAP_NET_ADMIN.
+
 Flagged ambiguous: kernel pointer order (KCMP_EPOLL_TFD with toff among
 entries under one number, fdinfo lines alike but for their order).
 """
