@@ -13,9 +13,8 @@ _BOOT = "boot-time set-up (__init): it ran before the counters were reset and is
 _WAKEUP = ("EPOLLWAKEUP needs CONFIG_PM_SLEEP, which the lane kernel lacks: "
            "ep_take_care_of_epollwakeup() clears the flag, so no item gets a wakeup source")
 _BUSY = ("NAPI busy polling: needs a socket whose packets came through a NAPI network driver "
-         "(the lane guest has no NIC; the suite uses AF_UNIX sockets) and a busy-poll setting")
-_PWAIT = ("epoll_pwait/epoll_pwait2 (a signal mask, a timespec timeout): the executor waits with "
-          "epoll_wait only; a wait step with a sigmask would reach it")
+         "(the lane guest has no NIC; the suite uses AF_UNIX sockets), so the epoll never gets "
+         "a NAPI id; epoll_params sets the busy-poll parameters, which are not enough")
 
 REASONS: dict[str, tuple[str, str]] = {
     "eventpoll_init": (UNREACHABLE, _BOOT),
@@ -24,18 +23,19 @@ REASONS: dict[str, tuple[str, str]] = {
     "ep_destroy_wakeup_source": (UNREACHABLE, _WAKEUP),
     "busy_loop_ep_timeout": (FEATURE, _BUSY),
     "ep_busy_loop_end": (FEATURE, _BUSY),
-    "ep_busy_loop": (FEATURE, _BUSY + "; a blocking epoll_wait with no event ready calls it"),
-    "ep_eventpoll_bp_ioctl": (FEATURE, "EPIOCSPARAMS/EPIOCGPARAMS (busy-poll parameters of an epoll "
-                                       "file): outside fd replacement; no step issues them"),
-    "ep_eventpoll_ioctl": (MISSING, "an ioctl() on an epoll file: the NOTIF_SEND CONTINUE case that "
-                                    "runs the trapped ioctl on an epoll file reaches it"),
-    "__x64_sys_epoll_create": (MISSING, "the legacy epoll_create(size): the executor uses epoll_create1"),
-    "__do_sys_epoll_create": (MISSING, "the legacy epoll_create(size): the executor uses epoll_create1"),
-    "do_epoll_pwait": (MISSING, _PWAIT),
-    "__x64_sys_epoll_pwait": (MISSING, _PWAIT),
-    "__do_sys_epoll_pwait": (MISSING, _PWAIT),
-    "__x64_sys_epoll_pwait2": (MISSING, _PWAIT),
-    "__do_sys_epoll_pwait2": (MISSING, _PWAIT),
+    "ep_busy_loop": (MISSING, "a wait with a timeout and no event ready; an epoll_params step "
+                              "(busy_poll_usecs set) before such a wait reaches it"),
+    "ep_eventpoll_bp_ioctl": (MISSING, "EPIOCSPARAMS/EPIOCGPARAMS: the epoll_params step "
+                                       "(cases/test_epoll_params_ioctl.py) reaches it"),
+    "ep_eventpoll_ioctl": (MISSING, "an ioctl() on an epoll file: the epoll_params step, and the "
+                                    "NOTIF_SEND CONTINUE case that runs the trapped ioctl on an epoll"),
+    "__x64_sys_epoll_create": (MISSING, "the legacy epoll_create(size): the epoll_create_size step"),
+    "__do_sys_epoll_create": (MISSING, "the legacy epoll_create(size): the epoll_create_size step"),
+    "do_epoll_pwait": (MISSING, "the epoll_pwait and epoll_pwait2 steps"),
+    "__x64_sys_epoll_pwait": (MISSING, "the epoll_pwait step"),
+    "__do_sys_epoll_pwait": (MISSING, "the epoll_pwait step"),
+    "__x64_sys_epoll_pwait2": (MISSING, "the epoll_pwait2 step"),
+    "__do_sys_epoll_pwait2": (MISSING, "the epoll_pwait2 step"),
     "ep_autoremove_wake_function": (MISSING, "a task asleep in epoll_wait woken by an event: a "
                                              "background wait with a later inject"),
     "ep_modify": (MISSING, "EPOLL_CTL_MOD"),

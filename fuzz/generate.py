@@ -56,6 +56,10 @@ CREATE = P.BUILDER_OF_KIND    # file kind -> the Program method that makes one
 MAX_SIGNALFDS = 8         # each takes a real-time signal of its own
 MAX_FILES = 40
 MAX_FORKS = 3             # each fork costs about a millisecond
+EPOLL_SIZES = (1, 1, 64, 0, -1)   # epoll_create(size): below 1 is EINVAL
+PWAIT_TIMEOUTS = (0, 0, 5)        # ms: a foreground pwait with no event sleeps this long
+EPOLL_PARAMS = ((0, 0, 0, 0), (50, 8, 1, 0), (0x7FFF_FFFF, 64, 0, 0), (1, 65, 1, 0),
+                (0x8000_0000, 0, 0, 0), (1, 0, 2, 0), (1, 0, 0, 1))   # the last three: EINVAL
 DATA = (0xD5, 0x1, 0xFFFF_FFFF_0000_0001)
 # A background call's timeout: long enough that no step in between outlives it.
 # The campaign fits it to what the model predicts (fit_timeouts).
@@ -64,7 +68,8 @@ BG_TIMEOUT_MS = 400
 STEP_WEIGHTS = {
     "create": 4, "dup": 3, "dup2": 1, "dup3": 1, "close": 2, "epoll_ctl": 6,
     "inject": 6, "drain": 1, "wait": 5, "read": 3, "replace": 5, "fdinfo": 2,
-    "kcmp_epoll_tfd": 1, "epoll_create": 1, "hold": 2,
+    "kcmp_epoll_tfd": 1, "epoll_create": 1, "epoll_pwait": 2, "epoll_params": 1,
+    "hold": 2,
     "fork": 2, "thread": 1, "poll": 2, "select": 1, "background": 4, "join": 3,
     "kill": 2, "exit": 2, "getfd": 1, "hangup": 1,
     "uring_setup": 1, "uring_poll": 4, "uring_read": 3, "uring_register": 1,
@@ -349,7 +354,28 @@ class Gen:
     def s_epoll_create(self, actor):
         if len(self.p.files) >= MAX_FILES or len(self.epolls()) >= 3:
             raise _Skip
-        self.p.epoll_create()
+        if self.c.chance(0.7):
+            self.p.epoll_create()
+        else:
+            self.p.epoll_create_size(size=self.c.choice(EPOLL_SIZES))
+
+    def s_epoll_pwait(self, actor):
+        """epoll_pwait or epoll_pwait2 with some of the signalfd signals blocked, and now
+        and then a short timeout (a pending unblocked signal then interrupts it)."""
+        ep = self.pick(self.epolls())
+        mask = [f for f in self.p.files if f.kind == P.SIGNALFD and self.c.chance(0.5)]
+        op = self.c.choice((self.p.epoll_pwait, self.p.epoll_pwait2))
+        op(ep, sigmask=mask, maxevents=self.c.choice((16, 1)),
+           timeout_ms=self.c.choice(PWAIT_TIMEOUTS))
+
+    def s_epoll_params(self, actor):
+        """EPIOCGPARAMS, or EPIOCSPARAMS with valid or invalid busy-poll parameters."""
+        ep = self.pick(self.epolls())
+        if self.c.chance(0.5):
+            self.p.epoll_params(ep)
+        else:
+            usecs, budget, prefer, pad = self.c.choice(EPOLL_PARAMS)
+            self.p.epoll_params(ep, usecs=usecs, budget=budget, prefer=prefer, pad=pad)
 
     def watched(self):
         n = self.c.integer(1, 3)

@@ -321,6 +321,74 @@ static long wait_events(int epfd, int maxevents, int timeout_ms, struct fdr_outc
 	return r;
 }
 
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+
+/* epoll_pwait or epoll_pwait2 with the step's signal mask: the signals of the signalfd
+ * files whose bits are set in data stay blocked, every other one is unblocked. */
+static long pwait_events(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
+{
+	struct epoll_event ev[FDR_MAX_EVENTS];
+	struct timespec ts = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000000L };
+	sigset_t set;
+	long r;
+
+	sigemptyset(&set);
+	for (int f = 0; f < t->sh->nfiles && f < 64; f++)
+		if ((s->data >> f & 1) && t->sh->files[f].kind == FDR_KIND_SIGNALFD)
+			sigaddset(&set, t->sh->files[f].signo);
+	if (s->op == FDR_OP_PWAIT)
+		r = syscall(SYS_epoll_pwait, num(t, s->ep), ev, s->arg, s->timeout_ms, &set,
+			    (size_t)(_NSIG / 8));
+	else
+		r = syscall(SYS_epoll_pwait2, num(t, s->ep), ev, s->arg,
+			    s->timeout_ms < 0 ? NULL : &ts, &set, (size_t)(_NSIG / 8));
+	for (int k = 0; k < r; k++) {
+		o->ev[k].events = ev[k].events;
+		o->ev[k].data = ev[k].data.u64;
+	}
+	o->nevents = r > 0 ? r : 0;
+	return r;
+}
+
+/* struct epoll_params (linux/eventpoll.h, 6.9+), spelled out for older headers. */
+struct fdr_epoll_params {
+	uint32_t busy_poll_usecs;
+	uint16_t busy_poll_budget;
+	uint8_t prefer_busy_poll;
+	uint8_t pad;
+};
+#define FDR_EPIOCSPARAMS _IOW(0x8A, 0x01, struct fdr_epoll_params)
+#define FDR_EPIOCGPARAMS _IOR(0x8A, 0x02, struct fdr_epoll_params)
+
+static long epoll_params(struct target *t, const struct fdr_step *s)
+{
+	struct fdr_epoll_params p;
+	long r;
+
+	if (s->arg) {
+		p.busy_poll_usecs = (uint32_t)s->data;
+		p.busy_poll_budget = (uint16_t)(s->data >> 32);
+		p.prefer_busy_poll = (uint8_t)(s->data >> 48);
+		p.pad = (uint8_t)(s->data >> 56);
+		return ioctl(num(t, s->ep), FDR_EPIOCSPARAMS, &p);
+	}
+	memset(&p, 0xff, sizeof(p));
+	r = ioctl(num(t, s->ep), FDR_EPIOCGPARAMS, &p);
+	if (r < 0)
+		return r;
+	return (long)p.busy_poll_usecs | (long)p.busy_poll_budget << 32 |
+	       (long)p.prefer_busy_poll << 48;
+}
+
+/* A signalfd's signal reaches a handler only when an epoll_pwait's mask unblocks it:
+ * the handler takes it (one instance) and the wait says EINTR. */
+static void signalfd_signal_caught(int sig)
+{
+	(void)sig;
+}
+
 /* poll() or select() on the step's handles; the outcome lists (revents, position). */
 static long poll_handles(struct target *t, const struct fdr_step *s, struct fdr_outcome *o)
 {
@@ -1112,6 +1180,20 @@ static void run_step(struct target *t, int i)
 			record_inode(t->sh, s->file, fd);
 		}
 		break;
+	case FDR_OP_EPOLL_SIZE:
+		r = fd = epoll_create(s->arg);
+		if (fd >= 0) {
+			set_handle(t, s->h, fd);
+			record_inode(t->sh, s->file, fd);
+		}
+		break;
+	case FDR_OP_PWAIT:
+	case FDR_OP_PWAIT2:
+		r = pwait_events(t, s, o);
+		break;
+	case FDR_OP_EPOLL_PARAMS:
+		r = epoll_params(t, s);
+		break;
 	case FDR_OP_DUP:
 		r = dup(num(t, s->h2));
 		if (r >= 0)
@@ -1211,7 +1293,8 @@ static void run_step(struct target *t, int i)
 	}
 	o->ret = r;
 	o->err = r < 0 ? errno : 0;
-	if (r >= 0 && (s->op <= FDR_OP_DUP3 || s->op == FDR_OP_MEMFD || s->op == FDR_OP_URING_SETUP))
+	if (r >= 0 && (s->op <= FDR_OP_DUP3 || s->op == FDR_OP_MEMFD || s->op == FDR_OP_URING_SETUP ||
+		       s->op == FDR_OP_EPOLL_SIZE))
 		o->ret_handle = handle_of(t, r);
 }
 
@@ -1287,6 +1370,13 @@ target_main(struct target *t, int ctl, pid_t supervisor)
 		if (sh->files[f].kind == FDR_KIND_SIGNALFD)
 			sigaddset(&set, sh->files[f].signo);
 	sigprocmask(SIG_SETMASK, &set, NULL);
+	for (int f = 0; f < sh->nfiles; f++)
+		if (sh->files[f].kind == FDR_KIND_SIGNALFD) {
+			struct sigaction sa = { .sa_handler = signalfd_signal_caught };
+
+			sigfillset(&sa.sa_mask);	/* one signal per interrupted wait */
+			sigaction(sh->files[f].signo, &sa, NULL);
+		}
 	close_other_fds(ctl);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		setup_failed(sh, "prctl(PR_SET_NO_NEW_PRIVS)");

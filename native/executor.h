@@ -52,6 +52,14 @@
 #define FDR_OP_URING_REAP 35
 #define FDR_OP_URING_EXIT 36
 #define FDR_OP_URING_CANCEL 37
+/* The other epoll calls: epoll_pwait, epoll_pwait2 (data: the signalfd files blocked
+ * in the wait, as bits by file index), epoll_create(size) (arg: size). */
+#define FDR_OP_PWAIT 49
+#define FDR_OP_PWAIT2 50
+#define FDR_OP_EPOLL_SIZE 51
+/* ioctl EPIOCSPARAMS (arg 1: data holds struct epoll_params) or EPIOCGPARAMS (arg 0:
+ * the outcome's ret is the params read, usecs | budget << 32 | prefer << 48). */
+#define FDR_OP_EPOLL_PARAMS 52
 /* Supervisor steps (FDR_F_SUP): inside a notify hold, or after the target is gone. */
 #define FDR_OP_ADDFD 40
 #define FDR_OP_RESPOND 41

@@ -135,6 +135,20 @@ def _serialize_addfd(c, s: P.Step):
 
 
 # How each row's arg (native/steps.py) goes into struct fdr_step.
+def _arg_sigmask(c, s: P.Step):
+    """maxevents in arg; the blocked signalfd files as bits of data, by file index."""
+    c.arg = s.maxevents
+    c.data = sum(1 << s.program.files.index(f) for f in set(s.sigmask))
+
+
+def _arg_params(c, s: P.Step):
+    """EPIOCSPARAMS: arg 1, data the struct's bytes (usecs, budget, prefer, pad); GET: 0."""
+    if s.params is not None:
+        usecs, budget, prefer, pad = s.params
+        c.arg = 1
+        c.data = usecs | budget << 32 | prefer << 48 | pad << 56
+
+
 ARG_FILL = {
     step_table.ARG_CTL: _arg_ctl,
     step_table.ARG_VIA: lambda c, s: setattr(c, "arg", VIA_CODES[s.via]),
@@ -143,6 +157,9 @@ ARG_FILL = {
     step_table.ARG_TOFF: lambda c, s: setattr(c, "arg", s.toff),
     step_table.ARG_ERROR: _arg_error,
     step_table.ARG_ADDFD: _serialize_addfd,
+    step_table.ARG_SIGMASK: _arg_sigmask,
+    step_table.ARG_SIZE: lambda c, s: setattr(c, "arg", s.size),
+    step_table.ARG_PARAMS: _arg_params,
 }
 
 

@@ -174,6 +174,10 @@ class Step:
     multishot: bool = False          # uring_poll: a multishot poll
     fixed: bool = False              # uring_read: the ring's registered file 0
     wait_nr: int = 1                 # uring_reap: completions to wait for (within timeout_ms)
+    sigmask: tuple = ()              # epoll_pwait/pwait2: signalfd files blocked in the wait
+    size: int = 0                    # epoll_create_size: epoll_create's size
+    params: tuple | None = None      # epoll_params: EPIOCSPARAMS's (usecs, budget, prefer,
+                                     # pad); None: EPIOCGPARAMS
     of: "Step | None" = field(default=None, repr=False, compare=False)  # join: its call
     expected: dict = field(default_factory=dict)   # profile name -> Outcome
     program: object = field(default=None, repr=False, compare=False)  # for file look-ups

@@ -188,8 +188,34 @@ def epollwakeup_kept() -> bool:
         return forced == "kept"
     if not Path("/sys/power/wakeup_count").exists():
         return False
-    cap_block_suspend = 36
+    return _capable(36)                                   # CAP_BLOCK_SUSPEND
+
+
+def _capable(cap: int) -> bool:
+    """Is capability number cap in this process's effective set (the target keeps it)?"""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> cap_block_suspend & 1)
+            return bool(int(line.split()[1], 16) >> cap & 1)
     return False
+
+
+def epoll_busy_poll() -> bool:
+    """Do EPIOCSPARAMS/EPIOCGPARAMS reach the busy-poll parameters (else EOPNOTSUPP)?
+
+    Configuration, not a commit: ep_eventpoll_bp_ioctl() is real only with
+    CONFIG_NET_RX_BUSY_POLL, which is also what gives /proc/sys/net/core/busy_poll.
+    FDR_EPOLL_BUSY_POLL=yes|no overrides.
+    """
+    forced = os.environ.get("FDR_EPOLL_BUSY_POLL")
+    if forced in ("yes", "no"):
+        return forced == "yes"
+    return Path("/proc/sys/net/core/busy_poll").exists()
+
+
+def cap_net_admin() -> bool:
+    """May EPIOCSPARAMS raise busy_poll_budget above NAPI_POLL_WEIGHT (64), else EPERM?
+    The caller's CAP_NET_ADMIN; FDR_CAP_NET_ADMIN=yes|no overrides."""
+    forced = os.environ.get("FDR_CAP_NET_ADMIN")
+    if forced in ("yes", "no"):
+        return forced == "yes"
+    return _capable(12)

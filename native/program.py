@@ -127,6 +127,12 @@ class Program:
     def epoll_create(self, name=None, file=None) -> Handle:
         return self._create("epoll_create", name, file)
 
+    def epoll_create_size(self, name=None, size: int = 1, file=None) -> Handle:
+        """epoll_create(size), the old call: size must be above 0 (else EINVAL), no flags."""
+        h = self._create("epoll_create_size", name, file)
+        self.steps[-1].size = int(size)
+        return h
+
     def signalfd(self, name=None, file=None) -> Handle:
         """A signalfd for a signal of its own (its token), blocked in the target."""
         return self._create("signalfd", name, file)
@@ -184,6 +190,44 @@ class Program:
             raise ProgramError("maxevents must be 1..32")
         return self._add(Step("wait", ep=self._known(ep), maxevents=maxevents,
                               timeout_ms=timeout_ms, background=background))
+
+    def epoll_pwait(self, ep: Handle, sigmask=(), maxevents: int = 16,
+                    timeout_ms: int = 0) -> Step:
+        """epoll_pwait with sigmask (signalfd handles or files: their signals) as the
+        caller's mask during the wait; every other signalfd signal is unblocked then, and
+        one pending interrupts a wait that has no event and a timeout (EINTR)."""
+        return self._pwait("epoll_pwait", ep, sigmask, maxevents, timeout_ms)
+
+    def epoll_pwait2(self, ep: Handle, sigmask=(), maxevents: int = 16,
+                     timeout_ms: int = 0) -> Step:
+        """epoll_pwait2: epoll_pwait with a timespec timeout (-1: none)."""
+        return self._pwait("epoll_pwait2", ep, sigmask, maxevents, timeout_ms)
+
+    def epoll_params(self, ep: Handle, usecs=None, budget: int = 0, prefer: int = 0,
+                     pad: int = 0) -> Step:
+        """ioctl EPIOCSPARAMS with these busy-poll parameters, or with usecs=None
+        EPIOCGPARAMS, whose ret is then params_word() of what it read."""
+        if usecs is None:
+            return self._add(Step("epoll_params", ep=self._known(ep)))
+        bounds = ((usecs, 32), (budget, 16), (prefer, 8), (pad, 8))
+        if not all(isinstance(v, int) and 0 <= v < 1 << bits for v, bits in bounds):
+            raise ProgramError("epoll_params: usecs is a u32, budget a u16, prefer and pad u8")
+        return self._add(Step("epoll_params", ep=self._known(ep),
+                              params=(usecs, budget, prefer, pad)))
+
+    def _pwait(self, op, ep, sigmask, maxevents, timeout_ms) -> Step:
+        if not 1 <= maxevents <= 32:
+            raise ProgramError("maxevents must be 1..32")
+        if not (isinstance(timeout_ms, int) and timeout_ms >= -1):
+            raise ProgramError(f"timeout_ms must be -1 (no timeout) or >= 0, not {timeout_ms!r}")
+        files = []
+        for x in sigmask:
+            f = self._current[self._known(x).name] if isinstance(x, Handle) else x
+            if not isinstance(f, File) or f.kind != SIGNALFD:
+                raise ProgramError(f"{op}'s sigmask names signalfd files, not {x!r}")
+            files.append(f)
+        return self._add(Step(op, ep=self._known(ep), maxevents=maxevents,
+                              timeout_ms=timeout_ms, sigmask=tuple(files)))
 
     def poll(self, handles, events: int = IN, timeout_ms: int = 0,
              background: bool = False) -> Step:
@@ -577,5 +621,14 @@ class Program:
         return p
 
 
-# File kind -> the Program method that makes a new file of that kind (native/steps.py).
-BUILDER_OF_KIND = {k.creates: getattr(Program, k.method) for k in steps.KINDS if k.creates}
+def params_word(usecs: int, budget: int, prefer: int) -> int:
+    """EPIOCGPARAMS's outcome as a step's ret: usecs | budget << 32 | prefer << 48."""
+    return usecs | budget << 32 | prefer << 48
+
+
+# File kind -> the Program method that makes a new file of that kind (native/steps.py):
+# the first row that creates the kind (epoll_create, not epoll_create_size).
+BUILDER_OF_KIND = {}
+for _k in steps.KINDS:
+    if _k.creates:
+        BUILDER_OF_KIND.setdefault(_k.creates, getattr(Program, _k.method))

@@ -42,6 +42,9 @@ ARG_WAIT_NR = "wait_nr"
 ARG_TOFF = "toff"           # KCMP_EPOLL_TFD's toff
 ARG_ERROR = "error"         # NOTIF_SEND's error (its flags go in events)
 ARG_ADDFD = "addfd"         # ADDFD's raw parameters (flags, newfd_flags, size, newfd, id)
+ARG_SIGMASK = "sigmask"     # epoll_pwait/pwait2: maxevents, and the blocked signalfd files as bits
+ARG_SIZE = "size"           # epoll_create(size)'s size
+ARG_PARAMS = "params"       # EPIOCSPARAMS (arg 1, the params packed in data) or EPIOCGPARAMS
 
 # The model's modules (fuzz/kernel/), named after the kernel file each mirrors.
 M_FILE = "file"             # fs/file.c: fd tables, file references, the files' own state
@@ -135,6 +138,19 @@ def _d_uring_poll(s) -> str:
     return f"uring({s.ep}): {kind}({s.h}, {mask_names(s.events)})"
 
 
+def _d_pwait(s) -> str:
+    mask = ", ".join(f.name for f in s.sigmask)
+    return f"{s.op}({s.ep}, maxevents={s.maxevents}, timeout={s.timeout_ms}, sigmask=[{mask}])"
+
+
+def _d_params(s) -> str:
+    if s.params is None:
+        return f"ioctl({s.ep}, EPIOCGPARAMS)"
+    names = ("busy_poll_usecs", "busy_poll_budget", "prefer_busy_poll", "__pad")
+    return f"ioctl({s.ep}, EPIOCSPARAMS, " + ", ".join(
+        f"{n}={v}" for n, v in zip(names, s.params)) + ")"
+
+
 def _d_uring_reap(s) -> str:
     nr = f", wait_nr={s.wait_nr}" if s.wait_nr > 1 else ""
     return f"uring({s.ep}): reap(timeout={s.timeout_ms}{nr})"
@@ -170,6 +186,9 @@ KINDS: tuple[StepKind, ...] = (
     _create("signalfd", 5, "FDR_OP_SIGNALFD", "signalfd"),
     _create("timerfd", 6, "FDR_OP_TIMERFD", "timerfd"),
     _create("memfd", 20, "FDR_OP_MEMFD", "memfd"),
+    StepKind("epoll_create_size", 51, "FDR_OP_EPOLL_SIZE",
+             lambda s: f"{s.h} = epoll_create({s.size})  [{s.file}]", M_FILE, arg=ARG_SIZE,
+             returns_fd=True, creates="epoll"),
     StepKind("dup", 7, "FDR_OP_DUP", lambda s: f"{s.h} = dup({s.h2})", M_FILE,
              returns_fd=True),
     StepKind("dup2", 8, "FDR_OP_DUP2", _d_dup23, M_FILE, returns_fd=True),
@@ -183,6 +202,11 @@ KINDS: tuple[StepKind, ...] = (
              lambda s: f"wait({s.ep}, maxevents={s.maxevents}, timeout={s.timeout_ms})",
              M_EPOLL, show=SHOW_EVENTS, arg=ARG_MAXEVENTS, blocking=True,
              scaled_timeout=True, profiled=True),
+    StepKind("epoll_pwait", 49, "FDR_OP_PWAIT", _d_pwait, M_EPOLL, show=SHOW_EVENTS,
+             arg=ARG_SIGMASK, scaled_timeout=True, profiled=True),
+    StepKind("epoll_pwait2", 50, "FDR_OP_PWAIT2", _d_pwait, M_EPOLL, show=SHOW_EVENTS,
+             arg=ARG_SIGMASK, scaled_timeout=True, profiled=True),
+    StepKind("epoll_params", 52, "FDR_OP_EPOLL_PARAMS", _d_params, M_EPOLL, arg=ARG_PARAMS),
     StepKind("poll", 28, "FDR_OP_POLL", _d_pollsel, M_SELECT, show=SHOW_EVENTS,
              arg=ARG_MAXEVENTS, blocking=True, scaled_timeout=True, profiled=True),
     StepKind("select", 29, "FDR_OP_SELECT", _d_pollsel, M_SELECT, show=SHOW_EVENTS,

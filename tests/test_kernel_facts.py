@@ -108,3 +108,26 @@ def test_epollwakeup_needs_pm_sleep(monkeypatch, tmp_path):
 def test_epoll_ioctl_by_version(release, has):
     """18e2bf0edf4d (epoll files answer ioctl, EINVAL for unknown requests) is in 6.9."""
     assert kernel_has("18e2bf0edf4d", release) is has
+
+
+@pytest.mark.parametrize("fact, var", [("epoll_busy_poll", "FDR_EPOLL_BUSY_POLL"),
+                                       ("cap_net_admin", "FDR_CAP_NET_ADMIN")])
+@pytest.mark.parametrize("value, has", [("yes", True), ("no", False)])
+def test_epoll_params_facts_override(monkeypatch, fact, var, value, has):
+    """FDR_EPOLL_BUSY_POLL and FDR_CAP_NET_ADMIN state the config and the capability
+    EPIOCSPARAMS depends on, whatever /proc says."""
+    monkeypatch.setenv(var, value)
+    assert getattr(kernel_facts, fact)() is has
+
+
+def test_busy_poll_is_the_sysctl(monkeypatch, tmp_path):
+    """Without /proc/sys/net/core/busy_poll (no CONFIG_NET_RX_BUSY_POLL) the epoll params
+    ioctl is taken as EOPNOTSUPP."""
+    monkeypatch.delenv("FDR_EPOLL_BUSY_POLL", raising=False)
+    real = kernel_facts.Path
+
+    def fake(path, *rest):
+        absent = str(path) == "/proc/sys/net/core/busy_poll"
+        return real(tmp_path / "absent") if absent else real(path, *rest)
+    monkeypatch.setattr(kernel_facts, "Path", fake)
+    assert kernel_facts.epoll_busy_poll() is False

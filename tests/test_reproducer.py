@@ -427,7 +427,27 @@ def prog_actors():
     return p
 
 
-HAND_BUILT = [prog_actors, prog_signalfd_timerfd, prog_kcmp_fdinfo, prog_dup3_cloexec_and_by_handle,
+def prog_epoll_variants():
+    """epoll_pwait and epoll_pwait2 with a mask (one interrupted), epoll_create(size) taken
+    and refused, and the busy-poll params set and read back."""
+    p = Program("epoll variants")
+    ep = p.epoll_create_size("ep", size=8)
+    p.epoll_create_size("bad", size=0)
+    r = p.pipe("r", file="P")
+    s = p.signalfd("s", file="S")
+    p.epoll_ctl(ep, ADD, r, IN, data=1)
+    p.inject(p.file_named("P"))
+    p.epoll_pwait(ep, sigmask=[s])
+    p.read(r)
+    p.inject(p.file_named("S"))
+    p.epoll_pwait2(ep, sigmask=[s], timeout_ms=5)
+    p.epoll_pwait2(ep, timeout_ms=5)
+    p.epoll_params(ep, usecs=9, budget=3, prefer=1)
+    p.epoll_params(ep)
+    return p
+
+
+HAND_BUILT = [prog_epoll_variants, prog_actors, prog_signalfd_timerfd, prog_kcmp_fdinfo, prog_dup3_cloexec_and_by_handle,
               prog_keep_and_new_kinds, prog_closed_handles, prog_memfd_hangup]
 if hasattr(Program, "notify"):
     HAND_BUILT += [prog_holds, prog_after_exit]

@@ -21,6 +21,12 @@ instance is watched, or the target is an epoll) counts the wakeup paths from
 each source below the target up to an unwatched epoll, by length, against
 PATH_LIMITS; too many, or one too long, is EINVAL.
 
+epoll_pwait/pwait2 (foreground only): events first; with none and a non-zero
+timeout, a pending signalfd signal outside the step's mask is EINTR and its
+handler takes one instance.  EPIOCSPARAMS/EPIOCGPARAMS: per epoll file, checked
+as ep_eventpoll_bp_ioctl() does, by kernel_facts for the commit, the config and
+CAP_NET_ADMIN.
+
 Flagged ambiguous: kernel pointer order (KCMP_EPOLL_TFD with toff among
 entries under one number, fdinfo lines alike but for their order).
 """
@@ -32,11 +38,12 @@ from native import kernel_facts
 from native import program as P
 from native.trace import FdinfoLine
 from fuzz.kernel.base import (
-    ERR, ET, EXCLUSIVE, Errno, HUP, IN, ONESHOT, OUT, POLLABLE, WAKEUP, WAKE_KEY)
+    ERR, ET, EXCLUSIVE, Errno, HUP, NotModelled, IN, ONESHOT, OUT, POLLABLE, WAKEUP, WAKE_KEY)
 
 if TYPE_CHECKING:
     from fuzz.kernel.base import OFile, Process, WaitQueue
 
+NAPI_POLL_WEIGHT = 64          # EPIOCSPARAMS: a larger budget needs CAP_NET_ADMIN
 PRIVATE_BITS = WAKEUP | ONESHOT | ET | EXCLUSIVE                      # EP_PRIVATE_BITS
 EXCLUSIVE_OK_BITS = IN | OUT | ERR | HUP | WAKEUP | ET | EXCLUSIVE     # EPOLLEXCLUSIVE_OK_BITS
 EP_MAX_NESTS = 4
@@ -326,6 +333,47 @@ class EventPoll:
     def _op_wait(self, proc, step):
         events = self.sys_epoll_wait(proc, self.num(proc, step.ep), step.maxevents)
         return P.expected_outcome(step, events=events)
+
+    def _op_epoll_pwait(self, proc, step):
+        """epoll_pwait/pwait2 (foreground): events first; with none and a timeout, a
+        pending signalfd signal the step's mask leaves unblocked interrupts (EINTR) and
+        its handler takes one instance, the lowest-numbered signal's (files in order)."""
+        events = self.sys_epoll_wait(proc, self.num(proc, step.ep), step.maxevents)
+        if events or step.timeout_ms == 0:
+            return P.expected_outcome(step, events=events)
+        blocked = {f.name for f in step.sigmask}
+        caught = sorted((self.file_index[n] for n, c in proc.pending.items()
+                         if c and n not in blocked))
+        if not caught:
+            return P.expected_outcome(step, events=events)
+        proc.pending[self.program.files[caught[0]].name] -= 1
+        raise Errno("EINTR")
+
+    _op_epoll_pwait2 = _op_epoll_pwait
+
+    def _op_epoll_params(self, proc, step):
+        """ioctl EPIOCSPARAMS/EPIOCGPARAMS (18e2bf0edf4d; busy-poll kernels only): the
+        set checks pad, usecs, prefer, then budget against CAP_NET_ADMIN, in that order."""
+        f = self.lookup(proc, self.num(proc, step.ep))
+        if f.kind != P.EPOLL:
+            if f.kind == P.LISTENER:
+                raise Errno("EINVAL")                  # seccomp_notify_ioctl's default
+            if f.kind in (P.MEMFD, P.URING):
+                raise NotModelled(f"epoll_params on a {f.kind}")
+            raise Errno("ENOTTY")                      # no ioctl of that type
+        if not kernel_facts.kernel_has("18e2bf0edf4d"):
+            raise Errno("ENOTTY")                      # epoll files had no ioctl
+        if not kernel_facts.epoll_busy_poll():
+            raise Errno("ENOTSUP")             # EOPNOTSUPP, as Python names it
+        if step.params is None:
+            return P.expected_outcome(step, ret=P.params_word(*getattr(f, "busy_poll", (0, 0, 0))))
+        usecs, budget, prefer, pad = step.params
+        if pad or usecs > 0x7FFF_FFFF or prefer > 1:
+            raise Errno("EINVAL")
+        if budget > NAPI_POLL_WEIGHT and not kernel_facts.cap_net_admin():
+            raise Errno("EPERM")
+        f.busy_poll = (usecs, budget, prefer)
+        return P.expected_outcome(step, ret=0)
 
     def _op_fdinfo(self, proc, step):
         ep = proc.fdt.get(self.num(proc, step.ep))

@@ -324,6 +324,12 @@ class FileTable:
         return P.expected_outcome(step, ret=self.handle_of(proc, fd))
 
     _op_pipe = _op_socketpair = _op_eventfd = _op_epoll_create = _create
+
+    def _op_epoll_create_size(self, proc, step):
+        """epoll_create(size): a size of 0 or below is EINVAL, else epoll_create1(0)."""
+        if step.size <= 0:
+            raise Errno("EINVAL")
+        return self._create(proc, step)
     _op_signalfd = _op_timerfd = _op_memfd = _create
 
     def _op_dup(self, proc, step):
