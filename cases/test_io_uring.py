@@ -33,6 +33,8 @@ PIPE_IN = IN      # a poll CQE carries the ready events masked by those asked fo
 # Since 3af0356c162c (6.5) a ring's task work runs in the order it was queued; before
 # it, newest first.
 TW_IN_ORDER = kernel_has("3af0356c162c")
+# Before ef67fcb41de6 (6.2) io_uring_register() ran the ring's pending task work first.
+REGISTER_RUNS_TW = not kernel_has("ef67fcb41de6")
 
 
 def ring_and_pipe(blocking=False):
@@ -179,5 +181,28 @@ def test_task_work_order_decides_what_a_multishot_poll_sees(via):
     p.uring_reap(ring, timeout_ms=2000, wait_nr=2).expect(
         cqes=[(read, 8, False, "old"), (poll, seen, True)])
     p.read(s).expect(-1, errno="EAGAIN")               # the new socket is empty
+    p.uring_exit(ring)
+    return p
+
+
+@case(params=matrix(via=(ADDFD_SETFD, DUP2)))
+def test_register_runs_a_woken_read_only_before_6_2(via):
+    """A read pending on the old socket and woken by its data stays pending through a
+    file registration, so a dup still reads the data; before ef67fcb41de6 the
+    registration ran the read first, and the dup finds the socket empty."""
+    p = Program()
+    ring = p.uring_setup("ring")
+    s = p.socketpair("s", file="old")
+    keep = p.dup(s, "keep")
+    read = p.uring_read(ring, s)
+    p.replace(s, by=SOCKET, via=via, file="new")
+    p.inject(p.file_named("old"))
+    p.uring_register(ring, p.pipe("other"))
+    if REGISTER_RUNS_TW:
+        p.read(keep).expect(-1, errno="EAGAIN")
+        p.uring_reap(ring, timeout_ms=200).expect(cqes=[(read, 8, False, "old")])
+    else:
+        p.read(keep).expect(reached="old")
+        p.uring_reap(ring, timeout_ms=200).expect(cqes=[])   # it found nothing, re-armed
     p.uring_exit(ring)
     return p

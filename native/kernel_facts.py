@@ -58,6 +58,11 @@ COMMITS = {c.sha: c for c in (
     # SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the supervisor has received a
     # notification, only a fatal signal interrupts the target's wait for the answer.
     # Before it the flag is unknown and seccomp(2) refuses it with EINVAL.
+    # io_uring_register() no longer runs the ring's pending task work before it does its
+    # job; before it, registering or unregistering files ran it first (the DEFER_TASKRUN
+    # ring's local work included), so a read woken before the register completed there.
+    Commit("ef67fcb41de6", "io_uring: do not always force run task_work in io_uring_register",
+           (6, 2), {}),
     # DEFER_TASKRUN rings run their queued task work in the order it was queued; before
     # it the lock-less list was run as it stands, newest first (io_uring/io_uring.c,
     # __io_run_local_work).  Seen on Debian's 6.1.192: a socket read and a multishot

@@ -390,6 +390,7 @@ class IoUring:
         """IORING_REGISTER_FILES with h's number: fixed file 0 holds a reference; number
         -1 registers an empty slot."""
         ring = self.ring_for(proc, step)
+        self.register_runs_task_work(ring)
         if ring.registered:
             raise Errno("EBUSY")
         fd = self.num(proc, step.h)
@@ -402,9 +403,15 @@ class IoUring:
         ring.registered, ring.fixed = True, f
         return P.expected_outcome(step)
 
+    def register_runs_task_work(self, ring: Ring):
+        """Before ef67fcb41de6 (6.2) io_uring_register() ran the ring's task work first."""
+        if not self.facts["ef67fcb41de6"]:
+            self.run_task_work(ring)
+
     def _op_uring_unregister(self, proc, step):
         """The table's reference goes at once (a pending fixed read keeps its own)."""
         ring = self.ring_for(proc, step)
+        self.register_runs_task_work(ring)
         if not ring.registered:
             raise Errno("ENXIO")
         f, ring.fixed, ring.registered = ring.fixed, None, False
