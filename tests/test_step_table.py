@@ -184,3 +184,37 @@ def test_model_errno_names_are_names_the_executor_prints():
         used |= set(re.findall(r'Errno\("(\w+)"', path.read_text()))
         used |= set(re.findall(r'errno="(\w+)"', path.read_text()))
     assert used and used <= known, f"unknown errno names in the model: {used - known}"
+
+
+# -- what the C executor does with a row's flags ------------------------------------
+
+def test_every_fd_returning_kind_names_its_descriptor():
+    """A step of every returns_fd kind that succeeds comes back naming its descriptor by
+    handle, not as a number: executor.c's own list of such ops agrees with the table."""
+    from native import probes
+    from native.executor import run
+    from tests.test_reproducer import HAND_BUILT
+    token = probes.missing(["user_notif", "addfd", "addfd_send"])
+    if token:
+        pytest.skip(token)
+    def ring_program():
+        p = P.Program()
+        p.uring_exit(p.uring_setup("ring"))
+        return p
+
+    builds = list(HAND_BUILT)
+    if not probes.missing(probes.URING_FEATURES):
+        builds.append(ring_program)
+    named, numbered = set(), set()
+    for build in builds:
+        program = build()
+        trace = run(program)
+        assert trace.failure is None, trace.failure
+        for step, out in zip(program.steps, trace.outcomes):
+            if steps.KIND[step.op].returns_fd and not out.errno:
+                (named if isinstance(out.ret, str) else numbered).add(step.op)
+    assert not numbered, f"fd-returning kinds traced as a bare number: {sorted(numbered)}"
+    unseen = set(steps.ops(returns_fd=True)) - named
+    if probes.missing(probes.URING_FEATURES):
+        unseen -= set(steps.ops(model=steps.M_URING))
+    assert not unseen, f"fd-returning kinds no hand-built program runs: {sorted(unseen)}"
