@@ -66,6 +66,8 @@ READ_POLL_EVENTS = PRI | ERR | ET | ONESHOT | IN | RDNORM | POLL_UNMASK  # a rea
 URING_READ_SIZE = 256        # the executor's per-request read buffer (URING_BUF)
 CQ_ENTRIES = 16              # io_uring_queue_init(8): twice the SQ entries
 MAX_REAPED = 32              # the executor peeks at most FDR_MAX_EVENTS CQEs per reap
+# The calls a torn-down ring's exit work may interrupt while they sleep.
+SLEEPS_INTERRUPTIBLY = ("wait", "epoll_pwait", "epoll_pwait2", "poll", "select")
 URING_POLL_KINDS = (P.PIPE, P.SOCKET, P.EVENTFD, P.MEMFD)   # what uring_poll is modelled on
 URING_READ_KINDS = P.PEER_KINDS                              # and uring_read
 
@@ -129,9 +131,9 @@ class IoUring:
     def interruptible(self, step: P.Step) -> bool:
         """Once a ring is torn down, its exit work sends its task a task_work that
         interrupts whatever it sleeps in then, at a moment of its own: epoll_wait
-        says EINTR, poll and select restart (one more pass); a ring's own wait just
-        runs it.  Any such call that may sleep is not pinned."""
-        return (step.actor.name in self.nagged and step.op in ("wait", "poll", "select")
+        and epoll_pwait/pwait2 say EINTR, poll and select restart (one more pass); a
+        ring's own wait just runs it.  Any such call that may sleep is not pinned."""
+        return (step.actor.name in self.nagged and step.op in SLEEPS_INTERRUPTIBLY
                 and (step.background or step.timeout_ms > 0))
 
     # -- io_uring (io_uring/poll.c, rw.c, cancel.c, rsrc.c; liburing in the executor) ----
